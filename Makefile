@@ -1,0 +1,124 @@
+# Zoetrope build. `make run` and `make test` are the only commands a fresh
+# Debian 12 machine needs: both install missing packages first (make deps).
+#
+#   make            build bin/zoe, lib/libzoe.a (the core), lib/zoe.so (Lua module)
+#   make deps       install the Debian packages that are missing (apt-get, as root)
+#   make run        run the default recipe (scripts/hello.lua)
+#   make test       C unit tests + Lua tests; ends with "N passed, N failed"
+#   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      speed ratios measured in one run
+#   make install PREFIX=/usr/local
+
+PREFIX ?= /usr/local
+SAN ?=
+CC ?= cc
+
+# Debian packages: build libraries, and the tools tests use (ffprobe, valgrind).
+DEB_PACKAGES = build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev libuv1-dev \
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg libcjson-dev \
+  lua-luv-dev libedit-dev
+
+PKGS = lua5.4 lua5.4-luv openblas libuv libavcodec libavformat libavutil libswscale libcjson
+
+ifeq ($(SAN),1)
+  BUILD = build/san
+  SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  OPT = -O1 -g
+else
+  BUILD = build/rel
+  SANFLAGS =
+  OPT = -O2 -g
+endif
+BIN = $(BUILD)/bin
+LIB = $(BUILD)/lib
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+  -Wmissing-prototypes -fno-math-errno -fPIC $(OPT) $(SANFLAGS) $(PKG_CFLAGS) \
+  $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lm -lpthread $(LDLIBS)
+LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
+
+CORE_SRC = $(sort $(wildcard runtime/core/*.c runtime/ops/*.c runtime/nn/*.c runtime/io/*.c runtime/loop/*.c))
+LUA_SRC = $(sort $(wildcard runtime/lua/*.c))
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+LUA_OBJ = $(LUA_SRC:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ = $(BUILD)/obj/runtime/main.o
+TEST_SRC = $(sort $(wildcard tests/c/test_*.c))
+TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
+BENCH_SRC = $(sort $(wildcard bench/*.c))
+BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
+
+.PHONY: all deps run test test-c test-lua bench install clean check-deps
+.DEFAULT_GOAL := all
+
+all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
+ifneq ($(SAN),1)
+	@mkdir -p bin lib
+	@ln -sf ../$(BIN)/zoe bin/zoe
+	@ln -sf ../$(LIB)/zoe.so lib/zoe.so
+	@ln -sf ../$(LIB)/libzoe.a lib/libzoe.a
+endif
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "make deps: installing$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+	  echo "make deps: missing Debian packages; run as root:"; \
+	  echo "  apt-get install -y$$missing"; exit 1; \
+	fi
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(LIB)/libzoe.a: $(CORE_OBJ)
+	@mkdir -p $(LIB)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB)/zoe.so: $(CORE_OBJ) $(LUA_OBJ)
+	@mkdir -p $(LIB)
+	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BIN)/zoe: $(MAIN_OBJ) $(LUA_OBJ) $(LIB)/libzoe.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(MAIN_OBJ) $(LUA_OBJ) $(LIB)/libzoe.a $(LDLIBS_ALL)
+
+$(BIN)/tests/%: tests/c/%.c tests/c/test.h $(LIB)/libzoe.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIB)/libzoe.a $(LDLIBS_ALL)
+
+$(BIN)/bench/%: bench/%.c $(LIB)/libzoe.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIB)/libzoe.a $(LDLIBS_ALL)
+
+run: deps all
+	$(BIN)/zoe scripts/hello.lua
+
+test: deps all $(TEST_BIN)
+	@ZOE="$(BIN)/zoe" TEST_BIN_DIR="$(BIN)/tests" SAN="$(SAN)" sh tests/run.sh
+
+bench: deps all $(BENCH_BIN)
+	@ZOE="$(BIN)/zoe" BENCH_BIN_DIR="$(BIN)/bench" sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/lua/5.4 \
+	  $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/zoe
+	install -m 755 $(BIN)/zoe $(DESTDIR)$(PREFIX)/bin/zoe
+	install -m 644 $(LIB)/zoe.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/zoe.so
+	install -m 644 $(LIB)/libzoe.a $(DESTDIR)$(PREFIX)/lib/libzoe.a
+	cp -r lua/zoe $(DESTDIR)$(PREFIX)/share/lua/5.4/
+	if [ -d models ]; then cp -r models $(DESTDIR)$(PREFIX)/share/zoe/; fi
+
+clean:
+	rm -rf build bin lib
+
+-include $(CORE_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

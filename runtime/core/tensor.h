@@ -1,0 +1,94 @@
+/*
+** tensor.h: refcounted storage and the tensor, a strided view over it.
+** Views never copy. Every function that returns a tensor returns a new
+** reference the caller releases once (even when it is the input itself).
+** Dims are 0-based here; negative dims count from the end.
+*/
+#ifndef ZOE_TENSOR_H
+#define ZOE_TENSOR_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dtype.h"
+#include "error.h"
+
+#define ZOE_MAX_DIMS 8
+
+typedef struct zoe_storage zoe_storage;
+struct zoe_storage {
+  atomic_int refcount;
+  void *data;
+  size_t nbytes;
+  /* Releases 'data' (heap block, file mapping, borrowed buffer); NULL: nothing to do. */
+  void (*release)(zoe_storage *s);
+  void *owner; /* what 'release' needs: a mapping, a Lua reference, ... */
+};
+
+typedef struct zoe_tensor {
+  atomic_int refcount;
+  zoe_dtype dtype;
+  int ndim;
+  int64_t shape[ZOE_MAX_DIMS];
+  int64_t stride[ZOE_MAX_DIMS]; /* in elements */
+  int64_t offset;               /* in elements, from storage->data */
+  zoe_storage *storage;
+} zoe_tensor;
+
+/* ---- storage ---- */
+zoe_storage *zoe_storage_new(size_t nbytes, zoe_err *e); /* from the caching allocator */
+/* Wrap memory owned elsewhere; 'release' (may be NULL) is called when the last view goes. */
+zoe_storage *zoe_storage_wrap(void *data, size_t nbytes, void (*release)(zoe_storage *),
+                              void *owner, zoe_err *e);
+zoe_storage *zoe_storage_retain(zoe_storage *s);
+void zoe_storage_release(zoe_storage *s);
+
+/* ---- lifetime ---- */
+zoe_tensor *zoe_tensor_retain(const zoe_tensor *t);
+void zoe_tensor_release(zoe_tensor *t);
+
+/* ---- creation ---- */
+zoe_tensor *zoe_empty(zoe_dtype dt, int ndim, const int64_t *shape, zoe_err *e);
+zoe_tensor *zoe_zeros(zoe_dtype dt, int ndim, const int64_t *shape, zoe_err *e);
+zoe_tensor *zoe_full(zoe_dtype dt, int ndim, const int64_t *shape, double v, zoe_err *e);
+zoe_tensor *zoe_empty_like(const zoe_tensor *t, zoe_err *e); /* contiguous, same dtype */
+zoe_tensor *zoe_arange(zoe_dtype dt, double start, double end, double step, zoe_err *e);
+zoe_tensor *zoe_linspace(zoe_dtype dt, double start, double end, int64_t n, zoe_err *e);
+/* A view of 'storage' (retained by the view). Checks the view fits in the storage. */
+zoe_tensor *zoe_tensor_view_of(zoe_storage *s, zoe_dtype dt, int ndim, const int64_t *shape,
+                               const int64_t *stride, int64_t offset, zoe_err *e);
+
+/* ---- queries ---- */
+int64_t zoe_numel(const zoe_tensor *t);
+bool zoe_is_contiguous(const zoe_tensor *t);
+static inline void *zoe_data(const zoe_tensor *t) {
+  return (char *)t->storage->data + t->offset * (int64_t)zoe_dtype_size(t->dtype);
+}
+bool zoe_same_shape(const zoe_tensor *a, const zoe_tensor *b);
+/* "2x3x4" ("scalar" for 0 dims) into 'buf'; returns buf. */
+char *zoe_shape_str(const zoe_tensor *t, char *buf, size_t n);
+char *zoe_shape_str_n(int ndim, const int64_t *shape, char *buf, size_t n);
+/* Normalize dim 'd' (may be negative) for a tensor of 'ndim' dims (+1 when inserting). */
+int zoe_norm_dim(int d, int ndim, const char *op, zoe_err *e, int *out);
+
+/* ---- views (no copy) ---- */
+zoe_tensor *zoe_view(const zoe_tensor *t, int ndim, const int64_t *shape, zoe_err *e);
+zoe_tensor *zoe_reshape(const zoe_tensor *t, int ndim, const int64_t *shape, zoe_err *e);
+zoe_tensor *zoe_permute(const zoe_tensor *t, const int *perm, zoe_err *e);
+zoe_tensor *zoe_transpose(const zoe_tensor *t, int d0, int d1, zoe_err *e);
+zoe_tensor *zoe_narrow(const zoe_tensor *t, int dim, int64_t start, int64_t len, zoe_err *e);
+zoe_tensor *zoe_select(const zoe_tensor *t, int dim, int64_t index, zoe_err *e);
+zoe_tensor *zoe_expand(const zoe_tensor *t, int ndim, const int64_t *shape, zoe_err *e);
+zoe_tensor *zoe_squeeze(const zoe_tensor *t, int dim, zoe_err *e);    /* dim must be size 1 */
+zoe_tensor *zoe_squeeze_all(const zoe_tensor *t, zoe_err *e);
+zoe_tensor *zoe_unsqueeze(const zoe_tensor *t, int dim, zoe_err *e);
+
+/* ---- copies ---- */
+zoe_tensor *zoe_contiguous(const zoe_tensor *t, zoe_err *e); /* 't' itself when already so */
+zoe_tensor *zoe_clone(const zoe_tensor *t, zoe_err *e);
+zoe_tensor *zoe_to_dtype(const zoe_tensor *t, zoe_dtype dt, zoe_err *e);
+/* dst[...] = src[...], broadcasting src to dst's shape and converting dtype. */
+int zoe_copy_(zoe_tensor *dst, const zoe_tensor *src, zoe_err *e);
+
+#endif

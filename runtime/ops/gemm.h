@@ -1,0 +1,29 @@
+/*
+** gemm.h: the one matrix-product interface every op and block goes through.
+** C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, with leading
+** dimensions in elements. A and B may be f32, f16 or bf16; C is f32. The
+** backend is chosen here (OpenBLAS sgemm today), so a faster one is one file.
+*/
+#ifndef ZOE_GEMM_H
+#define ZOE_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/dtype.h"
+#include "../core/error.h"
+
+typedef struct zoe_gemm_arg {
+  const void *data;
+  zoe_dtype dtype;
+  bool trans; /* the matrix is stored transposed: element (i,k) at data[k*ld + i] */
+  int64_t ld;
+} zoe_gemm_arg;
+
+int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
+             float beta, float *C, int64_t ldc, zoe_err *e);
+
+/* Name of the backend that runs f32 products ("openblas"). */
+const char *zoe_gemm_backend(void);
+
+#endif
