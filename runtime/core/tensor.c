@@ -241,7 +241,8 @@ zoe_tensor *zoe_linspace(zoe_dtype dt, double start, double end, int64_t n, zoe_
   /* as PyTorch: the first half counts up from start, the second half down from end */
   double step = n > 1 ? (end - start) / (double)(n - 1) : 0;
   int64_t half = n / 2;
-  for (int64_t i = 0; i < n; i++) {
+  if (n == 1) zoe_store_elem(dt, zoe_data(t), 0, start);
+  for (int64_t i = 0; i < n && n > 1; i++) {
     double v = i < half ? start + step * (double)i : end - step * (double)(n - 1 - i);
     zoe_store_elem(dt, zoe_data(t), i, v);
   }
@@ -525,6 +526,33 @@ zoe_tensor *zoe_unsqueeze(const zoe_tensor *t, int dim, zoe_err *e) {
   v->shape[d] = 1;
   v->stride[d] = d < t->ndim ? t->stride[d] * t->shape[d] : 1;
   v->ndim = t->ndim + 1;
+  return v;
+}
+
+zoe_tensor *zoe_view_dtype(const zoe_tensor *t, zoe_dtype dt, zoe_err *e) {
+  size_t from = zoe_dtype_size(t->dtype), to = zoe_dtype_size(dt);
+  char a[96];
+  if (!to) {
+    zoe_errf(e, ZOE_EDTYPE, "view_dtype: unknown dtype %d", (int)dt);
+    return NULL;
+  }
+  int last = t->ndim - 1;
+  bool ok = t->ndim > 0 && (t->shape[last] == 1 || t->stride[last] == 1) &&
+            (int64_t)(t->shape[last] * (int64_t)from) % (int64_t)to == 0 &&
+            (t->offset * (int64_t)from) % (int64_t)to == 0;
+  for (int i = 0; ok && i < last; i++) ok = (t->stride[i] * (int64_t)from) % (int64_t)to == 0;
+  if (!ok) {
+    zoe_errf(e, ZOE_ESHAPE, "view_dtype: tensor %s %s cannot be seen as %s (the last dim must be contiguous and divide evenly)",
+             zoe_dtype_name(t->dtype), zoe_shape_str(t, a, sizeof a), zoe_dtype_name(dt));
+    return NULL;
+  }
+  zoe_tensor *v = view_header(t, e);
+  if (!v) return NULL;
+  v->dtype = dt;
+  v->offset = t->offset * (int64_t)from / (int64_t)to;
+  for (int i = 0; i < last; i++) v->stride[i] = t->stride[i] * (int64_t)from / (int64_t)to;
+  v->shape[last] = t->shape[last] * (int64_t)from / (int64_t)to;
+  v->stride[last] = 1;
   return v;
 }
 

@@ -84,6 +84,12 @@ zoe_tensor *zoe_squeeze(const zoe_tensor *t, int dim, zoe_err *e);    /* dim mus
 zoe_tensor *zoe_squeeze_all(const zoe_tensor *t, zoe_err *e);
 zoe_tensor *zoe_unsqueeze(const zoe_tensor *t, int dim, zoe_err *e);
 
+/*
+** The same bytes seen as another dtype (torch's view(dtype)): the last dim must be
+** contiguous; its size scales by the ratio of element sizes.
+*/
+zoe_tensor *zoe_view_dtype(const zoe_tensor *t, zoe_dtype dt, zoe_err *e);
+
 /* ---- copies ---- */
 zoe_tensor *zoe_contiguous(const zoe_tensor *t, zoe_err *e); /* 't' itself when already so */
 zoe_tensor *zoe_clone(const zoe_tensor *t, zoe_err *e);

@@ -90,9 +90,9 @@ static lz_task *new_op(lua_State *L, const char *name, int kind) {
   return lz_task_new(L, run_op, name, kind);
 }
 
-/* Optional destination at 'arg': a tensor, or nil. */
-static void opt_out(lua_State *L, lz_task *t, int arg) {
-  if (!lua_isnoneornil(L, arg)) t->out = zoe_tensor_retain(lz_checktensor(L, arg));
+/* Optional destination at 'arg': a tensor, or nil. Call before pushing the task. */
+static zoe_tensor *opt_out(lua_State *L, int arg) {
+  return lua_isnoneornil(L, arg) ? NULL : lz_checktensor(L, arg);
 }
 
 static double numel_cost(const zoe_tensor *t, double per) { return (double)zoe_numel(t) * per; }
@@ -111,6 +111,7 @@ static int binary(lua_State *L, zoe_binop op, int out_arg) {
   }
   if (!a) luaL_argexpected(L, lua_isnumber(L, 1), 1, "tensor or number");
   if (!b) luaL_argexpected(L, lua_isnumber(L, 2), 2, "tensor or number");
+  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
   lz_task *t = new_op(L, bin_names[op], K_BINARY);
   t->iv[0] = op;
   if (a && b) {
@@ -122,7 +123,7 @@ static int binary(lua_State *L, zoe_binop op, int out_arg) {
     t->dv[0] = lua_tonumber(L, a ? 2 : 1);
   }
   if (out_arg < 0) t->out = zoe_tensor_retain(a ? a : b);
-  else if (out_arg > 0) opt_out(L, t, out_arg);
+  else if (out) t->out = zoe_tensor_retain(out);
   t->cost = numel_cost(a ? a : b, 1) + (a && b ? numel_cost(b, 0) : 0);
   return lz_task_finish(L, t);
 }
@@ -142,11 +143,12 @@ BINARY_FUNCS(minimum, ZOE_MINIMUM)
 
 static int unary(lua_State *L, zoe_unop op, int out_arg) {
   zoe_tensor *a = lz_checktensor(L, 1);
+  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
   lz_task *t = new_op(L, zoe_unop_name(op), K_UNARY);
   t->iv[0] = op;
   lz_task_in(t, a);
   if (out_arg < 0) t->out = zoe_tensor_retain(a);
-  else if (out_arg > 0) opt_out(L, t, out_arg);
+  else if (out) t->out = zoe_tensor_retain(out);
   t->cost = numel_cost(a, 4);
   return lz_task_finish(L, t);
 }
@@ -186,12 +188,13 @@ static int m_gelu_(lua_State *L) { return gelu(L, -1); }
 static int clamp(lua_State *L, int out_arg) {
   zoe_tensor *a = lz_checktensor(L, 1);
   double lo = luaL_opt(L, luaL_checknumber, 2, -HUGE_VAL), hi = luaL_opt(L, luaL_checknumber, 3, HUGE_VAL);
+  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
   lz_task *t = new_op(L, "clamp", K_CLAMP);
   lz_task_in(t, a);
   t->dv[0] = lo;
   t->dv[1] = hi;
   if (out_arg < 0) t->out = zoe_tensor_retain(a);
-  else if (out_arg > 0) opt_out(L, t, out_arg);
+  else if (out) t->out = zoe_tensor_retain(out);
   t->cost = numel_cost(a, 1);
   return lz_task_finish(L, t);
 }
@@ -201,11 +204,12 @@ static int f_clamp(lua_State *L) { return clamp(L, 4); }
 
 static int f_where(lua_State *L) {
   zoe_tensor *c = lz_checktensor(L, 1), *a = lz_checktensor(L, 2), *b = lz_checktensor(L, 3);
+  zoe_tensor *out = opt_out(L, 4);
   lz_task *t = new_op(L, "where", K_WHERE);
   lz_task_in(t, c);
   lz_task_in(t, a);
   lz_task_in(t, b);
-  opt_out(L, t, 4);
+  if (out) t->out = zoe_tensor_retain(out);
   t->cost = numel_cost(a, 1);
   return lz_task_finish(L, t);
 }
@@ -214,13 +218,14 @@ static int f_where(lua_State *L) {
 static int lerp(lua_State *L, int out_arg) {
   zoe_tensor *a = lz_checktensor(L, 1), *b = lz_checktensor(L, 2), *w = lz_totensor(L, 3);
   if (!w) luaL_checknumber(L, 3);
+  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
   lz_task *t = new_op(L, "lerp", K_LERP);
   lz_task_in(t, a);
   lz_task_in(t, b);
   if (w) lz_task_in(t, w);
   else t->dv[0] = lua_tonumber(L, 3);
   if (out_arg < 0) t->out = zoe_tensor_retain(a);
-  else if (out_arg > 0) opt_out(L, t, out_arg);
+  else if (out) t->out = zoe_tensor_retain(out);
   t->cost = numel_cost(a, 1);
   return lz_task_finish(L, t);
 }
@@ -267,11 +272,12 @@ static int softmax(lua_State *L, bool log) {
   zoe_tensor *a = lz_checktensor(L, 1);
   const char *name = log ? "log_softmax" : "softmax";
   int dim = lua_isnoneornil(L, 2) ? a->ndim - 1 : lz_checkdim(L, 2, a, name, 0);
+  zoe_tensor *out = opt_out(L, 3);
   lz_task *t = new_op(L, name, K_SOFTMAX);
   lz_task_in(t, a);
   t->iv[0] = dim < 0 ? 0 : dim;
   t->iv[1] = log;
-  opt_out(L, t, 3);
+  if (out) t->out = zoe_tensor_retain(out);
   t->cost = numel_cost(a, 4);
   return lz_task_finish(L, t);
 }
@@ -282,10 +288,11 @@ static int m_log_softmax(lua_State *L) { return softmax(L, true); }
 
 static int matmul(lua_State *L, int out_arg) {
   zoe_tensor *a = lz_checktensor(L, 1), *b = lz_checktensor(L, 2);
+  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
   lz_task *t = new_op(L, "matmul", K_MATMUL);
   lz_task_in(t, a);
   lz_task_in(t, b);
-  if (out_arg > 0) opt_out(L, t, out_arg);
+  if (out) t->out = zoe_tensor_retain(out);
   /* 2*M*N*K over the broadcast batch, roughly */
   double na = (double)zoe_numel(a), nb = b->ndim ? (double)b->shape[b->ndim - 1] : 1;
   t->cost = 2 * na * nb;

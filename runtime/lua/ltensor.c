@@ -401,6 +401,13 @@ static int m_to(lua_State *L) {
   return lz_result(L, zoe_to_dtype(t, dt, &e), &e);
 }
 
+/* t:view_dtype("u8"): the same bytes as another dtype */
+static int m_view_dtype(lua_State *L) {
+  zoe_err e = {0};
+  zoe_tensor *t = lz_checktensor(L, 1);
+  return lz_result(L, zoe_view_dtype(t, lz_checkdtype(L, 2), &e), &e);
+}
+
 /* __index: integer keys select along dim 1; strings look up methods */
 static int m_index(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) {
@@ -437,7 +444,7 @@ static const luaL_Reg methods[] = {
   {"transpose", m_transpose}, {"t", m_transpose},       {"narrow", m_narrow},
   {"select", m_select},       {"expand", m_expand},     {"squeeze", m_squeeze},
   {"unsqueeze", m_unsqueeze}, {"contiguous", m_contiguous}, {"clone", m_clone},
-  {"to", m_to},
+  {"to", m_to},               {"view_dtype", m_view_dtype},
   {NULL, NULL},
 };
 

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Runs every C test binary and every Lua test file, then prints one line:
+# "N passed, N failed". Each test program prints "# passed N failed M" last.
+# Env: ZOE (the zoe binary), TEST_BIN_DIR (C test binaries), SAN (1 under sanitizers).
+set -u
+ZOE=${ZOE:-bin/zoe}
+TEST_BIN_DIR=${TEST_BIN_DIR:-build/rel/bin/tests}
+export LUA_PATH_5_4="tests/lua/?.lua;;"
+export ZOE_TEST_ZOE="$ZOE"
+if [ "${SAN:-}" = 1 ]; then
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
+  export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
+passed=0
+failed=0
+log=$(mktemp)
+run_one() { # name, command...
+  name=$1
+  shift
+  "$@" >"$log" 2>&1
+  rc=$?
+  summary=$(grep -E '^# passed [0-9]+ failed [0-9]+' "$log" | tail -1)
+  if [ -z "$summary" ]; then
+    echo "FAIL $name: crashed or printed no summary (exit $rc)"
+    tail -30 "$log"
+    failed=$((failed + 1))
+    return
+  fi
+  p=$(echo "$summary" | awk '{print $3}')
+  f=$(echo "$summary" | awk '{print $5}')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$f" -gt 0 ]; then
+    echo "FAIL $name ($p passed, $f failed)"
+    grep -E '^not ok|^(==|  )|Sanitizer|runtime error' "$log" | head -40
+  else
+    echo "ok   $name ($p)"
+  fi
+}
+for t in "$TEST_BIN_DIR"/test_*; do
+  [ -x "$t" ] || continue
+  run_one "c/$(basename "$t")" "$t"
+done
+for t in tests/lua/test_*.lua; do
+  [ -f "$t" ] || continue
+  run_one "lua/$(basename "$t" .lua)" "$ZOE" "$t"
+done
+rm -f "$log"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
