@@ -20,12 +20,13 @@ DEB_PACKAGES = build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev l
 
 PKGS = lua5.4 lua5.4-luv openblas libuv libavcodec libavformat libavutil libswscale libcjson
 
+# BUILD may be overridden (make BUILD=build/mine) so several builds can live side by side.
 ifeq ($(SAN),1)
-  BUILD = build/san
+  BUILD ?= build/san
   SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   OPT = -O1 -g
 else
-  BUILD = build/rel
+  BUILD ?= build/rel
   SANFLAGS =
   OPT = -O2 -g
 endif
@@ -56,7 +57,7 @@ BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
-ifneq ($(SAN),1)
+ifeq ($(BUILD),build/rel)
 	@mkdir -p bin lib
 	@ln -sf ../$(BIN)/zoe bin/zoe
 	@ln -sf ../$(LIB)/zoe.so lib/zoe.so

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -57,10 +58,10 @@ static void run_chunks(job *j) {
   }
 }
 
+/* 'arg' is the generation current when the thread was made: only later jobs are its own. */
 static void *worker(void *arg) {
-  (void)arg;
   in_worker = true;
-  long seen = 0;
+  long seen = (long)(intptr_t)arg;
   pthread_mutex_lock(&pool.mu);
   for (;;) {
     while (!pool.stop && pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.mu);
@@ -89,7 +90,7 @@ static void start_workers(int nthreads) {
   pool.nthreads = nthreads;
   pool.nworkers = 0;
   for (int i = 0; i < nthreads - 1; i++) {
-    if (pthread_create(&pool.tids[i], NULL, worker, NULL) != 0) break;
+    if (pthread_create(&pool.tids[i], NULL, worker, (void *)(intptr_t)pool.generation) != 0) break;
     pool.nworkers++;
   }
   pool.nthreads = pool.nworkers + 1;

@@ -307,23 +307,28 @@ static int join(lua_State *L, bool stack) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int n = (int)luaL_len(L, 1);
   if (n == 0) return luaL_error(L, "%s: no tensors given", name);
+  for (int i = 1; i <= n; i++) { /* check the list before the task exists */
+    if (lua_geti(L, 1, i) != LUA_TUSERDATA || !lz_totensor(L, -1))
+      return luaL_error(L, "%s: element %d of the list is a %s, not a tensor", name, i, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_geti(L, 1, 1);
+  zoe_tensor *first = lz_totensor(L, -1);
+  lua_pop(L, 1);
+  /* the dim is checked against the first tensor (one more dim for stack) */
+  int dim = lua_isnoneornil(L, 2) ? 0 : lz_checkdim(L, 2, first, name, stack ? 1 : 0);
   lz_task *t = new_op(L, name, stack ? K_STACK : K_CAT);
   tensor_list *l = calloc(1, sizeof *l + (size_t)n * sizeof(zoe_tensor *));
   if (!l) return luaL_error(L, "%s: out of memory", name);
   t->extra = l;
   t->free_extra = free_list;
-  double cost = 0;
   for (int i = 0; i < n; i++) {
     lua_geti(L, 1, i + 1);
-    zoe_tensor *x = lz_totensor(L, -1);
-    if (!x) return luaL_error(L, "%s: element %d of the list is a %s, not a tensor", name, i + 1, luaL_typename(L, -1));
-    l->ts[l->n++] = zoe_tensor_retain(x);
-    cost += (double)zoe_numel(x);
+    l->ts[l->n] = zoe_tensor_retain(lz_totensor(L, -1));
+    t->cost += (double)zoe_numel(l->ts[l->n++]);
     lua_pop(L, 1);
   }
-  /* the dim is checked against the first tensor (one more dim for stack) */
-  t->iv[0] = lua_isnoneornil(L, 2) ? 0 : lz_checkdim(L, 2, l->ts[0], name, stack ? 1 : 0);
-  t->cost = cost;
+  t->iv[0] = dim;
   return lz_task_finish(L, t);
 }
 static int f_cat(lua_State *L) { return join(L, false); }

@@ -13,6 +13,7 @@
 
 zoe_tensor *lz_totensor(lua_State *L, int arg) {
   lz_tensor_box *b = luaL_testudata(L, arg, LZ_TENSOR);
+  if (b && !b->t) luaL_argerror(L, arg, "tensor was closed");
   return b ? b->t : NULL;
 }
 

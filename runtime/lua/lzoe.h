@@ -26,7 +26,7 @@ typedef struct lz_tensor_box {
 
 /* ---- tensors ---- */
 zoe_tensor *lz_checktensor(lua_State *L, int arg);
-zoe_tensor *lz_totensor(lua_State *L, int arg); /* NULL when not a tensor */
+zoe_tensor *lz_totensor(lua_State *L, int arg); /* NULL when not a tensor; raises when closed */
 /* Push 't', taking over the caller's reference. Nudges the GC as C memory grows. */
 void lz_pushtensor(lua_State *L, zoe_tensor *t);
 /* Raise a Lua error with e's message (the 'where' prefix says which line). */
@@ -68,7 +68,11 @@ struct lz_task {
   zoe_err err;
 };
 
-/* Push a new task userdata; keep it on the stack until lz_task_finish. */
+/*
+** Push a new task userdata; keep it on the stack until lz_task_finish.
+** Read every argument before calling this: the task lands on the top of the
+** stack, where a missing optional argument would otherwise be looked for.
+*/
 lz_task *lz_task_new(lua_State *L, lz_run_fn run, const char *name, int kind);
 /* Add an input (retained by the task). */
 void lz_task_in(lz_task *t, const zoe_tensor *x);
