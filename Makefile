@@ -28,7 +28,7 @@ ifeq ($(SAN),1)
 else
   BUILD ?= build/rel
   SANFLAGS =
-  OPT = -O2 -g
+  OPT = -O3 -g
 endif
 BIN = $(BUILD)/bin
 LIB = $(BUILD)/lib
@@ -38,7 +38,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-  -Wmissing-prototypes -fno-math-errno -fPIC $(OPT) $(SANFLAGS) $(PKG_CFLAGS) \
+  -Wmissing-prototypes -fno-math-errno -fno-trapping-math -fPIC $(OPT) $(SANFLAGS) $(PKG_CFLAGS) \
   $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lm -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
@@ -53,7 +53,7 @@ TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 
-.PHONY: all deps run test test-c test-lua bench install clean check-deps
+.PHONY: all deps run test bench install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
@@ -77,7 +77,13 @@ deps:
 	  echo "  apt-get install -y$$missing"; exit 1; \
 	fi
 
-$(BUILD)/obj/%.o: %.c
+# Objects depend on the flags they were built with: a changed flag rebuilds everything.
+FLAGS_STAMP = $(BUILD)/flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL)' | cmp -s - $@ || echo '$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL)' > $@
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
@@ -93,11 +99,11 @@ $(BIN)/zoe: $(MAIN_OBJ) $(LUA_OBJ) $(LIB)/libzoe.a
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS_ALL) -rdynamic -o $@ $(MAIN_OBJ) $(LUA_OBJ) $(LIB)/libzoe.a $(LDLIBS_ALL)
 
-$(BIN)/tests/%: tests/c/%.c tests/c/test.h $(LIB)/libzoe.a
+$(BIN)/tests/%: tests/c/%.c tests/c/test.h $(LIB)/libzoe.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIB)/libzoe.a $(LDLIBS_ALL)
 
-$(BIN)/bench/%: bench/%.c $(LIB)/libzoe.a
+$(BIN)/bench/%: bench/%.c $(LIB)/libzoe.a $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(LIB)/libzoe.a $(LDLIBS_ALL)
 

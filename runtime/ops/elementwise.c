@@ -4,6 +4,7 @@
 ** through a generic loop that computes in double (exact for i32).
 */
 #include <math.h>
+#include <string.h>
 
 #include "../core/iter.h"
 #include "ops.h"
@@ -287,9 +288,11 @@ static void tern_inner(void *arg, int64_t n, char **p, const int64_t *s) {
 static zoe_tensor *ternary(tern_ctx *c, int nin, const zoe_tensor *const *in, zoe_dtype dt,
                            zoe_tensor *out, const char *name, zoe_err *e) {
   int nd = 0;
-  int64_t shape[ZOE_MAX_DIMS];
-  for (int k = 0; k < nin; k++)
-    if (zoe_broadcast_shape(nd, shape, in[k]->ndim, in[k]->shape, &nd, shape, name, e)) return NULL;
+  int64_t shape[ZOE_MAX_DIMS] = {0}, prev[ZOE_MAX_DIMS];
+  for (int k = 0; k < nin; k++) {
+    memcpy(prev, shape, sizeof prev);
+    if (zoe_broadcast_shape(nd, prev, in[k]->ndim, in[k]->shape, &nd, shape, name, e)) return NULL;
+  }
   zoe_tensor *o = zoe_out_prepare(out, dt, nd, shape, name, e);
   if (!o) return NULL;
   const zoe_tensor *ops[4] = {o};
