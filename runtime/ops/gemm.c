@@ -1,26 +1,92 @@
 /*
-** gemm.c: the GEMM backend. f32 goes straight to cblas_sgemm; half-precision
-** operands are widened to f32 in row panels so memory stays bounded.
+** gemm.c: the GEMM backend. f32 goes straight to cblas_sgemm; a half-precision
+** operand is widened panel by panel (a panel of B is a few columns, i.e. a few
+** rows of a linear layer's weight, contiguous in the file) and each panel is a
+** separate sgemm, run in parallel on the pool.
 */
 #include "gemm.h"
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "../core/alloc.h"
-#include "../core/pool.h"
+
+extern void openblas_set_num_threads(int);
+
+#define PANEL 128 /* columns of B (or rows of A) widened at once */
 
 const char *zoe_gemm_backend(void) { return "openblas"; }
 
 static bool fits_int(int64_t v) { return v >= 0 && v <= 2147483647; }
 
-/* Widen rows [r0, r0+nr) x cols of a (possibly transposed) half matrix into f32 row-major. */
-static void widen(float *dst, zoe_gemm_arg X, int64_t r0, int64_t nr, int64_t ncols) {
+static _Thread_local int serial_depth; /* >0 inside zoe_gemm_parallel_for ranges */
+
+int zoe_gemm_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx) {
+  openblas_set_num_threads(1);
+  serial_depth++;
+  int rc = zoe_parallel_for(n, grain, fn, ctx);
+  serial_depth--;
+  openblas_set_num_threads(zoe_pool_threads());
+  return rc;
+}
+
+static void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, bool ta, int64_t lda,
+                  const float *B, bool tb, int64_t ldb, float beta, float *C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
+              (int)N, (int)K, alpha, A, (int)(lda ? lda : 1), B, (int)(ldb ? ldb : 1), beta, C, (int)ldc);
+}
+
+/* Widen rows [r0, r0+nr) of a matrix stored with leading dim 'ld' into dst [nr, ncols]. */
+static void widen_rows(float *dst, const void *data, zoe_dtype dt, int64_t ld, int64_t r0, int64_t nr,
+                       int64_t ncols) {
+  size_t es = zoe_dtype_size(dt);
   for (int64_t r = 0; r < nr; r++)
-    for (int64_t c = 0; c < ncols; c++) {
-      int64_t at = X.trans ? c * X.ld + (r0 + r) : (r0 + r) * X.ld + c;
-      dst[r * ncols + c] = (float)zoe_load_elem(X.dtype, X.data, at);
+    zoe_convert(ZOE_F32, dst + r * ncols, dt, (const char *)data + (size_t)((r0 + r) * ld) * es, ncols);
+}
+
+/* Widen columns [c0, c0+nc) of a row-major [nrows, *] matrix into dst [nc, nrows] (transposed). */
+static void widen_cols_t(float *dst, const void *data, zoe_dtype dt, int64_t ld, int64_t c0, int64_t nc,
+                         int64_t nrows) {
+  for (int64_t r = 0; r < nrows; r++)
+    for (int64_t c = 0; c < nc; c++)
+      dst[c * nrows + r] = (float)zoe_load_elem(dt, data, r * ld + c0 + c);
+}
+
+typedef struct panel_ctx {
+  int64_t M, N, K;
+  float alpha, beta;
+  zoe_gemm_arg A, B; /* exactly one of them is half precision */
+  float *C;
+  int64_t ldc;
+  atomic_int failed;
+} panel_ctx;
+
+/* Panels of B's columns (B half) or A's rows (A half). */
+static void panel_range(void *arg, int64_t begin, int64_t end) {
+  panel_ctx *c = arg;
+  bool b_half = c->B.dtype != ZOE_F32;
+  int64_t K = c->K, total = b_half ? c->N : c->M;
+  size_t cap = (size_t)(PANEL * K) * sizeof(float);
+  float *w = zoe_alloc(cap, NULL);
+  if (!w) {
+    atomic_store(&c->failed, 1);
+    return;
+  }
+  for (int64_t p = begin; p < end; p++) {
+    int64_t o = p * PANEL, n = total - o < PANEL ? total - o : PANEL;
+    if (b_half) { /* panel of B: columns o..o+n as an [n, K] matrix used transposed */
+      if (c->B.trans) widen_rows(w, c->B.data, c->B.dtype, c->B.ld, o, n, K);
+      else widen_cols_t(w, c->B.data, c->B.dtype, c->B.ld, o, n, K);
+      sgemm(c->M, n, K, c->alpha, c->A.data, c->A.trans, c->A.ld, w, true, K, c->beta, c->C + o, c->ldc);
+    } else { /* panel of A: rows o..o+n as an [n, K] matrix */
+      if (!c->A.trans) widen_rows(w, c->A.data, c->A.dtype, c->A.ld, o, n, K);
+      else widen_cols_t(w, c->A.data, c->A.dtype, c->A.ld, o, n, K);
+      sgemm(n, c->N, K, c->alpha, w, false, K, c->B.data, c->B.trans, c->B.ld, c->beta,
+            c->C + o * c->ldc, c->ldc);
     }
+  }
+  zoe_free(w, cap);
 }
 
 int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
@@ -31,26 +97,28 @@ int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_g
                     (long long)N, (long long)K);
   if (M == 0 || N == 0) return 0;
   if (zoe_cancel_requested()) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
-  float *wa = NULL, *wb = NULL;
-  if (A.dtype != ZOE_F32) { /* [M,K] */
-    wa = zoe_alloc((size_t)(M * K) * sizeof(float), e);
+  if (A.dtype == ZOE_F32 && B.dtype == ZOE_F32) {
+    sgemm(M, N, K, alpha, A.data, A.trans, A.ld, B.data, B.trans, B.ld, beta, C, ldc);
+    return 0;
+  }
+  float *wa = NULL;
+  size_t wa_bytes = 0;
+  if (A.dtype != ZOE_F32 && B.dtype != ZOE_F32) { /* both half: widen A whole, panel B */
+    wa_bytes = (size_t)(M * K) * sizeof(float);
+    wa = zoe_alloc(wa_bytes, e);
     if (!wa) return e ? e->code : ZOE_ENOMEM;
-    widen(wa, A, 0, M, K);
+    for (int64_t r = 0; r < M; r++)
+      for (int64_t k = 0; k < K; k++)
+        wa[r * K + k] = (float)zoe_load_elem(A.dtype, A.data, A.trans ? k * A.ld + r : r * A.ld + k);
     A = (zoe_gemm_arg){wa, ZOE_F32, false, K};
   }
-  if (B.dtype != ZOE_F32) { /* [K,N] */
-    wb = zoe_alloc((size_t)(K * N) * sizeof(float), e);
-    if (!wb) {
-      zoe_free(wa, (size_t)(M * K) * sizeof(float));
-      return e ? e->code : ZOE_ENOMEM;
-    }
-    widen(wb, B, 0, K, N);
-    B = (zoe_gemm_arg){wb, ZOE_F32, false, N};
-  }
-  cblas_sgemm(CblasRowMajor, A.trans ? CblasTrans : CblasNoTrans, B.trans ? CblasTrans : CblasNoTrans,
-              (int)M, (int)N, (int)K, alpha, A.data, (int)(A.ld ? A.ld : 1), B.data,
-              (int)(B.ld ? B.ld : 1), beta, C, (int)ldc);
-  zoe_free(wa, (size_t)(M * K) * sizeof(float));
-  zoe_free(wb, (size_t)(K * N) * sizeof(float));
+  panel_ctx c = {.M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .ldc = ldc};
+  atomic_init(&c.failed, 0);
+  int64_t panels = ((B.dtype != ZOE_F32 ? N : M) + PANEL - 1) / PANEL;
+  int rc = serial_depth ? zoe_parallel_for(panels, 1, panel_range, &c)
+                        : zoe_gemm_parallel_for(panels, 1, panel_range, &c);
+  zoe_free(wa, wa_bytes);
+  if (rc) return zoe_errf(e, rc, "gemm: canceled");
+  if (atomic_load(&c.failed)) return zoe_errf(e, ZOE_ENOMEM, "gemm: out of memory for a panel");
   return 0;
 }

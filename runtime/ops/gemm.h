@@ -12,16 +12,28 @@
 
 #include "../core/dtype.h"
 #include "../core/error.h"
+#include "../core/pool.h"
 
 typedef struct zoe_gemm_arg {
   const void *data;
   zoe_dtype dtype;
-  bool trans; /* the matrix is stored transposed: element (i,k) at data[k*ld + i] */
+  bool trans; /* stored transposed: element (i,k) at data[k*ld + i] */
   int64_t ld;
 } zoe_gemm_arg;
 
+/*
+** Half-precision operands are widened in panels of rows/columns that the pool's
+** threads process side by side, so a bf16 weight is never copied whole.
+*/
 int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
              float beta, float *C, int64_t ldc, zoe_err *e);
+
+/*
+** zoe_parallel_for for loops whose ranges call zoe_gemm themselves (attention
+** tiles, convolution tiles): the BLAS runs single-threaded inside, so the
+** cores are split between ranges rather than oversubscribed.
+*/
+int zoe_gemm_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx);
 
 /* Name of the backend that runs f32 products ("openblas"). */
 const char *zoe_gemm_backend(void);
