@@ -4,6 +4,7 @@
 ** the rest on top of it. luaopen_zoe lets stock lua5.4 load zoe.so directly.
 */
 #include "lzoe.h"
+#include "lnn.h"
 
 #include <string.h>
 
@@ -244,6 +245,8 @@ int luaopen_zoe_core(lua_State *L) {
   lua_setfield(L, -2, "version");
   lz_open_tensor(L);
   lua_setfield(L, -2, "tensor");
+  lz_open_nn(L);
+  lua_setfield(L, -2, "nn");
   return 1;
 }
 

@@ -1,0 +1,148 @@
+/*
+** dit.c: Wan's DiT block (wan/modules/model.py, WanAttentionBlock) in one call:
+**   x += self_attn(LN(x) * (1 + m1) + m0) * m2        q/k RMS-normed, 3-D RoPE
+**   x += cross_attn(LN_affine(x), context)             keys/values cached per prompt
+**   x += ffn(LN(x) * (1 + m4) + m3) * m5               GELU-tanh
+** with m = modulation + e0 chunked in six.
+*/
+#include <math.h>
+
+#include "../ops/ops.h"
+#include "blocks.h"
+
+/* a [B, L, D] tensor seen as heads [B, L, H, D/H] */
+static zoe_tensor *heads(zoe_tensor *t, int h, zoe_err *e) {
+  if (!t) return NULL;
+  int64_t shape[4] = {t->shape[0], t->shape[1], h, t->shape[2] / h};
+  zoe_tensor *v = zoe_view(t, 4, shape, e);
+  zoe_tensor_release(t);
+  return v;
+}
+
+/* linear, then the optional RMS norm over the whole projection */
+static zoe_tensor *project(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b,
+                           const zoe_tensor *norm, double eps, zoe_err *e) {
+  zoe_tensor *y = zoe_linear(x, w, b, NULL, e);
+  if (!y || !norm) return y;
+  zoe_tensor *r = zoe_rms_norm(y, norm, eps, y, e);
+  zoe_tensor_release(y);
+  return r;
+}
+
+
+int zoe_wan_cross_kv(const zoe_wan_block_w *w, int h, double eps, const zoe_tensor *context,
+                     zoe_tensor **k, zoe_tensor **v, zoe_err *e) {
+  *k = heads(project(context, w->cross_attn.k_w, w->cross_attn.k_b, w->cross_attn.norm_k, eps, e), h, e);
+  *v = *k ? heads(project(context, w->cross_attn.v_w, w->cross_attn.v_b, NULL, eps, e), h, e) : NULL;
+  if (*k && *v) return 0;
+  zoe_tensor_release(*k);
+  *k = NULL;
+  return e ? e->code : ZOE_EINVAL;
+}
+
+static int check(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, const zoe_tensor *x,
+                 const zoe_tensor *e0, const zoe_tensor *ck, const zoe_tensor *cv, zoe_err *e) {
+  char a[96], b[96];
+  if (!ck || !cv || ck->ndim != 4 || cv->ndim != 4 || ck->shape[0] != x->shape[0] || ck->shape[2] != o->heads)
+    return zoe_errf(e, ZOE_ESHAPE, "wan_block: cross keys/values must be [B, Lc, %d, Dh] for x %s",
+                    o->heads, zoe_shape_str(x, a, sizeof a));
+  if (x->ndim != 3 || e0->ndim != 3 || e0->shape[1] != 6 || e0->shape[2] != x->shape[2] ||
+      (e0->shape[0] != x->shape[0] && e0->shape[0] != 1))
+    return zoe_errf(e, ZOE_ESHAPE, "wan_block: x must be [B, L, D] and e0 [B, 6, D] (got %s and %s)",
+                    zoe_shape_str(x, a, sizeof a), zoe_shape_str(e0, b, sizeof b));
+  if (o->heads <= 0 || x->shape[2] % o->heads)
+    return zoe_errf(e, ZOE_EINVAL, "wan_block: dim %lld is not divisible by %d heads", (long long)x->shape[2], o->heads);
+  if (!w->modulation || zoe_numel(w->modulation) != 6 * x->shape[2])
+    return zoe_errf(e, ZOE_ESHAPE, "wan_block: modulation must have 6 x %lld elements", (long long)x->shape[2]);
+  return 0;
+}
+
+zoe_tensor *zoe_wan_block(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, const zoe_tensor *x0,
+                          const zoe_tensor *e0, const zoe_tensor *ck, const zoe_tensor *cv, zoe_err *e) {
+  if (check(w, o, x0, e0, ck, cv, e)) return NULL;
+  int64_t D = x0->shape[2];
+  zoe_tensor *m = NULL, *modv = NULL, *x = NULL, *h = NULL, *q = NULL, *k = NULL, *v = NULL;
+  zoe_tensor *y = NULL, *flat = NULL, *mc[6] = {0};
+  zoe_tensor *res = NULL;
+  /* m = modulation + e0, as [B, 6, D] */
+  if (!(modv = zoe_view(w->modulation, 3, (int64_t[]){1, 6, D}, e)) ||
+      !(m = zoe_binary(ZOE_ADD, e0, modv, NULL, e)))
+    goto done;
+  for (int i = 0; i < 6; i++)
+    if (!(mc[i] = zoe_narrow(m, 1, i, 1, e))) goto done; /* [B, 1, D] */
+  if (!(x = x0->dtype == ZOE_F32 ? zoe_clone(x0, e) : zoe_to_dtype(x0, ZOE_F32, e))) goto done;
+
+  /* self-attention */
+#define STEP(expr) \
+  do {             \
+    if (!(expr)) goto done; \
+  } while (0)
+  STEP(h = zoe_layer_norm(x, NULL, NULL, o->eps, NULL, e));
+  STEP(zoe_modulate(h, mc[0], mc[1], h, e));
+  zoe_tensor_release(h); /* modulate returned a second reference to h */
+  const zoe_attn_w *sa = &w->self_attn;
+  STEP(q = heads(project(h, sa->q_w, sa->q_b, sa->norm_q, o->eps, e), o->heads, e));
+  STEP(k = heads(project(h, sa->k_w, sa->k_b, sa->norm_k, o->eps, e), o->heads, e));
+  STEP(v = heads(zoe_linear(h, sa->v_w, sa->v_b, NULL, e), o->heads, e));
+  zoe_tensor_release(h);
+  h = NULL;
+  /* in place: each call hands back another reference to its 'out' */
+  STEP(zoe_rope(q, o->grid, o->rope_pairs, o->rope_theta, q, e));
+  zoe_tensor_release(q);
+  STEP(zoe_rope(k, o->grid, o->rope_pairs, o->rope_theta, k, e));
+  zoe_tensor_release(k);
+  zoe_attn_opts ao = {.scale = NAN};
+  STEP(y = zoe_attention(q, k, v, &ao, NULL, e));
+  zoe_tensor_release(q);
+  zoe_tensor_release(k);
+  zoe_tensor_release(v);
+  q = k = v = NULL;
+  STEP(flat = zoe_view(y, 3, x->shape, e));
+  zoe_tensor_release(y);
+  STEP(y = zoe_linear(flat, sa->o_w, sa->o_b, NULL, e));
+  zoe_tensor_release(flat);
+  flat = NULL;
+  STEP(zoe_gated_add(x, y, mc[2], x, e));
+  zoe_tensor_release(x);
+  zoe_tensor_release(y);
+  y = NULL;
+
+  /* cross-attention over the cached text keys/values */
+  const zoe_attn_w *ca = &w->cross_attn;
+  STEP(h = w->norm3_w ? zoe_layer_norm(x, w->norm3_w, w->norm3_b, o->eps, NULL, e) : zoe_tensor_retain(x));
+  STEP(q = heads(project(h, ca->q_w, ca->q_b, ca->norm_q, o->eps, e), o->heads, e));
+  zoe_tensor_release(h);
+  h = NULL;
+  STEP(y = zoe_attention(q, ck, cv, &ao, NULL, e));
+  zoe_tensor_release(q);
+  q = NULL;
+  STEP(flat = zoe_view(y, 3, x->shape, e));
+  zoe_tensor_release(y);
+  STEP(y = zoe_linear(flat, ca->o_w, ca->o_b, NULL, e));
+  zoe_tensor_release(flat);
+  flat = NULL;
+  STEP(zoe_gated_add(x, y, NULL, x, e));
+  zoe_tensor_release(x);
+  zoe_tensor_release(y);
+  y = NULL;
+
+  /* feed-forward */
+  STEP(h = zoe_layer_norm(x, NULL, NULL, o->eps, NULL, e));
+  STEP(zoe_modulate(h, mc[3], mc[4], h, e));
+  zoe_tensor_release(h);
+  STEP(y = zoe_linear(h, w->ffn0_w, w->ffn0_b, NULL, e));
+  zoe_tensor_release(h);
+  STEP(h = zoe_unary(ZOE_GELU_TANH, y, y, e));
+  zoe_tensor_release(y);
+  y = NULL;
+  STEP(y = zoe_linear(h, w->ffn2_w, w->ffn2_b, NULL, e));
+  STEP(zoe_gated_add(x, y, mc[5], x, e));
+  zoe_tensor_release(x);
+  res = zoe_tensor_retain(x);
+#undef STEP
+done:
+  for (int i = 0; i < 6; i++) zoe_tensor_release(mc[i]);
+  zoe_tensor *all[] = {m, modv, x, h, q, k, v, y, flat};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) zoe_tensor_release(all[i]);
+  return res;
+}

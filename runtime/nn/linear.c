@@ -1,0 +1,156 @@
+/*
+** linear.c: linear layers and embedding lookups.
+*/
+#include "../core/pool.h"
+#include "../ops/gemm.h"
+#include "../ops/ops.h"
+#include "../ops/out.h"
+#include "nn.h"
+
+/* x as a contiguous-rows f32 matrix [N, in]: itself, or a copy when it must be. */
+static zoe_tensor *as_rows(const zoe_tensor *x, zoe_err *e) {
+  if (x->dtype == ZOE_F32 && zoe_is_contiguous(x)) return zoe_tensor_retain(x);
+  return zoe_to_dtype(x, ZOE_F32, e); /* to_dtype always gives a contiguous copy */
+}
+
+typedef struct bias_ctx {
+  float *y;
+  const zoe_tensor *b;
+  int64_t n;
+} bias_ctx;
+
+static void add_bias(void *arg, int64_t r0, int64_t r1) {
+  bias_ctx *c = arg;
+  const void *bd = zoe_data(c->b);
+  int64_t bs = c->b->stride[0];
+  float tmp[256];
+  for (int64_t j0 = 0; j0 < c->n; j0 += 256) { /* bias widened in slices, reused across rows */
+    int64_t m = c->n - j0 < 256 ? c->n - j0 : 256;
+    for (int64_t j = 0; j < m; j++) tmp[j] = (float)zoe_load_elem(c->b->dtype, bd, (j0 + j) * bs);
+    for (int64_t r = r0; r < r1; r++) {
+      float *row = c->y + r * c->n + j0;
+      for (int64_t j = 0; j < m; j++) row[j] += tmp[j];
+    }
+  }
+}
+
+zoe_tensor *zoe_linear(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b,
+                       zoe_tensor *out, zoe_err *e) {
+  char sx[96], sw[96];
+  if (w->ndim != 2 || !zoe_dtype_is_float(w->dtype)) {
+    zoe_errf(e, ZOE_ESHAPE, "linear: weight must be a 2-D float matrix [out, in], got %s %s",
+             zoe_dtype_name(w->dtype), zoe_shape_str(w, sw, sizeof sw));
+    return NULL;
+  }
+  int64_t nout = w->shape[0], nin = w->shape[1];
+  if (x->ndim == 0 || x->shape[x->ndim - 1] != nin) {
+    zoe_errf(e, ZOE_ESHAPE, "linear: input has %lld features, weight expects %lld (tensor %s, weight %s)",
+             x->ndim ? (long long)x->shape[x->ndim - 1] : 0LL, (long long)nin,
+             zoe_shape_str(x, sx, sizeof sx), zoe_shape_str(w, sw, sizeof sw));
+    return NULL;
+  }
+  if (b && (b->ndim != 1 || b->shape[0] != nout)) {
+    zoe_errf(e, ZOE_ESHAPE, "linear: bias has shape %s, expected %lld", zoe_shape_str(b, sx, sizeof sx),
+             (long long)nout);
+    return NULL;
+  }
+  if (w->stride[1] != 1 || w->stride[0] < nin) { /* weights come from files; views of them are rare */
+    zoe_errf(e, ZOE_EINVAL, "linear: weight %s must have contiguous rows", zoe_shape_str(w, sw, sizeof sw));
+    return NULL;
+  }
+  int64_t shape[ZOE_MAX_DIMS];
+  for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
+  shape[x->ndim - 1] = nout;
+  zoe_tensor *xr = as_rows(x, e);
+  if (!xr) return NULL;
+  bool direct = !out || (out->dtype == ZOE_F32 && zoe_is_contiguous(out));
+  zoe_tensor *y = direct ? zoe_out_prepare(out, ZOE_F32, x->ndim, shape, "linear", e)
+                         : zoe_empty(ZOE_F32, x->ndim, shape, e);
+  zoe_tensor *res = NULL;
+  if (!y) goto done;
+  int64_t rows = nin ? zoe_numel(xr) / nin : zoe_numel(y) / (nout ? nout : 1);
+  zoe_gemm_arg A = {zoe_data(xr), ZOE_F32, false, nin ? nin : 1};
+  zoe_gemm_arg B = {zoe_data(w), w->dtype, true, w->stride[0]};
+  if (nin == 0) {
+    float *p = zoe_data(y);
+    for (int64_t i = 0; i < zoe_numel(y); i++) p[i] = 0;
+  } else if (zoe_gemm(rows, nout, nin, 1.0f, A, B, 0.0f, zoe_data(y), nout, e)) {
+    goto done;
+  }
+  if (b) {
+    bias_ctx c = {zoe_data(y), b, nout};
+    if (zoe_parallel_for(rows, 1 + 65536 / (nout + 1), add_bias, &c)) {
+      zoe_errf(e, ZOE_ECANCELED, "linear: canceled");
+      goto done;
+    }
+  }
+  if (direct) {
+    res = zoe_tensor_retain(y);
+  } else {
+    res = zoe_out_prepare(out, ZOE_F32, x->ndim, shape, "linear", e);
+    if (res && zoe_copy_(res, y, e)) {
+      zoe_tensor_release(res);
+      res = NULL;
+    }
+  }
+done:
+  zoe_tensor_release(xr);
+  zoe_tensor_release(y);
+  return res;
+}
+
+typedef struct emb_ctx {
+  const zoe_tensor *w, *ids;
+  float *out;
+  int64_t d;
+} emb_ctx;
+
+static void emb_range(void *arg, int64_t b, int64_t end) {
+  emb_ctx *c = arg;
+  size_t es = zoe_dtype_size(c->w->dtype);
+  const char *base = zoe_data(c->w);
+  for (int64_t i = b; i < end; i++) {
+    int64_t id = (int64_t)zoe_load_elem(c->ids->dtype, zoe_data(c->ids), i);
+    zoe_convert(ZOE_F32, c->out + i * c->d, c->w->dtype, base + (size_t)(id * c->w->stride[0]) * es, c->d);
+  }
+}
+
+zoe_tensor *zoe_embedding(const zoe_tensor *weight, const zoe_tensor *ids0, zoe_err *e) {
+  char s[96];
+  if (weight->ndim != 2 || weight->stride[1] != 1) {
+    zoe_errf(e, ZOE_ESHAPE, "embedding: table must be a 2-D matrix with contiguous rows, got %s",
+             zoe_shape_str(weight, s, sizeof s));
+    return NULL;
+  }
+  if (zoe_dtype_is_float(ids0->dtype)) {
+    zoe_errf(e, ZOE_EDTYPE, "embedding: ids must be integers, got %s", zoe_dtype_name(ids0->dtype));
+    return NULL;
+  }
+  zoe_tensor *ids = zoe_contiguous(ids0, e);
+  if (!ids) return NULL;
+  int64_t n = zoe_numel(ids), v = weight->shape[0];
+  for (int64_t i = 0; i < n; i++) {
+    int64_t id = (int64_t)zoe_load_elem(ids->dtype, zoe_data(ids), i);
+    if (id < 0 || id >= v) {
+      zoe_errf(e, ZOE_ERANGE, "embedding: id %lld at position %lld is out of range for a table of %lld rows",
+               (long long)id, (long long)i, (long long)v);
+      zoe_tensor_release(ids);
+      return NULL;
+    }
+  }
+  int64_t shape[ZOE_MAX_DIMS];
+  if (ids->ndim >= ZOE_MAX_DIMS) {
+    zoe_errf(e, ZOE_EINVAL, "embedding: ids have too many dims");
+    zoe_tensor_release(ids);
+    return NULL;
+  }
+  for (int i = 0; i < ids->ndim; i++) shape[i] = ids->shape[i];
+  shape[ids->ndim] = weight->shape[1];
+  zoe_tensor *o = zoe_empty(ZOE_F32, ids->ndim + 1, shape, e);
+  if (o) {
+    emb_ctx c = {weight, ids, zoe_data(o), weight->shape[1]};
+    zoe_parallel_for(n, 1 + 16384 / (weight->shape[1] + 1), emb_range, &c);
+  }
+  zoe_tensor_release(ids);
+  return o;
+}

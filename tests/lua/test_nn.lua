@@ -1,0 +1,142 @@
+-- The model blocks against PyTorch (tests/fixtures/nn.safetensors, made by
+-- tools/fixtures/make_nn_fixtures.py from the official module structure):
+-- f32 within 1e-4 relative, bf16 weights within 1e-2.
+local t = require "testlib"
+local zoe = require "zoe"
+local T, nn = zoe.tensor, zoe.nn
+local F = zoe.load("tests/fixtures/nn.safetensors")
+
+local function relerr(a, b)
+  local d = (a:to("f32") - b:to("f32")):norm():item()
+  local n = b:to("f32"):norm():item()
+  return n > 0 and d / n or d
+end
+
+local function close(got, want, tol, what)
+  t.eq(got:shape(), want:shape(), (what or "") .. " shape")
+  local err = relerr(got, want)
+  if err > tol then error(string.format("%s: relative error %.3g > %g", what or "", err, tol), 2) end
+end
+
+-- the weights of a block: the fixture's tensors under a prefix, keyed by the rest of the name
+local function under(prefix)
+  local w = {}
+  for _, name in ipairs(F:keys()) do
+    if name:sub(1, #prefix) == prefix then w[name:sub(#prefix + 1)] = F[name] end
+  end
+  return w
+end
+
+t.test("linear with f32 and bf16 weights, with and without bias", function()
+  close(nn.linear(F["linear.x"], F["linear.w"], F["linear.b"]), F["linear.y"], 1e-5, "f32")
+  close(nn.linear(F["linear.x"], F["linear.w"]), F["linear.y_nobias"], 1e-5, "no bias")
+  close(nn.linear(F["linear.x"], F["linear.w_bf16"], F["linear.b"]), F["linear.y_bf16"], 1e-5, "bf16 exact")
+  close(nn.linear(F["linear.x"], F["linear.w_bf16"], F["linear.b"]), F["linear.y"], 1e-2, "bf16 vs f32")
+  -- a non-contiguous input and an output buffer
+  local xt = F["linear.x"]:transpose(1, 2):contiguous():transpose(1, 2)
+  local out = T.empty(2, 7, 40)
+  nn.linear(xt, F["linear.w"], F["linear.b"], out)
+  close(out, F["linear.y"], 1e-5, "strided input into out")
+end)
+
+t.test("embedding lookup in f32 and f16 tables", function()
+  close(nn.embedding(F["emb.table"], F["emb.ids"]), F["emb.y"], 0, "f32")
+  close(nn.embedding(F["emb.table_f16"], F["emb.ids"]), F["emb.y_f16"], 0, "f16")
+end)
+
+t.test("layer, RMS, group and channel norms", function()
+  local x = F["norm.x"]
+  close(nn.layer_norm(x, F["norm.w"], F["norm.b"], 1e-5), F["layer_norm"], 1e-5, "layer_norm")
+  close(nn.layer_norm(x, nil, nil, 1e-6), F["layer_norm.plain"], 1e-5, "plain layer_norm")
+  close(nn.rms_norm(x, F["norm.w"], 1e-6), F["rms_norm"], 1e-5, "rms_norm")
+  close(nn.group_norm(F["group.x"], 4, F["group.w"], F["group.b"], 1e-5), F["group_norm"], 1e-5, "group_norm")
+  close(nn.channel_rms_norm(F["chan.x"], 2, F["chan.gamma"]), F["channel_rms_norm"], 1e-5, "channel_rms_norm")
+end)
+
+t.test("attention: plain, masked with an additive bias, one token", function()
+  local q, k, v = F["attn.q"], F["attn.k"], F["attn.v"]
+  close(nn.attention(q, k, v), F["attn.plain"], 1e-5, "plain")
+  close(nn.attention(q, k, v, {scale = 1, mask = F["attn.mask"], bias = F["attn.bias"]}),
+    F["attn.masked_biased"], 1e-5, "mask + bias")
+  close(nn.attention(F["attn1.q"], F["attn1.kv"], F["attn1.kv"]), F["attn1.out"], 1e-6, "one token")
+end)
+
+t.test("tiled attention equals the naive formula at 2000 tokens", function()
+  local q = T.randn({1, 2000, 2, 64}, {seed = 1})
+  local k = T.randn({1, 2000, 2, 64}, {seed = 2})
+  local v = T.randn({1, 2000, 2, 64}, {seed = 3})
+  local got = nn.attention(q, k, v)
+  local qh, kh, vh = q:permute(1, 3, 2, 4), k:permute(1, 3, 2, 4), v:permute(1, 3, 2, 4)
+  local naive = (qh:matmul(kh:transpose(3, 4)) / 8):softmax(4):matmul(vh):permute(1, 3, 2, 4)
+  close(got, naive, 1e-5, "2000 tokens")
+  -- its memory is O(L*D): well under the 2000x2000 score matrix per head
+  zoe.mem_reset_peak()
+  local before = zoe.mem().current
+  nn.attention(q, k, v)
+  t.ok(zoe.mem().peak - before < 2000 * 2000 * 4, "no full score matrix")
+end)
+
+t.test("T5 relative position buckets and bias", function()
+  close(nn.t5_buckets(150, 150, {buckets = 32, max_distance = 128}), F["t5rel.buckets"], 0, "buckets")
+  close(nn.t5_position_bias(F["t5rel.table"], 20, 20), F["t5rel.bias"], 0, "bias")
+end)
+
+t.test("3-D RoPE on adjacent pairs (Wan's split of the head dim)", function()
+  -- head 24: t gets 24/2 - 2*(24/6) = 4 pairs, h and w 4 each
+  close(nn.rope(F["rope.x"], {grid = {3, 4, 6}, pairs = {4, 4, 4}}), F["rope.y"], 1e-6, "rope")
+  local x = F["rope.x"]:clone()
+  nn.rope(x, {grid = {3, 4, 6}, pairs = {4, 4, 4}, out = x})
+  close(x, F["rope.y"], 1e-6, "in place")
+end)
+
+t.test("sinusoidal timestep embedding", function()
+  close(nn.timestep_embedding(F["temb.t"], 64), F["temb.y"], 1e-6, "temb")
+end)
+
+t.test("modulate and gated_add equal their formulas", function()
+  local x, sh, sc = T.randn({2, 5, 8}, {seed = 1}), T.randn({2, 1, 8}, {seed = 2}), T.randn({2, 1, 8}, {seed = 3})
+  close(nn.modulate(x, sh, sc), x * (sc + 1) + sh, 1e-6, "modulate")
+  local y, g = T.randn({2, 5, 8}, {seed = 4}), T.randn({2, 1, 8}, {seed = 5})
+  close(nn.gated_add(x, y, g), x + y * g, 1e-6, "gated_add")
+  close(nn.gated_add(x, y), x + y, 1e-6, "gated_add without gate")
+end)
+
+t.test("Wan DiT block with f32 and bf16 weights", function()
+  local w = under("blk.")
+  local opts = {heads = 4, grid = {3, 4, 6}, eps = 1e-6}
+  opts.cross_k, opts.cross_v = nn.wan_cross_kv(F["blk.context"], w, opts)
+  close(nn.wan_block(F["blk.x"], F["blk.e0"], w, opts), F["blk.y"], 1e-4, "f32")
+  local w16 = {}
+  for k, v in pairs(w) do w16[k] = v:dim() > 1 and v:to("bf16") or v end
+  local o16 = {heads = 4, grid = {3, 4, 6}}
+  o16.cross_k, o16.cross_v = nn.wan_cross_kv(F["blk.context"], w16, o16)
+  close(nn.wan_block(F["blk.x"], F["blk.e0"], w16, o16), F["blk.y"], 1e-2, "bf16")
+end)
+
+t.test("umT5 layer with its relative position table and padding mask", function()
+  local w = under("t5l.")
+  local y = nn.t5_layer(F["t5l.x"], w, {heads = 4, mask = F["t5l.mask"]})
+  -- padded rows are not compared: the reference computes them too, but nothing uses them
+  close(y:narrow(2, 1, 5), F["t5l.y"]:narrow(2, 1, 5), 1e-4, "real tokens")
+  close(y, F["t5l.y"], 1e-4, "all rows")
+end)
+
+t.test("bad input: clear errors", function()
+  t.raises(function() nn.linear(T.zeros(4, 320), T.zeros(8, 256)) end,
+    "linear: input has 320 features, weight expects 256 (tensor 4x320, weight 8x256)")
+  t.raises(function() nn.attention(T.zeros(1, 2, 3), T.zeros(1, 2, 3), T.zeros(1, 2, 3)) end,
+    "attention: q, k, v must be [B, L, H, D]")
+  t.raises(function() nn.attention(T.zeros(1, 2, 2, 4), T.zeros(1, 3, 2, 8), T.zeros(1, 3, 2, 4)) end,
+    "do not agree")
+  t.raises(function() nn.embedding(T.zeros(5, 2), T.tensor({7}, "i32")) end, "embedding: id 7 at position 0 is out of range for a table of 5 rows")
+  t.raises(function() nn.rope(T.zeros(1, 10, 1, 8), {grid = {2, 2, 2}}) end, "rope: grid 2x2x2 has 8 positions, input has 10 tokens")
+  t.raises(function() nn.layer_norm(T.zeros(2, 8), T.zeros(4)) end, "layer_norm: weight has 4 elements")
+  t.raises(function() nn.wan_block(T.zeros(1, 4, 8), T.zeros(1, 6, 8), {}, {heads = 2, grid = {1, 2, 2}}) end,
+    "wan_block: options need cross_k and cross_v")
+  local w = under("blk.")
+  w["ffn.0.weight"] = nil
+  t.raises(function()
+    nn.wan_cross_kv(T.zeros(1, 3, 64), w, {heads = 4})
+  end, "wan_cross_kv: the weights have no 'ffn.0.weight'")
+end)
+t.done()
