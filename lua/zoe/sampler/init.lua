@@ -1,0 +1,166 @@
+-- zoe.sampler: runs a sampler over a schedule with a model.
+--
+--   for state in zoe.sampler.steps{model = fn, kind = "flow", sampler = "unipc",
+--                                  steps = 30, shift = 5, noise = n, cond = c} do
+--     -- state.step, state.steps, state.sigma, state.sigma_next, state.timestep,
+--     -- state.x (the latent after this step), state.denoised (the x0 estimate),
+--     -- state.settings (the table given: change cfg, eta, ... there for the next steps)
+--   end
+--   local x = zoe.sampler.run{...}   -- the same, to the end; calls on_step(state) each step
+--
+-- A sampler is lua/zoe/sampler/NAME.lua: {options = {defaults}, run = fn(r)}, run as a
+-- coroutine that calls r.yield(i, x, x0) after each step. What r gives it:
+--   r.x (the start latent), r.steps, r.sigmas (steps+1, the last 0), r.timesteps,
+--   r.denoise(x, i) -> x0 at sigmas[i], r.alpha(sigma), r.lambda(sigma) = log(alpha/sigma),
+--   r.noise(i) (unit Gaussian noise shaped like x, seeded), r.opt(name) (a live setting).
+-- See docs/SAMPLING.md for every setting.
+local zoe = require "zoe"
+local sched = require "zoe.sched"
+local kinds = require "zoe.sampler.kinds"
+local guidance = require "zoe.guidance"
+
+local M = {}
+
+M.names = {"euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "unipc", "lcm"}
+M.aliases = {
+  euler_a = "euler_ancestral", ["dpm++_2m"] = "dpmpp_2m", ["dpm++2m"] = "dpmpp_2m",
+  ["dpm++_2m_sde"] = "dpmpp_2m_sde", ["dpm++2m_sde"] = "dpmpp_2m_sde", ["uni_pc"] = "unipc",
+}
+local registered = {}
+
+-- add a sampler of your own: def = {options = {...}, run = fn(r)}
+function M.register(name, def)
+  assert(type(def) == "table" and type(def.run) == "function", "register: give {options =, run = fn(r)}")
+  def.options = def.options or {}
+  registered[name] = def
+end
+
+function M.get(name)
+  name = M.aliases[name] or name
+  if registered[name] then return registered[name], name end
+  for _, n in ipairs(M.names) do
+    if n == name then return require("zoe.sampler." .. n), n end
+  end
+  local all = {}
+  for _, n in ipairs(M.names) do all[#all + 1] = n end
+  for n in pairs(registered) do all[#all + 1] = n end
+  error(("unknown sampler '%s' (%s)"):format(tostring(name), table.concat(all, ", ")), 3)
+end
+
+-- every setting a run understands (the sampler's own options come on top)
+local SETTINGS = {
+  "model", "model_batch", "kind", "sampler", "schedule", "steps", "shift", "sigma_min",
+  "sigma_max", "rho", "integer_timesteps", "beta_alpha", "beta_beta", "beta_start", "beta_end",
+  "beta_schedule", "train_steps", "x", "noise", "shape", "seed", "generator", "step_noise",
+  "cond", "uncond", "cfg", "cfg_rescale", "on_step",
+}
+
+local function check_settings(spec, def, name)
+  local ok = {}
+  for _, k in ipairs(SETTINGS) do ok[k] = true end
+  for k in pairs(def.options) do ok[k] = true end
+  for k in pairs(spec) do
+    if not ok[k] then
+      local all = {}
+      for a in pairs(ok) do all[#all + 1] = a end
+      table.sort(all)
+      error(("unknown setting '%s' for sampler '%s' (%s)"):format(tostring(k), name, table.concat(all, ", ")), 4)
+    end
+  end
+end
+
+-- the run object a sampler sees (see the top of this file)
+function M.prepare(spec)
+  local def, name = M.get(spec.sampler or "euler")
+  check_settings(spec, def, name)
+  local kind = kinds.get(spec.kind)
+  -- the sampler may set schedule defaults (Wan's UniPC: sigma_max 0.999 for flow)
+  local sdef = def.schedule and def.schedule[kind.space] or {}
+  local sopts = setmetatable({}, {__index = function(_, k)
+    local v = spec[k]
+    if v == nil then v = sdef[k] end
+    return v
+  end})
+  local s = sched.make(sopts)
+  local gen = spec.generator or zoe.tensor.generator(spec.seed or 0)
+  local x = spec.x
+  if not x then
+    local noise = spec.noise
+    if not noise and spec.shape then noise = gen:randn(spec.shape) end
+    if not noise then
+      error("no start latent: give x (used as is), noise (unit noise, scaled for the model kind) "
+        .. "or shape (noise drawn from seed)", 3)
+    end
+    x = kind.start(noise, s.sigmas[1])
+  end
+  local predict = guidance.predictor(spec)
+  local r = {
+    name = name, kind = kind, x = x, steps = s.steps, sigmas = s.sigmas, timesteps = s.timesteps,
+    schedule = s, settings = spec, generator = gen, alpha = kind.alpha,
+  }
+  function r.lambda(sigma) return math.log(kind.alpha(sigma)) - math.log(sigma) end
+  function r.opt(k)
+    local v = spec[k]
+    if v == nil then v = def.options[k] end
+    return v
+  end
+  function r.denoise(xi, i)
+    local sigma = s.sigmas[i]
+    local scale = kind.input_scale(sigma)
+    local pred = predict(scale == 1 and xi or xi * scale, s.timesteps[i], {sigma = sigma, step = i})
+    return kind.to_x0(xi, pred, sigma)
+  end
+  function r.noise(i)
+    if spec.step_noise then return spec.step_noise(i, x:shape()) end
+    return gen:randn(x:shape())
+  end
+  r.def = def
+  return r
+end
+
+-- our yields carry this mark; anything else came from inside the model (a heavy op handed
+-- to the loop's compute thread) and is passed up to whoever runs us
+local STEP = {}
+
+-- iterator over the steps; also returns the run (r.sigmas, r.timesteps; r.x at the end)
+function M.steps(spec)
+  local r = M.prepare(spec)
+  function r.yield(i, x, x0)
+    r.x = x
+    coroutine.yield(STEP, {
+      step = i, steps = r.steps, sigma = r.sigmas[i], sigma_next = r.sigmas[i + 1],
+      timestep = r.timesteps[i], x = x, denoised = x0, settings = spec,
+    })
+  end
+  local co = coroutine.create(function() return r.def.run(r) end)
+  local done = false
+  local function next_state()
+    if done then return nil end
+    local res = table.pack(coroutine.resume(co))
+    while true do
+      if not res[1] then
+        done = true
+        error(res[2], 0)
+      end
+      if coroutine.status(co) == "dead" then
+        done = true
+        r.x = res[2] or r.x
+        return nil
+      end
+      if res[2] == STEP then return res[3] end
+      res = table.pack(coroutine.resume(co, coroutine.yield(table.unpack(res, 2, res.n))))
+    end
+  end
+  return next_state, r
+end
+
+-- runs every step; returns the final latent and the run
+function M.run(spec)
+  local it, r = M.steps(spec)
+  for state in it do
+    if spec.on_step then spec.on_step(state) end
+  end
+  return r.x, r
+end
+
+return M

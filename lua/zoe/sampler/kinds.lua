@@ -1,0 +1,54 @@
+-- What a model predicts, and how the samplers see it. Every sampler works with a denoiser
+-- D(x, sigma) -> x0 (k-diffusion's view); a kind turns the model's own prediction into x0.
+--
+-- Two latent spaces:
+--   "flow" (kind flow):    x = (1 - sigma)*x0 + sigma*noise; the model predicts v = noise - x0.
+--   "ve"   (eps, v, x0):   x = x0 + sigma*noise (k-diffusion's convention for DDPM models); the
+--                          model is given x / sqrt(1 + sigma^2), its own variance-preserving latent.
+-- alpha(sigma) is the weight of x0 in x: 1 - sigma for flow, 1 for ve. Samplers written with
+-- alpha and sigma serve both spaces.
+local M = {}
+
+M.flow = {
+  space = "flow",
+  alpha = function(sigma) return 1 - sigma end,
+  input_scale = function() return 1 end,
+  to_x0 = function(x, v, sigma) return x - v * sigma end,
+  -- the starting latent from unit noise: pure noise (Wan starts at sigma 0.999 from it unscaled)
+  start = function(noise) return noise end,
+}
+
+local function ve_scale(sigma) return 1 / math.sqrt(1 + sigma * sigma) end
+local function ve_start(noise, sigma_max) return noise * math.sqrt(1 + sigma_max * sigma_max) end
+local function one() return 1 end
+
+M.eps = {
+  space = "ve", alpha = one, input_scale = ve_scale, start = ve_start,
+  to_x0 = function(x, eps, sigma) return x - eps * sigma end,
+}
+
+-- v-prediction (Salimans & Ho): x0 = c_skip*x + c_out*v, as k-diffusion's VDenoiser
+M.v = {
+  space = "ve", alpha = one, input_scale = ve_scale, start = ve_start,
+  to_x0 = function(x, v, sigma)
+    local s2 = sigma * sigma
+    return x * (1 / (s2 + 1)) - v * (sigma / math.sqrt(s2 + 1))
+  end,
+}
+
+M.x0 = {
+  space = "ve", alpha = one, input_scale = ve_scale, start = ve_start,
+  to_x0 = function(_, x0) return x0 end,
+}
+
+M.names = {"flow", "eps", "v", "x0"}
+
+function M.get(name)
+  local k = M[name or "flow"]
+  if type(k) ~= "table" or not k.to_x0 then
+    error(("unknown model kind '%s' (flow, eps, v, x0)"):format(tostring(name)), 3)
+  end
+  return k
+end
+
+return M

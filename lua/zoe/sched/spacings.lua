@@ -1,0 +1,108 @@
+-- The named schedules. Each is fn(steps, tbl, opts) -> sigmas (steps+1 values, the last 0)
+-- and optionally the model timesteps; tbl is the model's noise table (zoe.sched.tables),
+-- opts the caller's settings (sigma_min, sigma_max, rho, shift, ...).
+local num = require "zoe.numeric"
+local tables = require "zoe.sched.tables"
+local beta_dist = require "zoe.sched.beta_dist"
+
+local M = {}
+
+local function range(tbl, opts)
+  return opts.sigma_min or tbl.sigma_min, opts.sigma_max or tbl.sigma_max
+end
+
+-- Flow matching as Wan2.1 samples (fm_solvers*.py): u = linspace(sigma_max, 0, steps+1) without
+-- its last value, sigma = shift(u), then 0. Sigmas are kept in float32 and the model gets the
+-- integer timestep floor(1000*sigma) (taken before the float32 rounding), as Wan does;
+-- integer_timesteps = false gives 1000*sigma. Wan's UniPC starts from sigma_max = 0.999 (in
+-- float32: the top of its training table), its DPM++ from 1: the unipc sampler sets that default.
+function M.flow(steps, tbl, opts)
+  if tbl.space ~= "flow" then
+    error("schedule 'flow' is for flow models (kind = \"flow\"); for eps/v/x0 models use "
+      .. "karras, exponential, simple, normal, sgm_uniform or beta", 0)
+  end
+  local shift = opts.shift or 1
+  local u = num.linspace(opts.sigma_max or 1, opts.sigma_min or 0, steps + 1)
+  local sigmas, ts = {}, {}
+  for i = 1, steps do
+    local s = tables.shift(u[i], shift)
+    ts[i] = opts.integer_timesteps == false and s * 1000 or math.floor(s * 1000)
+    sigmas[i] = num.f32(s)
+  end
+  sigmas[steps + 1] = 0
+  return sigmas, ts
+end
+
+-- Karras et al. 2022 (k-diffusion get_sigmas_karras): uniform in sigma^(1/rho)
+function M.karras(steps, tbl, opts)
+  local lo, hi = range(tbl, opts)
+  local rho = opts.rho or 7
+  local a, b = hi ^ (1 / rho), lo ^ (1 / rho)
+  local ramp = num.linspace(0, 1, steps)
+  local sigmas = {}
+  for i = 1, steps do sigmas[i] = (a + ramp[i] * (b - a)) ^ rho end
+  sigmas[steps + 1] = 0
+  return sigmas
+end
+
+-- uniform in log sigma (k-diffusion get_sigmas_exponential)
+function M.exponential(steps, tbl, opts)
+  local lo, hi = range(tbl, opts)
+  local l = num.linspace(math.log(hi), math.log(lo), steps)
+  local sigmas = {}
+  for i = 1, steps do sigmas[i] = math.exp(l[i]) end
+  sigmas[steps + 1] = 0
+  return sigmas
+end
+
+-- every (n/steps)-th level of the training table, from the top (ComfyUI's "simple")
+function M.simple(steps, tbl)
+  local n, ss = tbl.n, tbl.n / steps
+  local sigmas = {}
+  for x = 0, steps - 1 do sigmas[x + 1] = tbl.sigmas[n - math.floor(x * ss)] end
+  sigmas[steps + 1] = 0
+  return sigmas
+end
+
+-- uniform in training position between sigma_max and sigma_min, both included ("normal")
+function M.normal(steps, tbl, opts)
+  local lo, hi = range(tbl, opts)
+  local p = num.linspace(tbl.position(hi), tbl.position(lo), steps)
+  local sigmas = {}
+  for i = 1, steps do sigmas[i] = tbl.sigma_at(p[i]) end
+  sigmas[steps + 1] = 0
+  return sigmas
+end
+
+-- uniform in training position, sigma_min left out (SGM / ComfyUI "sgm_uniform")
+function M.sgm_uniform(steps, tbl, opts)
+  local lo, hi = range(tbl, opts)
+  local p = num.linspace(tbl.position(hi), tbl.position(lo), steps + 1)
+  local sigmas = {}
+  for i = 1, steps do sigmas[i] = tbl.sigma_at(p[i]) end
+  sigmas[steps + 1] = 0
+  return sigmas
+end
+
+local function round_half_even(x)
+  local f = math.floor(x)
+  local d = x - f
+  if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
+  return f
+end
+
+-- Beta-distributed positions (Lee et al. 2024, ComfyUI "beta", beta_alpha = beta_beta = 0.6):
+-- more steps at both ends. Repeated positions are dropped, so it may return fewer steps.
+function M.beta(steps, tbl, opts)
+  local a, b = opts.beta_alpha or 0.6, opts.beta_beta or 0.6
+  local sigmas, last = {}, nil
+  for i = 0, steps - 1 do
+    local k = round_half_even(beta_dist.ppf(1 - i / steps, a, b) * (tbl.n - 1))
+    if k ~= last then sigmas[#sigmas + 1] = tbl.sigmas[k + 1] end
+    last = k
+  end
+  sigmas[#sigmas + 1] = 0
+  return sigmas
+end
+
+return M
