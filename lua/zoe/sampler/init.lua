@@ -69,19 +69,25 @@ local function check_settings(spec, def, name)
   end
 end
 
+-- the schedule a run with these settings walks (zoe.sched.make, with the sampler's defaults:
+-- Wan's UniPC starts its flow schedule at 0.999)
+function M.schedule(spec)
+  local def = M.get(spec.sampler or "euler")
+  local kind = kinds.get(spec.kind)
+  local sdef = def.schedule and def.schedule[kind.space] or {}
+  return sched.make(setmetatable({}, {__index = function(_, k)
+    local v = spec[k]
+    if v == nil then v = sdef[k] end
+    return v
+  end}))
+end
+
 -- the run object a sampler sees (see the top of this file)
 function M.prepare(spec)
   local def, name = M.get(spec.sampler or "euler")
   check_settings(spec, def, name)
   local kind = kinds.get(spec.kind)
-  -- the sampler may set schedule defaults (Wan's UniPC: sigma_max 0.999 for flow)
-  local sdef = def.schedule and def.schedule[kind.space] or {}
-  local sopts = setmetatable({}, {__index = function(_, k)
-    local v = spec[k]
-    if v == nil then v = sdef[k] end
-    return v
-  end})
-  local s = sched.make(sopts)
+  local s = M.schedule(spec)
   local gen = spec.generator or zoe.tensor.generator(spec.seed or 0)
   local x = spec.x
   if not x then
