@@ -3,12 +3,15 @@
 **
 ** One output frame (n, t) is out[Cout, Ho*Wo] = W[Cout, K] col[K, Ho*Wo] with
 ** K = Cin*kt*kh*kw ordered (cin, dt, dy, dx), the weight's own layout. The
-** pixels of a frame are cut into tiles whose col block [K, tile] fits in L2;
-** each tile is gathered (rows copied along W, padding zeroed) into a scratch
-** buffer owned by the thread, then one single-threaded GEMM writes the tile's
-** columns of the output in place (ldc = the output's channel stride). A col
-** buffer for a whole frame is never made (320x192 at 96 channels and 3x3x3
-** would be 600 MB).
+** pixels of a frame are cut into tiles of at least 256 columns (the GEMM packs
+** the weight once per call, so narrow tiles would spend their time packing);
+** K is cut into chunks of whole input channels so that a col block
+** [chunk*kt*kh*kw, tile] stays in L2. Each block is gathered (rows copied along
+** W, padding zeroed) into a scratch buffer owned by the thread, and one
+** single-threaded GEMM per chunk accumulates into the tile's columns of the
+** output in place (ldc = the output's channel stride). A col buffer for a whole
+** frame is never made (320x192 at 96 channels and 3x3x3 would be 600 MB).
+** The threads share the tiles; the tiling depends only on the frame size.
 **
 ** Time is padded causally: the padded sequence of a sample is 'tpad - P' zero
 ** frames, then the P frames of 'prev', then the input's T frames; a frame is
@@ -24,9 +27,10 @@
 #include "../ops/out.h"
 #include "nn.h"
 
-#define COL_BYTES (384 << 10) /* target size of one col tile: leaves L2 room for the GEMM's packs */
+#define COL_BYTES (384 << 10) /* target size of one col block: leaves L2 room for the GEMM's packs */
+#define TILE_PIXELS 256       /* columns per GEMM: the weight is packed once per this many */
 #define TILE_MIN 16
-#define TILE_MAX 2048
+#define TILE_MAX 4096
 
 /* One frame of the padded input: [Cin][H][W] with unit W stride; p NULL is a zero frame. */
 typedef struct frame_src {
@@ -43,6 +47,7 @@ typedef struct conv_ctx {
   float *out; /* frame (n, t) at out + n*on + t*ot, channel stride oc, pixels contiguous */
   int64_t on, oc, ot;
   int64_t tile, tiles_per_frame;
+  int64_t chunk; /* input channels gathered per GEMM: col is [chunk*kt*kh*kw, tile] */
   atomic_int failed;
   zoe_err err; /* written by the one thread that set 'failed' */
 } conv_ctx;
@@ -53,14 +58,16 @@ static void ctx_fail(conv_ctx *c, const zoe_err *e) {
 }
 
 /*
-** Gather rows of col [K, np] for output pixels p0 .. p0+np of frame (n, to).
-** A run of pixels on one output row reads one input row at x = ox*sw + dx - pleft:
-** the valid x are copied (memcpy when sw == 1), the rest zeroed.
+** Gather the rows of input channels c0 .. c1 into col [(c1-c0)*kt*kh*kw, np] for
+** output pixels p0 .. p0+np of frame (n, to). A run of pixels on one output row
+** reads one input row at x = ox*sw + dx - pleft: the valid x are copied (memcpy
+** when sw == 1), the rest zeroed.
 */
-static void im2col(const conv_ctx *c, int64_t n, int64_t to, int64_t p0, int64_t np, float *col) {
+static void im2col(const conv_ctx *c, int64_t n, int64_t to, int64_t c0, int64_t c1, int64_t p0, int64_t np,
+                   float *col) {
   const frame_src *fr = c->frames + n * c->Tp + to * c->st;
   float *dst = col;
-  for (int64_t ci = 0; ci < c->Cin; ci++)
+  for (int64_t ci = c0; ci < c1; ci++)
     for (int dt = 0; dt < c->kt; dt++) {
       frame_src f = fr[dt];
       const float *plane = f.p ? f.p + ci * f.cs : NULL;
@@ -106,7 +113,8 @@ static void conv_tiles(void *arg, int64_t begin, int64_t end) {
   conv_ctx *c = arg;
   if (atomic_load(&c->failed)) return;
   zoe_err e = {0};
-  size_t cap = (size_t)(c->K * c->tile) * sizeof(float);
+  int64_t taps = (int64_t)c->kt * c->kh * c->kw;
+  size_t cap = (size_t)(c->chunk * taps * c->tile) * sizeof(float);
   float *col = zoe_alloc(cap, &e);
   if (!col) {
     ctx_fail(c, &e);
@@ -122,12 +130,17 @@ static void conv_tiles(void *arg, int64_t begin, int64_t end) {
     int64_t frame = i / c->tiles_per_frame, p0 = (i % c->tiles_per_frame) * c->tile;
     int64_t n = frame / c->To, to = frame % c->To;
     int64_t np = pixels - p0 < c->tile ? pixels - p0 : c->tile;
-    im2col(c, n, to, p0, np, col);
     float *C = c->out + n * c->on + to * c->ot + p0;
-    zoe_gemm_arg B = {col, ZOE_F32, false, np};
-    if (zoe_gemm(c->Cout, np, c->K, 1.0f, c->w, B, 0.0f, C, c->oc, &e)) {
-      ctx_fail(c, &e);
-      break;
+    /* K in chunks of whole input channels, accumulated in C (which stays in cache) */
+    for (int64_t c0 = 0; c0 < c->Cin; c0 += c->chunk) {
+      int64_t c1 = c0 + c->chunk < c->Cin ? c0 + c->chunk : c->Cin;
+      im2col(c, n, to, c0, c1, p0, np, col);
+      zoe_gemm_arg A = c->w, B = {col, ZOE_F32, false, np};
+      A.data = (const float *)A.data + c0 * taps;
+      if (zoe_gemm(c->Cout, np, (c1 - c0) * taps, 1.0f, A, B, c0 ? 1.0f : 0.0f, C, c->oc, &e)) {
+        ctx_fail(c, &e);
+        goto out;
+      }
     }
     if (c->bias)
       for (int64_t co = 0; co < c->Cout; co++) {
@@ -135,6 +148,7 @@ static void conv_tiles(void *arg, int64_t begin, int64_t end) {
         for (int64_t j = 0; j < np; j++) r[j] += b;
       }
   }
+out:
   zoe_free(col, cap);
 }
 
@@ -347,15 +361,24 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
                   .out = out, .on = on, .oc = oc, .ot = ot};
   atomic_init(&c->failed, 0);
   int64_t pixels = Ho * Wo, frames_out = N * To;
+  /* as many pixels as fit with all of K, at least TILE_PIXELS (then K is cut in chunks) */
   int64_t tile = COL_BYTES / (K * (int64_t)sizeof(float));
-  tile = tile < TILE_MIN ? TILE_MIN : tile > TILE_MAX ? TILE_MAX : tile;
-  /* enough tiles for every thread to get several */
-  int64_t want = 4 * (int64_t)zoe_pool_threads();
-  while (tile > TILE_MIN && frames_out * ((pixels + tile - 1) / tile) < want) tile /= 2;
+  tile = tile < TILE_PIXELS ? TILE_PIXELS : tile > TILE_MAX ? TILE_MAX : tile;
+  /*
+  ** Several tiles per frame, for the threads. The tiling depends on the frame
+  ** alone, not on how many frames come at once nor on the thread count, so a
+  ** frame computes to the same bits whether the video is fed whole or chunk by
+  ** chunk, on any number of threads.
+  */
+  int64_t want = 8;
+  while (tile > TILE_MIN && (pixels + tile - 1) / tile < want) tile /= 2;
   if (tile >= pixels) tile = pixels;
   else if (tile > 16) tile -= tile % 16;
   c->tile = tile;
   c->tiles_per_frame = (pixels + tile - 1) / tile;
+  int64_t taps = (int64_t)kt * kh * kw;
+  c->chunk = COL_BYTES / (tile * taps * (int64_t)sizeof(float));
+  c->chunk = c->chunk < 1 ? 1 : c->chunk > Cin ? Cin : c->chunk;
   int rc = zoe_gemm_parallel_for(frames_out * c->tiles_per_frame, 1, conv_tiles, c);
   if (atomic_load(&c->failed)) {
     zoe_errf(e, c->err.code, "%s: %s", op, c->err.msg);
