@@ -1,0 +1,158 @@
+-- The sampler interface a recipe and the pipeline use: the step iterator and its states,
+-- changing settings between steps, seeded noise, the model call, schedules given as arrays or
+-- functions, custom samplers, yields from inside the model, and the errors.
+local t = require "testlib"
+local zoe = require "zoe"
+local T = zoe.tensor
+
+local c = T.tensor{0.3, -0.2, 0.5, 0.1}
+local function toy(x, tt, ctx) return x:tanh() * 0.5 + (ctx or c) * (tt / 1000) end
+local function flat(x) return x:reshape(x:numel()):totable() end
+local function base(extra)
+  local spec = {model = toy, kind = "flow", sampler = "unipc", steps = 6, shift = 5,
+    x = T.tensor{1.0, -0.5, 0.25, 2.0}}
+  for k, v in pairs(extra or {}) do spec[k] = v end
+  return spec
+end
+
+t.test("the iterator yields one state per step, and the last x is zoe.sample's", function()
+  local it, run = zoe.sampler.steps(base())
+  local seen = {}
+  for state in it do
+    seen[#seen + 1] = state.step
+    t.eq(state.steps, 6)
+    t.eq(state.sigma, run.sigmas[state.step])
+    t.eq(state.sigma_next, run.sigmas[state.step + 1])
+    t.eq(state.timestep, run.timesteps[state.step])
+    t.ok(T.is_tensor(state.x) and T.is_tensor(state.denoised))
+  end
+  t.eq(seen, {1, 2, 3, 4, 5, 6})
+  local x = zoe.sample(base())
+  t.eq(flat(run.x), flat(x))
+  t.eq(run.timesteps, {999, 961, 908, 833, 713, 499}, "Wan's UniPC timesteps")
+end)
+
+t.test("on_step is called after every step", function()
+  local steps = {}
+  zoe.sample(base{on_step = function(s) steps[#steps + 1] = s.sigma end})
+  t.eq(#steps, 6)
+  t.ok(steps[1] > steps[6])
+end)
+
+t.test("settings changed between steps apply to the next steps", function()
+  local uncond = T.tensor{-0.4, 0.1, 0.0, 0.3}
+  local scheduled = zoe.sample(base{cond = c, uncond = uncond,
+    cfg = function(step) return step <= 3 and 4 or 1.5 end})
+  local constant = zoe.sample(base{cond = c, uncond = uncond, cfg = 4})
+  local it, run = zoe.sampler.steps(base{cond = c, uncond = uncond, cfg = 4})
+  for state in it do if state.step == 3 then state.settings.cfg = 1.5 end end
+  t.eq(flat(run.x), flat(scheduled), "changed at step 3 == cfg function")
+  t.ok(t.relerr(flat(run.x), flat(constant)) > 1e-3, "and differs from cfg 4 throughout")
+end)
+
+t.test("noise of ancestral and SDE samplers comes from the seed", function()
+  for _, name in ipairs{"euler_ancestral", "dpmpp_2m_sde", "lcm"} do
+    local a = zoe.sample(base{sampler = name, seed = 5})
+    local b = zoe.sample(base{sampler = name, seed = 5})
+    local d = zoe.sample(base{sampler = name, seed = 6})
+    t.eq(flat(a), flat(b), name .. " same seed")
+    t.ok(t.relerr(flat(a), flat(d)) > 1e-3, name .. " another seed")
+  end
+end)
+
+t.test("start latent: noise is scaled for the kind, shape draws it from the seed", function()
+  local n = T.generator(3):randn{4}
+  local got
+  zoe.sample{kind = "eps", sampler = "euler", steps = 1, noise = n,
+    model = function(xin, _, _, info)
+      got = {xin = flat(xin), sigma = info.sigma, step = info.step}
+      return xin * 0
+    end}
+  -- eps models are given x / sqrt(1 + sigma^2); the start is noise * sqrt(1 + sigma_max^2)
+  for i, v in ipairs(flat(n)) do t.near(got.xin[i], v, 1e-6) end
+  t.near(got.sigma, 14.614641229334, 1e-9)
+  t.eq(got.step, 1)
+  local a = zoe.sample(base{x = false, shape = {4}, seed = 3})
+  local b = zoe.sample(base{x = false, noise = T.generator(3):randn{4}})
+  t.eq(flat(a), flat(b))
+end)
+
+t.test("schedules as an array (0 appended) and as a function", function()
+  local _, run = zoe.sampler.steps(base{schedule = {1.0, 0.5, 0.2}, steps = false})
+  t.eq(run.sigmas, {1.0, 0.5, 0.2, 0})
+  t.eq(run.timesteps, {1000, 500, 200})
+  local calls
+  local it
+  it, run = zoe.sampler.steps(base{steps = 4, schedule = function(steps, tbl)
+    calls = steps
+    return {tbl.sigma_max, 0.6, 0.3, 0.1}
+  end})
+  for _ in it do end
+  t.eq(calls, 4)
+  t.eq(run.sigmas, {1.0, 0.6, 0.3, 0.1, 0})
+  t.eq(zoe.sched.shift(0.5, 3), 0.75)
+end)
+
+t.test("a sampler of one's own", function()
+  zoe.sampler.register("half_euler", {options = {factor = 1}, run = function(r)
+    local x = r.x
+    for i = 1, r.steps do
+      local x0 = r.denoise(x, i)
+      x = x + (x - x0) * ((r.sigmas[i + 1] - r.sigmas[i]) / r.sigmas[i] * r.opt("factor"))
+      r.yield(i, x, x0)
+    end
+    return x
+  end})
+  local mine = zoe.sample(base{sampler = "half_euler"})
+  local euler = zoe.sample(base{sampler = "euler"})
+  t.eq(flat(mine), flat(euler))
+  t.ok(t.relerr(flat(zoe.sample(base{sampler = "half_euler", factor = 0.5})), flat(euler)) > 1e-3)
+end)
+
+t.test("yields from inside the model pass through to the job that runs the sampler", function()
+  -- a heavy op run by the loop yields from inside the model call; the sampler must hand
+  -- that yield to its own resumer and the answer back, not take it for a step
+  local answers = 0
+  local spec = base{model = function(x, tt, ctx)
+    local got = coroutine.yield("compute", tt)
+    t.eq(got, tt * 2, "the op's result comes back")
+    return toy(x, tt, ctx)
+  end}
+  local job = coroutine.create(function()
+    local n = 0
+    for state in zoe.sampler.steps(spec) do n = n + 1; t.eq(state.step, n) end
+    return n
+  end)
+  local ok, what, v = coroutine.resume(job)
+  while coroutine.status(job) ~= "dead" do
+    t.ok(ok, tostring(what))
+    t.eq(what, "compute")
+    answers = answers + 1
+    ok, what, v = coroutine.resume(job, v * 2)
+  end
+  t.ok(ok, tostring(what))
+  t.eq(what, 6, "steps")
+  t.eq(answers, 6, "one model call per step")
+end)
+
+t.test("errors say what is allowed", function()
+  t.raises(function() zoe.sample(base{sampler = "foo"}) end,
+    "unknown sampler 'foo' (euler, euler_ancestral, heun, dpmpp_2m, dpmpp_2m_sde, ddim, unipc, lcm")
+  t.raises(function() zoe.sample(base{schedule = "foo"}) end,
+    "unknown schedule 'foo' (flow, karras, exponential, simple, normal, sgm_uniform, beta, an array")
+  t.raises(function() zoe.sample(base{kind = "epsilon"}) end, "unknown model kind 'epsilon' (flow, eps, v, x0)")
+  t.raises(function() zoe.sample(base{cgf = 5}) end, "unknown setting 'cgf' for sampler 'unipc' (")
+  t.raises(function() zoe.sample(base{cfg = 5, cond = c}) end, "cfg = 5 needs uncond")
+  t.raises(function() zoe.sample(base{x = false}) end, "no start latent: give x")
+  t.raises(function() zoe.sample(base{model = false}) end, "no model: give model")
+  t.raises(function() zoe.sample(base{steps = 0}) end, "steps must be a positive integer, got 0")
+  t.raises(function() zoe.sample(base{schedule = {1, 0.5, 0.7}}) end, "sigmas must decrease (sigma 3 = 0.7 after 0.5)")
+  t.raises(function() zoe.sample(base{kind = "eps", schedule = "flow"}) end, "schedule 'flow' is for flow models")
+  t.raises(function() zoe.sample(base{order = 4}) end, "unipc: order must be 1, 2 or 3, got 4")
+  t.raises(function() zoe.sample(base{beta_schedule = "cosine", kind = "eps", schedule = "karras"}) end,
+    "unknown beta_schedule 'cosine' (scaled_linear, linear)")
+  t.raises(function() zoe.sample(base{cfg = "high", cond = c, uncond = c}) end,
+    "cfg must be a number or fn(step, sigma) -> number, got string")
+end)
+
+t.done()
