@@ -16,7 +16,7 @@ CC ?= cc
 # Debian packages: build libraries, and the tools tests use (ffprobe, valgrind).
 DEB_PACKAGES = build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev libuv1-dev \
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg libcjson-dev \
-  lua-luv-dev libedit-dev
+  lua-luv-dev libedit-dev unicode-data
 
 PKGS = lua5.4 lua5.4-luv openblas libuv libavcodec libavformat libavutil libswscale libcjson
 

@@ -243,6 +243,7 @@ int luaopen_zoe_core(lua_State *L) {
   luaL_newlib(L, core_funcs);
   lua_pushliteral(L, ZOE_VERSION);
   lua_setfield(L, -2, "version");
+  lz_weights_functions(L);
   lz_open_tensor(L);
   lua_setfield(L, -2, "tensor");
   lz_open_nn(L);

@@ -92,5 +92,7 @@ int lz_task_push_results(lua_State *L, lz_task *t);
 
 /* ---- module parts: each binding file opens one ---- */
 int lz_open_tensor(lua_State *L);
+/* zoe.load, zoe.save (lweights.c): set into the table on the stack top */
+void lz_weights_functions(lua_State *L);
 
 #endif
