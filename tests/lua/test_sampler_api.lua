@@ -135,6 +135,18 @@ t.test("yields from inside the model pass through to the job that runs the sampl
   t.eq(answers, 6, "one model call per step")
 end)
 
+t.test("numeric helpers: expm1 near 0 and at -inf, float32 rounding, numpy's linspace, solve", function()
+  local num = require "zoe.numeric"
+  t.near(num.expm1(1e-10), 1.00000000005e-10, 1e-15)
+  t.near(num.expm1(-0.3), math.exp(-0.3) - 1, 1e-15)
+  t.near(num.expm1(1e-3), 1.0005001667083417e-3, 1e-15)
+  t.eq(num.expm1(-math.huge), -1)
+  t.eq(num.f32(0.999), 0.99900001287460327)
+  t.eq(num.linspace(1, 0, 5), {1, 0.75, 0.5, 0.25, 0})
+  local x = num.solve({{2, 1, 0}, {1, 3, 1}, {0, 1, 4}}, {3, 5, 5})
+  for i = 1, 3 do t.near(x[i], 1, 1e-12) end
+end)
+
 t.test("errors say what is allowed", function()
   t.raises(function() zoe.sample(base{sampler = "foo"}) end,
     "unknown sampler 'foo' (euler, euler_ancestral, heun, dpmpp_2m, dpmpp_2m_sde, ddim, unipc, lcm")

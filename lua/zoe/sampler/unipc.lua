@@ -28,7 +28,7 @@ end
 -- The history terms: for each earlier x0 m_k (newest first after m0), rk = (lambda_k -
 -- lambda_0)/h and D_k = (m_k - m0)/rk. A history point at lambda = -inf (flow sigma 1) has
 -- rk = -inf: its term vanishes, so it is dropped (the limit of the formulas).
-local function history(r, ms, lambdas, lambda0, h, order)
+local function history(ms, lambdas, lambda0, h, order)
   local rks, ds = {}, {}
   for k = 1, order - 1 do
     local rk = (lambdas[k] - lambda0) / h
@@ -72,7 +72,7 @@ return {
         local prev = {[0] = ms[i - 1]}
         local lambdas = {}
         for k = 1, last_order - 1 do prev[k], lambdas[k] = ms[i - 1 - k], lam[i - 1 - k] end
-        local rks, ds = history(r, prev, lambdas, lam[i - 1], h, last_order)
+        local rks, ds = history(prev, lambdas, lam[i - 1], h, last_order)
         local h_phi_1, b_h, R, b = coefficients(h, rks)
         local rhos = #rks == 1 and {0.5} or num.solve(R, b)
         local a_t = r.alpha(s[i])
@@ -93,7 +93,7 @@ return {
         local prev = {[0] = x0}
         local lambdas = {}
         for k = 1, order - 1 do prev[k], lambdas[k] = ms[i - k], lam[i - k] end
-        local rks, ds = history(r, prev, lambdas, lam[i], h, order)
+        local rks, ds = history(prev, lambdas, lam[i], h, order)
         local h_phi_1, b_h, R, b = coefficients(h, rks)
         local a_next = r.alpha(s[i + 1])
         x = x * (s[i + 1] / s[i]) - x0 * (a_next * h_phi_1)
