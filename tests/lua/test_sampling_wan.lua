@@ -4,27 +4,14 @@
 -- model v = 0.5*x + (t/1000)*toy_c: timesteps exactly, sigmas and every step's latent within 1e-5.
 local t = require "testlib"
 local zoe = require "zoe"
-local T = zoe.tensor
 
 local PATH = "../shared/fixtures/wan2.1-tiny/sampling/toy_sampling.safetensors"
 
--- the fixture as name -> tensor: read by zoe.load; until that reader is in the build, from a
--- Lua table that tools/fixtures/safetensors_to_lua.py made (ZOE_TOY_SAMPLING_LUA=/tmp/x.lua)
 local function open_fixture()
   local f = io.open(PATH, "rb")
   if not f then return nil, PATH .. " is absent (../shared is not beside the repository)" end
   f:close()
-  if zoe.load then return zoe.load(PATH) end
-  local lua_copy = os.getenv("ZOE_TOY_SAMPLING_LUA")
-  if not lua_copy then
-    return nil, "zoe.load (the safetensors reader) is not in this build; set ZOE_TOY_SAMPLING_LUA to "
-      .. "a table made by tools/fixtures/safetensors_to_lua.py to run it meanwhile"
-  end
-  local raw = dofile(lua_copy)
-  return setmetatable({}, {__index = function(_, k)
-    local e = raw[k]
-    return e and T.tensor(e.data):view(e.shape)
-  end})
+  return zoe.load(PATH)
 end
 
 local F, why = open_fixture()
