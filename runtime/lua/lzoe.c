@@ -237,6 +237,7 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_zoe_core(lua_State *L);
 int luaopen_zoe(lua_State *L);
+int lz_open_json(lua_State *L);
 
 int luaopen_zoe_core(lua_State *L) {
   zoe_pool_init(0);
@@ -248,6 +249,8 @@ int luaopen_zoe_core(lua_State *L) {
   lua_setfield(L, -2, "tensor");
   lz_open_nn(L);
   lua_setfield(L, -2, "nn");
+  lz_open_json(L);
+  lua_setfield(L, -2, "json");
   return 1;
 }
 

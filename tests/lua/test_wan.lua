@@ -1,0 +1,61 @@
+-- Wan2.1 against the official code: ../shared/fixtures/wan2.1-tiny holds tiny
+-- configurations of the official classes with random weights under the official
+-- names, their inputs and outputs (see its README). 1e-4 relative error.
+local t = require "testlib"
+local zoe = require "zoe"
+local wan = require "zoe.arch.wan"
+local T = zoe.tensor
+
+local root = "../shared/fixtures/wan2.1-tiny/"
+local f = io.open(root .. "README.md")
+if not f then
+  t.skip("Wan2.1 fixtures", "../shared/fixtures/wan2.1-tiny is absent")
+  t.done()
+end
+f:close()
+
+local function config(dir)
+  local fh = assert(io.open(root .. dir .. "/config.json"))
+  local cfg = zoe.json.decode(fh:read("a"))
+  fh:close()
+  return cfg
+end
+
+local function relerr(a, b)
+  return (a - b):norm():item() / b:norm():item()
+end
+
+local function close(got, want, tol, what)
+  t.eq(got:shape(), want:shape(), what .. " shape")
+  local err = relerr(got, want)
+  if err > tol then error(("%s: relative error %.3g > %g"):format(what, err, tol), 2) end
+  return err
+end
+
+t.test("umT5 encoder matches the official T5Encoder", function()
+  local cfg, io_ = config("umt5"), zoe.load(root .. "umt5/io.safetensors")
+  local enc = wan.t5(cfg, zoe.load(root .. "umt5/weights.safetensors"))
+  local out = enc(io_.ids, io_.mask)
+  close(out, io_.out, 1e-4, "all positions")
+  -- the real tokens alone give the same rows (padding is masked): Wan encodes only those
+  local n = io_.mask:sum():item()
+  local short = enc(io_.ids:narrow(2, 1, n), io_.mask:narrow(2, 1, n))
+  close(short, io_.out:narrow(2, 1, n), 1e-4, "real tokens only")
+end)
+
+t.test("DiT matches the official WanModel", function()
+  local cfg, io_ = config("dit"), zoe.load(root .. "dit/io.safetensors")
+  local dit = wan.dit(cfg, zoe.load(root .. "dit/weights.safetensors"))
+  close(dit(io_.x, io_.t, io_.context), io_.out, 1e-4, "dit")
+end)
+
+t.test("DiT runs cond and uncond as one batch with the same result", function()
+  local cfg, io_ = config("dit"), zoe.load(root .. "dit/io.safetensors")
+  local dit = wan.dit(cfg, zoe.load(root .. "dit/weights.safetensors"))
+  local null = T.zeros(3, cfg.text_dim)
+  local kv = dit.cross_kv({io_.context, null})
+  local both = dit.forward({io_.x, io_.x}, io_.t, kv)
+  close(both[1], io_.out, 1e-4, "cond in a batch")
+  close(both[2], dit(io_.x, io_.t, null), 1e-5, "uncond in a batch")
+end)
+t.done()
