@@ -237,6 +237,8 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_zoe_core(lua_State *L);
 int luaopen_zoe(lua_State *L);
+int lz_open_video(lua_State *L);
+int lz_open_image(lua_State *L);
 int lz_open_json(lua_State *L);
 
 int luaopen_zoe_core(lua_State *L) {
@@ -249,6 +251,10 @@ int luaopen_zoe_core(lua_State *L) {
   lua_setfield(L, -2, "tensor");
   lz_open_nn(L);
   lua_setfield(L, -2, "nn");
+  lz_open_video(L); /* lvideo.c */
+  lua_setfield(L, -2, "video");
+  lz_open_image(L);
+  lua_setfield(L, -2, "image");
   lz_open_json(L);
   lua_setfield(L, -2, "json");
   return 1;

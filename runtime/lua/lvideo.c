@@ -1,0 +1,556 @@
+/*
+** lvideo.c: zoe.video and zoe.image, the Lua face of runtime/io/video.h.
+**   zoe.video.write(frames, path, opts)     zoe.video.read(path, opts) -> (3, T, H, W)
+**   local w = zoe.video.writer(path, opts)  w:write(chunk) ... w:close()  (or w:abort())
+**   zoe.video.info(path) -> table           zoe.video.contact_sheet(videos, path, opts)
+**   zoe.image.read(path) -> (3, H, W)       zoe.image.write(img, path, opts)
+** Encoding and decoding run as tasks (lz_task), so the loop can move them off
+** its thread. A task owns copies of every string it needs (a Lua string may be
+** collected while the compute thread runs).
+*/
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/video.h"
+#include "lzoe.h"
+
+#define LZ_VIDEO_WRITER "zoe.VideoWriter"
+#define IO_COST 1e15 /* decoding and encoding are never cheap enough to run inline */
+
+int lz_open_video(lua_State *L);
+int lz_open_image(lua_State *L);
+
+enum { K_WRITE, K_READ, K_IMAGE_READ, K_IMAGE_WRITE, K_SHEET, K_STREAM_WRITE, K_STREAM_CLOSE };
+
+/* ---- what a task owns ---- */
+
+typedef struct job {
+  char *path;
+  zoe_video_opts o;        /* preset, tune and meta point into 'strs' */
+  zoe_video_read_opts r;
+  zoe_sheet_opts s;        /* labels point into 'strs' */
+  zoe_tensor **items;      /* contact sheet inputs, retained */
+  int nitems;
+  char **strs;
+  int nstrs;
+  zoe_kv *meta;
+  const char **labels;
+} job;
+
+static void free_job(void *p) {
+  job *j = p;
+  if (!j) return;
+  for (int i = 0; i < j->nitems; i++) zoe_tensor_release(j->items[i]);
+  for (int i = 0; i < j->nstrs; i++) free(j->strs[i]);
+  free(j->items);
+  free(j->strs);
+  free(j->meta);
+  free(j->labels);
+  free(j->path);
+  free(j);
+}
+
+/* Copy 's' into the job (freed with it); raises on out of memory. */
+static const char *own(lua_State *L, job *j, const char *s) {
+  char **strs = realloc(j->strs, (j->nstrs + 1) * sizeof *strs);
+  if (!strs) luaL_error(L, "out of memory");
+  j->strs = strs;
+  if (!(strs[j->nstrs] = strdup(s))) luaL_error(L, "out of memory");
+  return strs[j->nstrs++];
+}
+
+/* A job held by task 't' (so a Lua error cannot leak it). */
+static job *new_job(lua_State *L, lz_task *t, const char *path) {
+  job *j = calloc(1, sizeof *j);
+  if (!j) luaL_error(L, "out of memory");
+  t->extra = j;
+  t->free_extra = free_job;
+  if (!(j->path = strdup(path))) luaL_error(L, "out of memory");
+  zoe_video_opts_default(&j->o);
+  return j;
+}
+
+/* ---- options ---- */
+
+static int opt_field(lua_State *L, int arg, const char *name) {
+  return lua_getfield(L, arg, name) != LUA_TNIL;
+}
+
+/* Raise on a key that is not one of 'known' (a misspelt option should not pass silently). */
+static void check_keys(lua_State *L, int arg, const char *who, const char *const *known) {
+  lua_pushnil(L);
+  while (lua_next(L, arg)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int ok = 0;
+    for (int i = 0; k && known[i]; i++) ok |= !strcmp(k, known[i]);
+    if (!ok) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; known[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, known[i]);
+      }
+      luaL_pushresult(&b);
+      luaL_error(L, "%s: unknown option '%s' (%s)", who, k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
+    }
+  }
+}
+
+static int opt_int(lua_State *L, int arg, const char *name, int def, const char *who) {
+  if (!opt_field(L, arg, name)) {
+    lua_pop(L, 1);
+    return def;
+  }
+  int ok;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  if (!ok || v < -(1 << 30) || v > (1 << 30)) luaL_error(L, "%s: option '%s' must be an integer", who, name);
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+static double opt_num(lua_State *L, int arg, const char *name, double def, const char *who) {
+  if (!opt_field(L, arg, name)) {
+    lua_pop(L, 1);
+    return def;
+  }
+  if (!lua_isnumber(L, -1)) luaL_error(L, "%s: option '%s' must be a number", who, name);
+  double v = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *opt_str(lua_State *L, int arg, const char *name, job *j, const char *who) {
+  const char *v = NULL;
+  if (opt_field(L, arg, name)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: option '%s' must be a string", who, name);
+    v = own(L, j, lua_tostring(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int kv_cmp(const void *a, const void *b) { return strcmp(((const zoe_kv *)a)->key, ((const zoe_kv *)b)->key); }
+
+/* metadata = {key = "value" or number}: copied, sorted by key (the file must not depend on pairs' order). */
+static void opt_meta(lua_State *L, int arg, job *j, const char *who) {
+  if (!opt_field(L, arg, "metadata")) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (!lua_istable(L, -1)) luaL_error(L, "%s: option 'metadata' must be a table of strings", who);
+  int tab = lua_gettop(L), n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, tab)) n++, lua_pop(L, 1);
+  if (!(j->meta = calloc(n ? n : 1, sizeof *j->meta))) luaL_error(L, "out of memory");
+  lua_pushnil(L);
+  while (lua_next(L, tab)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: metadata keys must be strings (got a %s)", who, luaL_typename(L, -2));
+    int t = lua_type(L, -1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
+      luaL_error(L, "%s: metadata '%s' must be a string or a number (got a %s)", who, lua_tostring(L, -2), luaL_typename(L, -1));
+    j->meta[j->o.nmeta].key = own(L, j, lua_tostring(L, -2));
+    j->meta[j->o.nmeta].value = own(L, j, luaL_tolstring(L, -1, NULL));
+    j->o.nmeta++;
+    lua_pop(L, 2); /* the string and the value */
+  }
+  qsort(j->meta, j->o.nmeta, sizeof *j->meta, kv_cmp);
+  j->o.meta = j->meta;
+  lua_pop(L, 1);
+}
+
+static const char *const write_keys[] = {"fps", "crf", "preset", "tune", "speed", "quality", "threads",
+                                         "start_number", "metadata", NULL};
+
+/* Options of video.write, video.writer and image.write, at 'arg' (a table or nil). */
+static void write_opts(lua_State *L, int arg, job *j, const char *who) {
+  if (lua_isnoneornil(L, arg)) return;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  check_keys(L, arg, who, write_keys);
+  zoe_video_opts *o = &j->o;
+  o->fps = opt_num(L, arg, "fps", o->fps, who);
+  o->crf = opt_int(L, arg, "crf", o->crf, who);
+  o->speed = opt_int(L, arg, "speed", o->speed, who);
+  o->quality = opt_int(L, arg, "quality", o->quality, who);
+  o->start_number = opt_int(L, arg, "start_number", o->start_number, who);
+  o->preset = opt_str(L, arg, "preset", j, who);
+  o->tune = opt_str(L, arg, "tune", j, who);
+  if (lua_getfield(L, arg, "threads") == LUA_TSTRING) {
+    if (strcmp(lua_tostring(L, -1), "auto")) luaL_error(L, "%s: option 'threads' must be an integer or \"auto\"", who);
+    o->threads = -1;
+  } else if (!lua_isnil(L, -1)) {
+    o->threads = opt_int(L, arg, "threads", o->threads, who);
+    if (o->threads < 0) luaL_error(L, "%s: option 'threads' must be >= 0 or \"auto\"", who);
+  }
+  lua_pop(L, 1);
+  opt_meta(L, arg, j, who);
+}
+
+static const char *const read_keys[] = {"frames", "fps", "width", "height", "dtype", NULL};
+
+static void read_opts(lua_State *L, int arg, job *j, const char *who) {
+  if (lua_isnoneornil(L, arg)) return;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  check_keys(L, arg, who, read_keys);
+  zoe_video_read_opts *r = &j->r;
+  r->max_frames = opt_int(L, arg, "frames", 0, who);
+  r->fps = opt_num(L, arg, "fps", 0, who);
+  r->width = opt_int(L, arg, "width", 0, who);
+  r->height = opt_int(L, arg, "height", 0, who);
+  const char *dt = opt_str(L, arg, "dtype", j, who);
+  if (dt && strcmp(dt, "u8") && strcmp(dt, "f32")) luaL_error(L, "%s: option 'dtype' must be \"f32\" or \"u8\"", who);
+  r->u8 = dt && !strcmp(dt, "u8");
+  if (r->max_frames < 0 || r->fps < 0 || r->width < 0 || r->height < 0)
+    luaL_error(L, "%s: frames, fps, width and height must not be negative", who);
+}
+
+/* ---- tasks ---- */
+
+static int run_io(lz_task *t, zoe_err *e) {
+  job *j = t->extra;
+  zoe_tensor *r = NULL;
+  int rc = 0;
+  switch (t->kind) {
+    case K_WRITE: rc = zoe_video_write(t->in[0], j->path, &j->o, e); break;
+    case K_IMAGE_WRITE: rc = zoe_image_write(t->in[0], j->path, &j->o, e); break;
+    case K_SHEET:
+      rc = zoe_contact_sheet((const zoe_tensor *const *)j->items, j->nitems, j->path, &j->s, e);
+      break;
+    case K_READ:
+      if (!(r = zoe_video_read(j->path, &j->r, e))) rc = e->code ? e->code : ZOE_EIO;
+      break;
+    case K_IMAGE_READ:
+      if (!(r = zoe_image_read(j->path, e))) rc = e->code ? e->code : ZOE_EIO;
+      break;
+  }
+  t->res[0] = r;
+  t->nres = r ? 1 : 0;
+  return rc;
+}
+
+/* zoe.video.write(frames, path, opts) */
+static int v_write(lua_State *L) {
+  zoe_tensor *frames = lz_checktensor(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  lz_task *t = lz_task_new(L, run_io, "video.write", K_WRITE);
+  job *j = new_job(L, t, path);
+  write_opts(L, 3, j, "video.write");
+  lz_task_in(t, frames);
+  t->cost = IO_COST;
+  lua_settop(L, 4); /* the task on top */
+  return lz_task_finish(L, t);
+}
+
+/* zoe.video.read(path, {frames=, fps=, width=, height=, dtype=}) */
+static int v_read(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_settop(L, 2);
+  lz_task *t = lz_task_new(L, run_io, "video.read", K_READ);
+  job *j = new_job(L, t, path);
+  read_opts(L, 2, j, "video.read");
+  t->cost = IO_COST;
+  lua_settop(L, 3);
+  return lz_task_finish(L, t);
+}
+
+static int i_read(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_settop(L, 1);
+  lz_task *t = lz_task_new(L, run_io, "image.read", K_IMAGE_READ);
+  new_job(L, t, path);
+  t->cost = IO_COST;
+  return lz_task_finish(L, t);
+}
+
+static int i_write(lua_State *L) {
+  zoe_tensor *img = lz_checktensor(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  lz_task *t = lz_task_new(L, run_io, "image.write", K_IMAGE_WRITE);
+  job *j = new_job(L, t, path);
+  write_opts(L, 3, j, "image.write");
+  lz_task_in(t, img);
+  t->cost = IO_COST;
+  lua_settop(L, 4);
+  return lz_task_finish(L, t);
+}
+
+static const char *const sheet_keys[] = {"cols", "every", "scale", "labels", NULL};
+
+/* zoe.video.contact_sheet(video or {videos or frames}, path, {cols=, every=, scale=, labels=}) */
+static int v_contact_sheet(lua_State *L) {
+  const char *who = "video.contact_sheet";
+  if (!lz_totensor(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  const char *path = luaL_checkstring(L, 2);
+  lua_settop(L, 3);
+  lz_task *t = lz_task_new(L, run_io, who, K_SHEET);
+  job *j = new_job(L, t, path);
+  lua_Integer len = lz_totensor(L, 1) ? 1 : luaL_len(L, 1);
+  if (len < 1) luaL_error(L, "%s: no videos or frames given", who);
+  if (len > 100000) luaL_error(L, "%s: %d items (at most 100000)", who, (int)len);
+  int n = (int)len;
+  if (!(j->items = calloc((size_t)n, sizeof *j->items))) luaL_error(L, "out of memory");
+  for (int i = 0; i < n; i++) {
+    zoe_tensor *x = lz_totensor(L, 1);
+    if (!x) {
+      lua_geti(L, 1, i + 1);
+      x = lz_totensor(L, -1);
+      if (!x) luaL_error(L, "%s: item %d is a %s, not a tensor", who, i + 1, luaL_typename(L, -1));
+      lua_pop(L, 1);
+    }
+    j->items[j->nitems++] = zoe_tensor_retain(x);
+  }
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    check_keys(L, 3, who, sheet_keys);
+    j->s.cols = opt_int(L, 3, "cols", 0, who);
+    j->s.every = opt_int(L, 3, "every", 0, who);
+    j->s.scale = opt_int(L, 3, "scale", 0, who);
+    if (lua_getfield(L, 3, "labels") != LUA_TNIL) {
+      if (!lua_istable(L, -1)) luaL_error(L, "%s: option 'labels' must be a table of strings", who);
+      size_t nl = lua_rawlen(L, -1);
+      if (nl > 100000) luaL_error(L, "%s: too many labels", who);
+      if (nl > 0 && !(j->labels = calloc(nl, sizeof *j->labels))) luaL_error(L, "out of memory");
+      for (int i = 0; i < (int)nl; i++) {
+        int tt = lua_rawgeti(L, -1, i + 1);
+        if (tt == LUA_TSTRING || tt == LUA_TNUMBER) j->labels[i] = own(L, j, lua_tostring(L, -1));
+        else if (tt != LUA_TNIL && tt != LUA_TBOOLEAN) luaL_error(L, "%s: label %d must be a string", who, i + 1);
+        lua_pop(L, 1);
+      }
+      j->s.nlabels = (int)nl;
+      j->s.labels = j->labels;
+    }
+    lua_pop(L, 1);
+  }
+  t->cost = IO_COST;
+  lua_settop(L, 4);
+  return lz_task_finish(L, t);
+}
+
+/* ---- zoe.video.info ---- */
+
+static void set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static int v_info(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  zoe_video_info info;
+  zoe_err e = {0};
+  if (zoe_video_probe(path, &info, &e)) return lz_error(L, &e);
+  lua_createtable(L, 0, 10);
+  lua_pushinteger(L, info.width);
+  lua_setfield(L, -2, "width");
+  lua_pushinteger(L, info.height);
+  lua_setfield(L, -2, "height");
+  lua_pushinteger(L, info.frames);
+  lua_setfield(L, -2, "frames");
+  set_num(L, "fps", info.fps);
+  set_num(L, "duration", info.duration);
+  lua_pushstring(L, info.codec);
+  lua_setfield(L, -2, "codec");
+  lua_pushstring(L, info.format);
+  lua_setfield(L, -2, "format");
+  lua_pushstring(L, info.pix_fmt);
+  lua_setfield(L, -2, "pix_fmt");
+  lua_createtable(L, 0, info.nmeta);
+  for (int i = 0; i < info.nmeta; i++) {
+    lua_pushstring(L, info.values[i]);
+    lua_setfield(L, -2, info.keys[i]);
+  }
+  lua_setfield(L, -2, "metadata");
+  zoe_video_info_free(&info);
+  return 1;
+}
+
+/* ---- the streaming writer ---- */
+
+/*
+** The C writer lives in a shared record: the Lua box holds one reference, and
+** each running task another, so a box collected while its task still runs on
+** the compute thread does not pull the writer from under it. The last
+** reference to go aborts a writer that was never closed.
+*/
+typedef struct shared_writer {
+  atomic_int refs;
+  atomic_int busy;        /* a write or close task is running */
+  zoe_video_writer *w;    /* NULL once closed or aborted */
+} shared_writer;
+
+typedef struct writer_box {
+  shared_writer *s;       /* NULL once closed */
+} writer_box;
+
+static void shared_release(void *p) {
+  shared_writer *s = p;
+  if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+    zoe_video_writer_abort(s->w);
+    free(s);
+  }
+}
+
+/* The box lets go: drop the file now unless a task is still writing (then the task's release does). */
+static void shared_drop(shared_writer *s) {
+  if (!s) return;
+  if (!atomic_load(&s->busy)) {
+    zoe_video_writer_abort(s->w);
+    s->w = NULL;
+  }
+  shared_release(s);
+}
+
+static shared_writer *check_writer(lua_State *L) {
+  writer_box *b = luaL_checkudata(L, 1, LZ_VIDEO_WRITER);
+  if (!b->s) luaL_error(L, "video writer: already closed");
+  if (atomic_load(&b->s->busy)) luaL_error(L, "video writer '%s': a write is still running", zoe_video_writer_path(b->s->w));
+  return b->s;
+}
+
+static int run_stream(lz_task *t, zoe_err *e) {
+  shared_writer *s = t->extra;
+  int rc;
+  if (t->kind == K_STREAM_WRITE) {
+    rc = zoe_video_writer_write(s->w, t->in[0], e);
+  } else {
+    rc = zoe_video_writer_close(s->w, e);
+    s->w = NULL;
+  }
+  atomic_store(&s->busy, 0);
+  return rc;
+}
+
+/* zoe.video.writer(path, opts) */
+static int v_writer(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_settop(L, 2);
+  writer_box *b = lua_newuserdatauv(L, sizeof *b, 0); /* the box first: a later error leaks nothing */
+  b->s = NULL;
+  luaL_setmetatable(L, LZ_VIDEO_WRITER);
+  /* the options are copied by the writer; a scratch task owns them until then */
+  lz_task *scratch = lz_task_new(L, run_io, "video.writer", K_WRITE);
+  job *j = new_job(L, scratch, path);
+  write_opts(L, 2, j, "video.writer");
+  shared_writer *s = calloc(1, sizeof *s);
+  if (!s) return luaL_error(L, "out of memory");
+  zoe_err e = {0};
+  if (!(s->w = zoe_video_writer_open(path, &j->o, &e))) {
+    free(s);
+    return lz_error(L, &e);
+  }
+  atomic_init(&s->refs, 1);
+  atomic_init(&s->busy, 0);
+  b->s = s;
+  lua_settop(L, 3); /* the box */
+  return 1;
+}
+
+/* w:write(chunk): (C, t, H, W) f32 or (t, H, W, C) u8 */
+static int w_write(lua_State *L) {
+  shared_writer *s = check_writer(L);
+  zoe_tensor *chunk = lz_checktensor(L, 2);
+  lua_settop(L, 2);
+  lz_task *t = lz_task_new(L, run_stream, "video.write", K_STREAM_WRITE);
+  atomic_fetch_add(&s->refs, 1);
+  t->extra = s;
+  t->free_extra = shared_release;
+  lz_task_in(t, chunk);
+  t->cost = IO_COST;
+  atomic_store(&s->busy, 1);
+  return lz_task_finish(L, t); /* the task is on the top */
+}
+
+/* w:close(): finish and rename the file; raises if that fails (the file is then removed) */
+static int w_close(lua_State *L) {
+  shared_writer *s = check_writer(L);
+  writer_box *b = lua_touserdata(L, 1);
+  lua_settop(L, 1);
+  lz_task *t = lz_task_new(L, run_stream, "video.close", K_STREAM_CLOSE);
+  t->extra = s; /* the box's reference moves to the task */
+  t->free_extra = shared_release;
+  b->s = NULL;
+  t->cost = IO_COST;
+  atomic_store(&s->busy, 1);
+  return lz_task_finish(L, t);
+}
+
+/* w:abort(): drop what was written */
+static int w_abort(lua_State *L) {
+  writer_box *b = luaL_checkudata(L, 1, LZ_VIDEO_WRITER);
+  if (b->s && atomic_load(&b->s->busy)) return luaL_error(L, "video writer: a write is still running");
+  shared_drop(b->s);
+  b->s = NULL;
+  return 0;
+}
+
+/* __close(w, err): on an error exit drop the file; on a normal exit finish it (inline) */
+static int w_toclose(lua_State *L) {
+  writer_box *b = luaL_checkudata(L, 1, LZ_VIDEO_WRITER);
+  if (!b->s || !lua_isnil(L, 2)) return w_abort(L);
+  if (atomic_load(&b->s->busy)) return luaL_error(L, "video writer: a write is still running");
+  shared_writer *s = b->s;
+  b->s = NULL;
+  zoe_err e = {0};
+  int rc = zoe_video_writer_close(s->w, &e);
+  s->w = NULL;
+  shared_release(s);
+  return rc ? lz_error(L, &e) : 0;
+}
+
+static int w_gc(lua_State *L) {
+  writer_box *b = luaL_checkudata(L, 1, LZ_VIDEO_WRITER);
+  shared_drop(b->s); /* a running task keeps its own reference */
+  b->s = NULL;
+  return 0;
+}
+
+static int w_frames(lua_State *L) {
+  writer_box *b = luaL_checkudata(L, 1, LZ_VIDEO_WRITER);
+  lua_pushinteger(L, b->s && b->s->w ? zoe_video_writer_frames(b->s->w) : 0);
+  return 1;
+}
+
+static int w_tostring(lua_State *L) {
+  writer_box *b = luaL_checkudata(L, 1, LZ_VIDEO_WRITER);
+  if (!b->s || !b->s->w) lua_pushliteral(L, "zoe.VideoWriter (closed)");
+  else
+    lua_pushfstring(L, "zoe.VideoWriter '%s' (%d frames)", zoe_video_writer_path(b->s->w),
+                    (int)zoe_video_writer_frames(b->s->w));
+  return 1;
+}
+
+static const luaL_Reg writer_methods[] = {
+  {"write", w_write}, {"close", w_close}, {"abort", w_abort}, {"frames", w_frames}, {NULL, NULL},
+};
+
+static const luaL_Reg writer_meta[] = {
+  {"__gc", w_gc}, {"__close", w_toclose}, {"__tostring", w_tostring}, {"__index", NULL}, {NULL, NULL},
+};
+
+static const luaL_Reg video_funcs[] = {
+  {"write", v_write}, {"read", v_read}, {"info", v_info}, {"writer", v_writer},
+  {"contact_sheet", v_contact_sheet}, {NULL, NULL},
+};
+
+static const luaL_Reg image_funcs[] = {
+  {"read", i_read}, {"write", i_write}, {NULL, NULL},
+};
+
+int lz_open_video(lua_State *L) {
+  luaL_newmetatable(L, LZ_VIDEO_WRITER);
+  luaL_setfuncs(L, writer_meta, 0);
+  luaL_newlib(L, writer_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, LZ_VIDEO_WRITER);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  luaL_newlib(L, video_funcs);
+  return 1;
+}
+
+int lz_open_image(lua_State *L) {
+  luaL_newlib(L, image_funcs);
+  return 1;
+}
