@@ -31,6 +31,8 @@
 #define TILE_PIXELS 256       /* columns per GEMM: the weight is packed once per this many */
 #define TILE_MIN 16
 #define TILE_MAX 4096
+#define DIRECT_COUT 4 /* up to this many output channels (a VAE's RGB head) skip the GEMM */
+#define VECTORIZE __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* One frame of the padded input: [Cin][H][W] with unit W stride; p NULL is a zero frame. */
 typedef struct frame_src {
@@ -107,6 +109,64 @@ static void im2col(const conv_ctx *c, int64_t n, int64_t to, int64_t c0, int64_t
           }
         }
     }
+}
+
+/* ---- few output channels: direct accumulation along rows ---- */
+
+VECTORIZE static void axpy(float *restrict acc, const float *restrict src, float w, int64_t n) {
+  for (int64_t i = 0; i < n; i++) acc[i] += w * src[i];
+}
+
+/*
+** With 3 output channels a GEMM spends its time packing a col block it uses for
+** 6 flops per element; here each input row is read once (zero-padded into a
+** scratch row) and added, shifted by dx and scaled, into every output row it
+** feeds. A unit is one output row (n, to, oy); spatial stride 1 only.
+*/
+static void direct_rows(void *arg, int64_t begin, int64_t end) {
+  conv_ctx *c = arg;
+  if (atomic_load(&c->failed)) return;
+  zoe_err e = {0};
+  int64_t Wp = c->Wo + c->kw - 1; /* padded row: what the outputs of one row read */
+  size_t cap = (size_t)(Wp + c->Cout * c->Wo) * sizeof(float);
+  float *row = zoe_alloc(cap, &e);
+  if (!row) {
+    ctx_fail(c, &e);
+    return;
+  }
+  float *acc = row + Wp;
+  const float *w = c->w.data;
+  for (int64_t r = begin; r < end; r++) {
+    if (zoe_cancel_requested()) {
+      zoe_errf(&e, ZOE_ECANCELED, "canceled");
+      ctx_fail(c, &e);
+      break;
+    }
+    int64_t oy = r % c->Ho, to = (r / c->Ho) % c->To, n = r / (c->Ho * c->To);
+    for (int64_t co = 0; co < c->Cout; co++)
+      for (int64_t x = 0; x < c->Wo; x++) acc[co * c->Wo + x] = c->bias ? c->bias[co] : 0.0f;
+    const frame_src *fr = c->frames + n * c->Tp + to * c->st;
+    for (int64_t ci = 0; ci < c->Cin; ci++)
+      for (int dt = 0; dt < c->kt; dt++) {
+        if (!fr[dt].p) continue;
+        for (int dy = 0; dy < c->kh; dy++) {
+          int64_t y = oy + dy - c->ptop;
+          if (y < 0 || y >= c->H) continue;
+          const float *src = fr[dt].p + ci * fr[dt].cs + y * fr[dt].hs;
+          /* row[j] = input x = j - pleft, zero outside */
+          int64_t a = c->pleft < Wp ? c->pleft : Wp, b = c->pleft + c->W < Wp ? c->pleft + c->W : Wp;
+          memset(row, 0, (size_t)a * sizeof(float));
+          memcpy(row + a, src, (size_t)(b - a) * sizeof(float));
+          memset(row + b, 0, (size_t)(Wp - b) * sizeof(float));
+          const float *wk = w + ((ci * c->kt + dt) * c->kh + dy) * c->kw;
+          for (int dx = 0; dx < c->kw; dx++)
+            for (int64_t co = 0; co < c->Cout; co++) axpy(acc + co * c->Wo, row + dx, wk[co * c->K + dx], c->Wo);
+        }
+      }
+    float *o = c->out + n * c->on + to * c->ot + oy * c->Wo;
+    for (int64_t co = 0; co < c->Cout; co++) memcpy(o + co * c->oc, acc + co * c->Wo, (size_t)c->Wo * sizeof(float));
+  }
+  zoe_free(row, cap);
 }
 
 static void conv_tiles(void *arg, int64_t begin, int64_t end) {
@@ -361,6 +421,11 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
                   .out = out, .on = on, .oc = oc, .ot = ot};
   atomic_init(&c->failed, 0);
   int64_t pixels = Ho * Wo, frames_out = N * To;
+  int rc;
+  if (Cout <= DIRECT_COUT && a->stride[1] == 1 && a->stride[2] == 1) {
+    rc = zoe_parallel_for(frames_out * Ho, 1 + 65536 / (K * Wo + 1), direct_rows, c);
+    goto ran;
+  }
   /* as many pixels as fit with all of K, at least TILE_PIXELS (then K is cut in chunks) */
   int64_t tile = COL_BYTES / (K * (int64_t)sizeof(float));
   tile = tile < TILE_PIXELS ? TILE_PIXELS : tile > TILE_MAX ? TILE_MAX : tile;
@@ -379,7 +444,8 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
   int64_t taps = (int64_t)kt * kh * kw;
   c->chunk = COL_BYTES / (tile * taps * (int64_t)sizeof(float));
   c->chunk = c->chunk < 1 ? 1 : c->chunk > Cin ? Cin : c->chunk;
-  int rc = zoe_gemm_parallel_for(frames_out * c->tiles_per_frame, 1, conv_tiles, c);
+  rc = zoe_gemm_parallel_for(frames_out * c->tiles_per_frame, 1, conv_tiles, c);
+ran:
   if (atomic_load(&c->failed)) {
     zoe_errf(e, c->err.code, "%s: %s", op, c->err.msg);
     goto fail;

@@ -93,7 +93,10 @@ static void test_conv3d_vs_direct_loop(void) {
     {1, 4, 3, 5, 6, 8, 3, 1, 1, {1, 1, 1}, {0, 0}, 2},   /* upsample time_conv (3,1,1), pad (1,0,0) */
     {1, 6, 3, 4, 4, 7, 1, 1, 1, {1, 1, 1}, {0, 0}, 0},   /* 1x1x1 shortcut: no im2col */
     {1, 3, 4, 9, 11, 4, 2, 3, 3, {1, 2, 2}, {1, 1}, 1},  /* spatial stride 2 */
-    {1, 2, 2, 40, 37, 3, 3, 3, 3, {1, 1, 1}, {1, 1}, 2}, /* several tiles per frame */
+    {1, 2, 2, 40, 37, 3, 3, 3, 3, {1, 1, 1}, {1, 1}, 2}, /* 3 outputs: direct rows */
+    {1, 3, 2, 40, 37, 9, 3, 3, 3, {1, 1, 1}, {1, 1}, 2}, /* several tiles per frame */
+    {1, 20, 2, 48, 48, 6, 3, 3, 3, {1, 1, 1}, {1, 1}, 2}, /* K in two chunks of input channels */
+    {1, 3, 3, 6, 7, 2, 2, 3, 2, {2, 1, 1}, {2, 0}, 1},   /* direct rows, time stride, padding > 1 */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const case3 *c = &cases[i];
@@ -131,13 +134,19 @@ static void test_conv3d_prev_frames(void) {
   zoe_tensor_release(w);
 }
 
-/* A video fed 1, then 4, then 4 frames, each with the last 2 input frames as prev. */
-static void test_conv3d_chunked_equals_whole(void) {
+/*
+** A video fed 1, then 4, then 4 frames, each with the last 2 input frames as prev,
+** through the GEMM path (6 output channels) and the direct one (3).
+*/
+static void chunked_equals_whole(int64_t cout) {
   zoe_err e = {0};
-  zoe_tensor *x = randn(5, (int64_t[]){1, 4, 9, 10, 12}, 5), *w = randn(5, (int64_t[]){6, 4, 3, 3, 3}, 6);
-  zoe_tensor *b = randn(1, (int64_t[]){6}, 7);
+  zoe_tensor *x = randn(5, (int64_t[]){1, 4, 9, 10, 12}, 5), *w = randn(5, (int64_t[]){cout, 4, 3, 3, 3}, 6);
+  zoe_tensor *b = randn(1, (int64_t[]){cout}, 7);
   zoe_tensor *whole = zoe_conv3d(x, w, b, NULL, (int[]){1, 1}, 2, NULL, NULL, &e);
-  zoe_tensor *parts = zoe_zeros(ZOE_F32, 5, (int64_t[]){1, 6, 9, 10, 12}, NULL);
+  zoe_tensor *ref = naive_conv3d(x, w, b, (int[]){1, 1, 1}, (int[]){1, 1, 1, 1}, 2, NULL);
+  CHECK(relerr(whole, ref) < 1e-5, "cout %lld: whole vs loop %g", (long long)cout, relerr(whole, ref));
+  zoe_tensor_release(ref);
+  zoe_tensor *parts = zoe_zeros(ZOE_F32, 5, (int64_t[]){1, cout, 9, 10, 12}, NULL);
   int64_t starts[] = {0, 1, 5}, lens[] = {1, 4, 4};
   for (int i = 0; i < 3; i++) {
     zoe_tensor *chunk = zoe_narrow(x, 2, starts[i], lens[i], NULL);
@@ -152,9 +161,14 @@ static void test_conv3d_chunked_equals_whole(void) {
     zoe_tensor_release(chunk);
     zoe_tensor_release(prev);
   }
-  CHECK(relerr(parts, whole) == 0, "chunked vs whole: %g", relerr(parts, whole));
+  CHECK(relerr(parts, whole) == 0, "cout %lld: chunked vs whole: %g", (long long)cout, relerr(parts, whole));
   zoe_tensor *ts[] = {x, w, b, whole, parts};
   for (int k = 0; k < 5; k++) zoe_tensor_release(ts[k]);
+}
+
+static void test_conv3d_chunked_equals_whole(void) {
+  chunked_equals_whole(6);
+  chunked_equals_whole(3);
 }
 
 static void test_conv2d_asymmetric_padding_and_stride(void) {
