@@ -1,0 +1,218 @@
+-- Wan2.1's causal 3-D VAE (wan/modules/vae.py, WanVAE_) from the C blocks, run
+-- the official way: the decoder takes one latent frame at a time and each causal
+-- conv keeps the last input frames it saw (the feature cache), the encoder takes
+-- chunks of 1, 4, 4, ... frames. Weights keep their official names.
+--
+--   local vae = wan_vae.new(cfg, w)
+--   vae:decode(z, mean, std, {on_frames = fn(chunk)}) -> video [1, 3, 1 + 4(T'-1), 8h, 8w]
+--   vae:encode(video, mean, std) -> the normalized mean [1, z_dim, T', h, w]
+-- z and video may also come without the batch dim. on_frames receives each decoded
+-- chunk as it is made (a writer can stream them), before they are joined.
+local zoe = require "zoe"
+local util = require "zoe.arch.util"
+local T, nn = zoe.tensor, zoe.nn
+
+local M = {}
+M.__index = M
+
+local function shape(x) return table.unpack(x:shape()) end
+
+-- A causal conv (kernel 3 in time, or 1) with the feature cache under 'key':
+-- the cache holds the last 2 input frames, as the official CausalConv3d usage does.
+local function cached_conv(cache, key, x, w, b, opts)
+  local prev = cache[key]
+  local t = x:size(3)
+  local keep
+  if t >= 2 then
+    keep = x:narrow(3, t - 1, 2)
+  elseif prev then
+    keep = T.cat({prev:narrow(3, prev:size(3), 1), x}, 3)
+  else
+    keep = x
+  end
+  local y = nn.conv3d(x, w, b, {padding = opts.padding, causal_pad = opts.causal_pad, prev = prev})
+  cache[key] = keep:contiguous()
+  return y
+end
+
+-- [B, C, T, H, W] -> per frame through fn([B*T, C, H, W]) -> [B, C', T, H', W']
+local function per_frame(x, fn)
+  local b, c, t, h, w = shape(x)
+  local y = fn(x:transpose(2, 3):reshape(b * t, c, h, w))
+  local _, c2, h2, w2 = shape(y)
+  return y:view(b, t, c2, h2, w2):transpose(2, 3):contiguous()
+end
+
+-- x [B, 2C, T, H, W] -> [B, C, 2T, H, W]: frame 2j from the first half, 2j+1 from the second
+local function interleave(x)
+  local b, c2, t, h, w = shape(x)
+  local c = c2 // 2
+  return x:view(b, 2, c, t, h, w):permute(1, 3, 4, 2, 5, 6):reshape(b, c, 2 * t, h, w)
+end
+
+local function head(self, cache, key, x, pre)
+  x = nn.channel_rms_norm(x, 2, self.w[pre .. "0.gamma"]):silu()
+  return cached_conv(cache, key, x, self.w[pre .. "2.weight"], self.w[pre .. "2.bias"], {padding = {1, 1}, causal_pad = 2})
+end
+
+-- The layers of Encoder3d/Decoder3d as the official constructors lay them out.
+local function layout(cfg, decoder)
+  local mult, nres = cfg.dim_mult, cfg.num_res_blocks
+  local tdown = cfg.temperal_downsample or {false, true, true}
+  local layers, k = {}, 0
+  local dims = {}
+  if decoder then
+    dims[1] = cfg.dim * mult[#mult]
+    for i = #mult, 1, -1 do dims[#dims + 1] = cfg.dim * mult[i] end
+  else
+    dims[1] = cfg.dim
+    for i = 1, #mult do dims[#dims + 1] = cfg.dim * mult[i] end
+  end
+  for i = 1, #dims - 1 do
+    local nblocks = decoder and nres + 1 or nres
+    for _ = 1, nblocks do
+      layers[#layers + 1] = {kind = "res", index = k}
+      k = k + 1
+    end
+    if i ~= #mult then
+      local temporal = tdown[i] -- the decoder mirrors the encoder
+      if decoder then temporal = tdown[#tdown - i + 1] end
+      local mode = (decoder and "up" or "down") .. (temporal and "3d" or "2d")
+      layers[#layers + 1] = {kind = mode, index = k}
+      k = k + 1
+    end
+  end
+  if cfg.attn_scales and #cfg.attn_scales > 0 then
+    error("wan.vae: attention inside the resolution levels (attn_scales) is not supported", 3)
+  end
+  return layers
+end
+
+function M.new(cfg, w)
+  util.need(w, "decoder.conv1.weight", "wan.vae")
+  return setmetatable({cfg = cfg, w = w, z_dim = cfg.z_dim,
+                       dec_layers = layout(cfg, true), enc_layers = layout(cfg, false)}, M)
+end
+
+local function batched(x)
+  if x:dim() == 4 then return x:unsqueeze(1), true end
+  return x, false
+end
+
+-- per-channel constants as [1, C, 1, 1, 1]
+local function channels(v)
+  if type(v) == "table" then v = T.tensor(v) end
+  return v:view(1, -1, 1, 1, 1)
+end
+
+-- ---------------------------------------------------------------- decoder
+
+function M:decode_chunk(cache, x)
+  local w = self.w
+  x = cached_conv(cache, "conv1", x, w["decoder.conv1.weight"], w["decoder.conv1.bias"], {padding = {1, 1}, causal_pad = 2})
+  local c
+  x, c = nn.vae_resblock(x, util.under(w, "decoder.middle.0."), cache["middle.0"])
+  cache["middle.0"] = c
+  x = nn.vae_attention(x, util.under(w, "decoder.middle.1."))
+  x, c = nn.vae_resblock(x, util.under(w, "decoder.middle.2."), cache["middle.2"])
+  cache["middle.2"] = c
+  for _, layer in ipairs(self.dec_layers) do
+    local pre = ("decoder.upsamples.%d."):format(layer.index)
+    if layer.kind == "res" then
+      x, c = nn.vae_resblock(x, util.under(w, pre), cache[pre])
+      cache[pre] = c
+    else
+      if layer.kind == "up3d" then
+        local prev = cache[pre]
+        if prev == nil then
+          cache[pre] = "first" -- the first chunk passes without the time conv (one frame)
+        else
+          local t = x:size(3)
+          local keep
+          if t >= 2 then keep = x:narrow(3, t - 1, 2)
+          elseif prev ~= "first" then keep = T.cat({prev:narrow(3, prev:size(3), 1), x}, 3)
+          else keep = T.cat({T.zeros(table.unpack(x:shape())), x}, 3) end
+          local y = nn.conv3d(x, w[pre .. "time_conv.weight"], w[pre .. "time_conv.bias"],
+            {padding = {0, 0}, causal_pad = 2, prev = prev ~= "first" and prev or nil})
+          cache[pre] = keep:contiguous()
+          x = interleave(y)
+        end
+      end
+      x = per_frame(x, function(f)
+        return nn.conv2d(nn.upsample_nearest(f, {2, 2}), w[pre .. "resample.1.weight"], w[pre .. "resample.1.bias"],
+          {padding = {1, 1, 1, 1}})
+      end)
+    end
+  end
+  return head(self, cache, "head", x, "decoder.head.")
+end
+
+function M:decode(z, mean, std, opts)
+  local unbatched
+  z, unbatched = batched(z)
+  if z:size(2) ~= self.z_dim then
+    error(("wan.vae: latent has %d channels, the VAE takes %d"):format(z:size(2), self.z_dim), 2)
+  end
+  if mean then z = z * channels(std) + channels(mean) end
+  local x = nn.conv3d(z, self.w["conv2.weight"], self.w["conv2.bias"], {padding = {0, 0}, causal_pad = 0})
+  local cache, chunks = {}, {}
+  for i = 1, x:size(3) do
+    local out = self:decode_chunk(cache, x:narrow(3, i, 1))
+    if opts and opts.on_frames then opts.on_frames(unbatched and out[1] or out) end
+    chunks[i] = out
+  end
+  local video = T.cat(chunks, 3)
+  return unbatched and video[1] or video
+end
+
+-- ---------------------------------------------------------------- encoder
+
+function M:encode_chunk(cache, x)
+  local w = self.w
+  x = cached_conv(cache, "conv1", x, w["encoder.conv1.weight"], w["encoder.conv1.bias"], {padding = {1, 1}, causal_pad = 2})
+  local c
+  for _, layer in ipairs(self.enc_layers) do
+    local pre = ("encoder.downsamples.%d."):format(layer.index)
+    if layer.kind == "res" then
+      x, c = nn.vae_resblock(x, util.under(w, pre), cache[pre])
+      cache[pre] = c
+    else
+      x = per_frame(x, function(f)
+        return nn.conv2d(f, w[pre .. "resample.1.weight"], w[pre .. "resample.1.bias"],
+          {stride = {2, 2}, padding = {0, 1, 0, 1}})
+      end)
+      if layer.kind == "down3d" then
+        local prev = cache[pre]
+        cache[pre] = x:narrow(3, x:size(3), 1):contiguous()
+        if prev then -- the first chunk keeps its one frame; later ones halve in time
+          x = nn.conv3d(T.cat({prev, x}, 3), w[pre .. "time_conv.weight"], w[pre .. "time_conv.bias"],
+            {stride = {2, 1, 1}, padding = {0, 0}, causal_pad = 0})
+        end
+      end
+    end
+  end
+  x, c = nn.vae_resblock(x, util.under(w, "encoder.middle.0."), cache["middle.0"])
+  cache["middle.0"] = c
+  x = nn.vae_attention(x, util.under(w, "encoder.middle.1."))
+  x, c = nn.vae_resblock(x, util.under(w, "encoder.middle.2."), cache["middle.2"])
+  cache["middle.2"] = c
+  return head(self, cache, "head", x, "encoder.head.")
+end
+
+function M:encode(video, mean, std)
+  local unbatched
+  video, unbatched = batched(video)
+  local t = video:size(3)
+  if video:size(2) ~= 3 or (t - 1) % 4 ~= 0 then
+    error(("wan.vae: video must be [3, 4n+1 frames, H, W], got %s"):format(table.concat(video:shape(), "x")), 2)
+  end
+  local cache, chunks = {}, {}
+  chunks[1] = self:encode_chunk(cache, video:narrow(3, 1, 1))
+  for i = 1, (t - 1) // 4 do chunks[#chunks + 1] = self:encode_chunk(cache, video:narrow(3, 2 + 4 * (i - 1), 4)) end
+  local out = nn.conv3d(T.cat(chunks, 3), self.w["conv1.weight"], self.w["conv1.bias"], {padding = {0, 0}, causal_pad = 0})
+  local mu = out:narrow(2, 1, self.z_dim)
+  if mean then mu = (mu - channels(mean)) / channels(std) end
+  return unbatched and mu[1] or mu
+end
+
+return M
