@@ -240,6 +240,7 @@ int luaopen_zoe(lua_State *L);
 int lz_open_video(lua_State *L);
 int lz_open_image(lua_State *L);
 int lz_open_json(lua_State *L);
+void lz_hash_functions(lua_State *L);
 
 int luaopen_zoe_core(lua_State *L) {
   zoe_pool_init(0);
@@ -247,6 +248,7 @@ int luaopen_zoe_core(lua_State *L) {
   lua_pushliteral(L, ZOE_VERSION);
   lua_setfield(L, -2, "version");
   lz_weights_functions(L);
+  lz_hash_functions(L);
   lz_open_tensor(L);
   lua_setfield(L, -2, "tensor");
   lz_open_nn(L);
