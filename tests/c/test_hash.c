@@ -28,8 +28,9 @@ static void test_streaming_equals_one_shot(void) {
     }
   }
   CHECK(zoe_hash64(data, N, 0) != zoe_hash64(data, N, 1), "the seed matters");
+  uint64_t before = zoe_hash64(data, N, 42);
   data[500] ^= 1;
-  CHECK(zoe_hash64(data, N, 42) != zoe_hash64(data, N - 0, 43), "a flipped bit changes it");
+  CHECK(zoe_hash64(data, N, 42) != before, "a flipped bit changes it");
 }
 
 static void test_file_errors(void) {
