@@ -104,6 +104,10 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static cJSON *to_json(lua_State *L, int idx, int depth) {
   idx = lua_absindex(L, idx);
   if (depth > MAX_DEPTH) luaL_error(L, "json: nested more than %d levels (a cycle?)", MAX_DEPTH);
+  lua_getfield(L, LUA_REGISTRYINDEX, "zoe.json.null");
+  int is_null = lua_rawequal(L, -1, idx);
+  lua_pop(L, 1);
+  if (is_null) return cJSON_CreateNull();
   switch (lua_type(L, idx)) {
     case LUA_TNIL: return cJSON_CreateNull();
     case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
@@ -115,11 +119,6 @@ static cJSON *to_json(lua_State *L, int idx, int depth) {
     case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
     case LUA_TTABLE: break;
     default:
-      lua_getfield(L, LUA_REGISTRYINDEX, "zoe.json.null");
-      if (lua_rawequal(L, -1, idx)) {
-        lua_pop(L, 1);
-        return cJSON_CreateNull();
-      }
       luaL_error(L, "json: cannot encode a %s", luaL_typename(L, idx));
       return NULL;
   }

@@ -1,7 +1,8 @@
 /*
 ** dit.c: Wan's DiT block (wan/modules/model.py, WanAttentionBlock) in one call:
 **   x += self_attn(LN(x) * (1 + m1) + m0) * m2        q/k RMS-normed, 3-D RoPE
-**   x += cross_attn(LN_affine(x), context)             keys/values cached per prompt
+**   x += cross_attn(LN_affine(x), context)             keys/values cached per prompt;
+**                                                      one context per latent frame also works
 **   x += ffn(LN(x) * (1 + m4) + m3) * m5               GELU-tanh
 ** with m = modulation + e0 chunked in six.
 */
@@ -43,9 +44,13 @@ int zoe_wan_cross_kv(const zoe_wan_block_w *w, int h, double eps, const zoe_tens
 static int check(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, const zoe_tensor *x,
                  const zoe_tensor *e0, const zoe_tensor *ck, const zoe_tensor *cv, zoe_err *e) {
   char a[96], b[96];
-  if (!ck || !cv || ck->ndim != 4 || cv->ndim != 4 || ck->shape[0] != x->shape[0] || ck->shape[2] != o->heads)
-    return zoe_errf(e, ZOE_ESHAPE, "wan_block: cross keys/values must be [B, Lc, %d, Dh] for x %s",
-                    o->heads, zoe_shape_str(x, a, sizeof a));
+  int64_t B = x->shape[0];
+  if (!ck || !cv || ck->ndim != 4 || cv->ndim != 4 || ck->shape[2] != o->heads ||
+      cv->shape[0] != ck->shape[0] || (ck->shape[0] != B && ck->shape[0] != B * o->grid[0]))
+    return zoe_errf(e, ZOE_ESHAPE,
+                    "wan_block: cross keys/values must be [B, Lc, %d, Dh] or, one context per latent frame, "
+                    "[B*%lld, Lc, %d, Dh] for x %s",
+                    o->heads, (long long)o->grid[0], o->heads, zoe_shape_str(x, a, sizeof a));
   if (x->ndim != 3 || e0->ndim != 3 || e0->shape[1] != 6 || e0->shape[2] != x->shape[2] ||
       (e0->shape[0] != x->shape[0] && e0->shape[0] != 1))
     return zoe_errf(e, ZOE_ESHAPE, "wan_block: x must be [B, L, D] and e0 [B, 6, D] (got %s and %s)",
@@ -113,6 +118,12 @@ zoe_tensor *zoe_wan_block(const zoe_wan_block_w *w, const zoe_wan_block_opts *o,
   STEP(q = heads(project(h, ca->q_w, ca->q_b, ca->norm_q, o->eps, e), o->heads, e));
   zoe_tensor_release(h);
   h = NULL;
+  if (ck->shape[0] != x->shape[0]) { /* a context per latent frame: the frame's tokens are a batch entry */
+    int64_t F = o->grid[0];
+    zoe_tensor *qf = zoe_view(q, 4, (int64_t[]){q->shape[0] * F, q->shape[1] / F, q->shape[2], q->shape[3]}, e);
+    zoe_tensor_release(q);
+    STEP(q = qf);
+  }
   STEP(y = zoe_attention(q, ck, cv, &ao, NULL, e));
   zoe_tensor_release(q);
   q = NULL;

@@ -1,0 +1,234 @@
+-- The Wan family: Wan2.1 and zoe-tiny (a small configuration of the same classes).
+-- Builds the model object the pipelines use from a description:
+--   {dir =, name =, config = <config.json path or table>, files = {t5 =, dit =, vae =},
+--    tokenizer = <tokenizer.json>, t5_names = "wan" | "hf", ...}
+-- Weights are mmapped lazily; the text encoder can be released before the DiT runs.
+local zoe = require "zoe"
+local wan = require "zoe.arch.wan"
+local wan_vae = require "zoe.arch.wan_vae"
+local models = require "zoe.models"
+local T = zoe.tensor
+
+local M = {}
+
+-- Wan2.1's default negative prompt (wan/configs/shared_config.py).
+M.WAN_NEGATIVE = "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
+
+local Model = {}
+Model.__index = Model
+
+local function path_in(dir, p) return p:sub(1, 1) == "/" and p or dir .. "/" .. p end
+
+-- Wan's prompt cleaning (wan/modules/tokenizers.py, clean='whitespace'): HTML entities
+-- unescaped, runs of whitespace made one space, trimmed. (ftfy's repairs are not done.)
+local entities = {amp = "&", lt = "<", gt = ">", quot = '"', apos = "'", nbsp = " "}
+local function clean(text)
+  for _ = 1, 2 do
+    text = text:gsub("&(#?)(%w+);", function(hash, name)
+      if hash == "#" then
+        local n = tonumber(name) or (name:sub(1, 1):lower() == "x" and tonumber(name:sub(2), 16))
+        return n and utf8.char(n) or nil
+      end
+      return entities[name]
+    end)
+  end
+  return (text:gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
+end
+M.clean = clean
+
+function M.load(desc, opts)
+  local dir = desc.dir
+  local cfg = type(desc.config) == "table" and desc.config or models.read_json(path_in(dir, desc.config or "config.json"))
+  local files = desc.files or desc.weights or cfg.weights
+  local self = setmetatable({
+    name = desc.name or cfg.name or dir:match("([^/]+)$"),
+    family = "wan",
+    dir = dir,
+    cfg = cfg,
+    kind = "flow",
+    files = {t5 = path_in(dir, files.t5), dit = path_in(dir, files.dit), vae = path_in(dir, files.vae)},
+    tokenizer_path = path_in(dir, desc.tokenizer or (cfg.tokenizer and cfg.tokenizer.file) or "tokenizer.json"),
+    rename = desc.rename or {},
+    text_len = cfg.dit.text_len,
+    z_dim = cfg.vae.z_dim,
+    latent = cfg.latent,
+    opts = opts,
+  }, Model)
+  local s = cfg.sampling or {}
+  self.defaults = {
+    sampler = s.sampler or "unipc", schedule = "flow", steps = s.steps or 50, shift = s.shift or 5.0,
+    cfg = s.cfg or 5.0, fps = s.fps or 16, width = s.width or 832, height = s.height or 480,
+    frames = s.frames or 81, negative = s.negative_prompt or M.WAN_NEGATIVE,
+    -- Wan gives the DiT the integer floor(1000 sigma); zoe-tiny was trained on 1000 sigma
+    integer_timesteps = s.timestep == nil or not tostring(s.timestep):find("float"),
+  }
+  -- image-to-video (Wan2.1-I2V's channel concat, minus CLIP) when the DiT takes it
+  self.supports_i2v = cfg.dit.in_dim == 2 * cfg.vae.z_dim + 4
+  return self
+end
+
+-- ---------------------------------------------------------------- parts, loaded on first use
+
+function Model:weights(part)
+  local w = zoe.load(self.files[part])
+  local rename = self.rename[part]
+  return rename and require("zoe.arch.util").renamed(w, rename) or w
+end
+
+function Model:tokenizer()
+  self._tok = self._tok or zoe.tokenizer(self.tokenizer_path)
+  return self._tok
+end
+
+function Model:text_encoder()
+  self._t5 = self._t5 or wan.t5(self.cfg.t5, self:weights("t5"))
+  return self._t5
+end
+
+function Model:dit()
+  self._dit = self._dit or wan.dit(self.cfg.dit, self:weights("dit"))
+  return self._dit
+end
+
+function Model:vae()
+  self._vae = self._vae or wan_vae.new(self.cfg.vae, self:weights("vae"))
+  return self._vae
+end
+
+-- Drop the text encoder (umT5-XXL is 11 GB): its weights unmap once unreferenced.
+function Model:release_text_encoder()
+  self._t5, self._tok = nil, nil
+  collectgarbage()
+  zoe.mem_trim()
+end
+
+-- Content hash of the weights, for records and caches (computed once per model).
+function Model:hash()
+  if not self._hash then
+    local parts = {}
+    for _, part in ipairs {"t5", "dit", "vae"} do parts[#parts + 1] = zoe.hash_file(self.files[part]) end
+    parts[#parts + 1] = zoe.hash_file(self.tokenizer_path)
+    self._hash = zoe.hash(table.concat(parts, ":"))
+  end
+  return self._hash
+end
+
+-- ---------------------------------------------------------------- the steps of a generation
+
+-- Text -> embeddings [L, dim] of the real tokens (</s> included); the encoder never
+-- sees padding (it is masked, so the rows are the same). Also the token ids.
+function Model:encode_text(text)
+  local ids = self:tokenizer():encode(clean(text), {length = self.text_len})
+  local n = 0
+  for _, id in ipairs(ids:totable()) do
+    if id ~= self:tokenizer():pad_id() then n = n + 1 end
+  end
+  n = math.max(n, 1)
+  local real = ids:narrow(1, 1, n)
+  local emb = self:text_encoder()(real:unsqueeze(1), T.ones({1, n}, "i32"))
+  return emb[1], real
+end
+
+-- Token ids of a text without the end token (for weighted spans).
+function Model:tokenize(text)
+  local ids = self:tokenizer():encode(clean(text), {length = self.text_len, add_special_tokens = false})
+  local out = {}
+  for _, id in ipairs(ids:totable()) do
+    if id ~= self:tokenizer():pad_id() then out[#out + 1] = id end
+  end
+  return out
+end
+
+-- Embeddings of given ids (a Lua list; </s> is the caller's business).
+function Model:encode_ids(ids)
+  local t = T.tensor(ids, "i32"):unsqueeze(1)
+  return self:text_encoder()(t, T.ones({1, #ids}, "i32"))[1]
+end
+
+function Model:eos_id() return self:tokenizer():token_to_id("</s>") or 1 end
+
+-- Checks size and length against what the model can take; returns the latent shape.
+function Model:latent_shape(frames, height, width)
+  local problems = {}
+  if type(frames) ~= "number" or frames < 1 or (frames - 1) % 4 ~= 0 then
+    problems[#problems + 1] = ("frames must be 4n+1 (1, 5, 9, 13, 17, ...), got %s"):format(tostring(frames))
+  end
+  for _, d in ipairs {{"width", width}, {"height", height}} do
+    if type(d[2]) ~= "number" or d[2] < 16 or d[2] % 16 ~= 0 then
+      problems[#problems + 1] = ("%s must be a positive multiple of 16 (VAE 8 x patch 2), got %s"):format(d[1], tostring(d[2]))
+    end
+  end
+  if #problems > 0 then error(self.name .. ": " .. table.concat(problems, "; "), 3) end
+  return {self.z_dim, (frames - 1) // 4 + 1, height // 8, width // 8}
+end
+
+-- The first-frame conditioning of image-to-video: mask [4, F', h, w] and y [z, F', h, w]
+-- (the normalized VAE mean of [given frames, zeros...]). 'frames' [3, n, H, W] in [-1, 1],
+-- n = 1 or 4k+1 frames given at the start.
+function Model:condition(frames, shape)
+  if not self.supports_i2v then error(self.name .. " does not take image conditioning", 3) end
+  local z, fl, h, w = table.unpack(shape)
+  local n = frames:size(2)
+  local total = 4 * (fl - 1) + 1
+  if n > total then error(("%d conditioning frames for a clip of %d"):format(n, total), 3) end
+  local video = T.zeros(3, total, h * 8, w * 8)
+  video:narrow(2, 1, n):copy_(frames)
+  local y = self:vae():encode(video, self.latent.mean, self.latent.std)
+  -- pixel-frame mask, frame 0 repeated 4 times, grouped by latent frame (Wan2.1-I2V)
+  local given = (n - 1) // 4 + 1
+  local mask = T.zeros(4, fl, h, w)
+  mask:narrow(2, 1, given):fill_(1)
+  return mask, y
+end
+
+-- Cross-attention caches (one {k, v} per block) of text embeddings: one [L, dim] tensor
+-- for the whole clip, or a list of them, one per latent frame (prompt travel).
+function Model:cross_kv(embeddings) return self:dit().cross_kv(embeddings) end
+
+-- Caches of several prompts as one batch, block by block.
+local function merge_kv(list)
+  if #list == 1 then return list[1] end
+  local out = {}
+  for b = 1, #list[1] do
+    local ks, vs = {}, {}
+    for i, kv in ipairs(list) do
+      ks[i], vs[i] = kv[b][1], kv[b][2]
+    end
+    out[b] = {T.cat(ks, 1), T.cat(vs, 1)}
+  end
+  return out
+end
+
+-- The denoiser for zoe.sample: model_batch(xs [B, z, F', h, w], t, conds) with conds the
+-- prompts' caches (Model:cross_kv); 'extra' channels (i2v mask and y) go after every latent.
+function Model:denoiser(extra)
+  local dit = self:dit()
+  local last_conds, last_kv
+  local need_extra = self.supports_i2v
+  return function(xs, t, conds)
+    if need_extra and not extra then -- text-to-video on an i2v model: mask and y are zero
+      local _, _, f, h, w = table.unpack(xs:shape())
+      extra = T.zeros(4 + self.z_dim, f, h, w)
+    end
+    local inputs = {}
+    for i = 1, xs:size(1) do inputs[i] = extra and T.cat({xs[i], extra}, 1) or xs[i] end
+    local same = last_conds and #conds == #last_conds
+    for i = 1, #conds do same = same and conds[i] == last_conds[i] end
+    if not same then -- the batch of caches is built once, not every step
+      last_conds, last_kv = {table.unpack(conds)}, merge_kv(conds)
+    end
+    return T.stack(dit.forward(inputs, t, last_kv), 1)
+  end
+end
+
+-- Latent [z, F', h, w] -> video [3, T, H, W] in [-1, 1]; on_frames(chunk) sees each
+-- decoded chunk (clamped) as it comes, for a streaming writer.
+function Model:decode(z, opts)
+  local on = opts and opts.on_frames
+  local video = self:vae():decode(z, self.latent.mean, self.latent.std, {
+    on_frames = on and function(chunk) on(chunk:clamp(-1, 1)) end,
+  })
+  return video:clamp(-1, 1)
+end
+
+return M

@@ -1,0 +1,262 @@
+-- zoe.pipeline: prompt in, video out.
+--
+--   local frames, record = zoe.pipeline.text2video{model = "zoe-tiny", prompt = "...",
+--     negative =, width =, height =, frames =, fps =, steps =, sampler =, schedule =,
+--     shift =, cfg =, cfg_rescale =, seed =, on_step = fn(state), out = "out/a.mp4",
+--     vars = {...}, release_text_encoder = false}
+--   zoe.pipeline.image2video{..., image = [3, H, W] tensor or a path}
+--   zoe.pipeline.extend{..., video = [3, T, H, W] tensor or a path, context_frames = 1}
+--
+-- frames: [3, T, H, W] in [-1, 1]. record: every setting, the seed, the model and its
+-- weights hash, versions, timings. With out =, the video is written as it is decoded,
+-- record beside it as JSON, and the recipe (the record without timings) in the file's
+-- metadata, which is what zoe.replay(path) makes the same video again from.
+-- Settings the model does not fix default to the model's own (model.defaults).
+local zoe = require "zoe"
+local prompt = require "zoe.prompt"
+local T = zoe.tensor
+
+local pipeline = {}
+
+local KNOWN = {
+  "model", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
+  "shift", "cfg", "cfg_rescale", "seed", "on_step", "out", "vars", "release_text_encoder", "image",
+  "video", "context_frames", "eta", "s_noise", "order", "corrector", "metadata", "crf", "preset",
+}
+
+local function check_known(spec, mode)
+  local ok = {}
+  for _, k in ipairs(KNOWN) do ok[k] = true end
+  for k in pairs(spec) do
+    if not ok[k] then
+      local all = {table.unpack(KNOWN)}
+      table.sort(all)
+      error(("%s: unknown setting '%s' (%s)"):format(mode, tostring(k), table.concat(all, ", ")), 4)
+    end
+  end
+end
+
+local function clock() return os.clock() end
+local function now()
+  local uv = zoe.uv
+  return uv and uv.hrtime() / 1e9 or os.time()
+end
+
+local function progress(t)
+  if zoe.progress then zoe.progress(t) end
+end
+
+local function read_video_or_image(v, what)
+  if type(v) == "string" then
+    if what == "image" then return zoe.image.read(v) end
+    return zoe.video.read(v)
+  end
+  if not T.is_tensor(v) then error(("%s must be a tensor or a file path"):format(what), 4) end
+  return v
+end
+
+-- The resolved settings of a run: what was asked, else the model's defaults.
+local function settings(spec, model, mode)
+  local d = model.defaults
+  local s = {
+    mode = mode,
+    -- what replay loads: the name or folder asked for (a model object: its folder)
+    model = type(spec.model) == "string" and spec.model or model.dir,
+    model_name = model.name,
+    prompt = spec.prompt,
+    negative = spec.negative == nil and d.negative or spec.negative,
+    width = spec.width or d.width, height = spec.height or d.height,
+    frames = spec.frames or d.frames, fps = spec.fps or d.fps,
+    steps = spec.steps or d.steps, sampler = spec.sampler or d.sampler,
+    schedule = spec.schedule or d.schedule, shift = spec.shift or d.shift,
+    cfg = spec.cfg or d.cfg, cfg_rescale = spec.cfg_rescale,
+    seed = spec.seed or math.random(0, 2 ^ 31 - 1),
+    eta = spec.eta, s_noise = spec.s_noise, order = spec.order, corrector = spec.corrector,
+    context_frames = spec.context_frames, vars = spec.vars,
+  }
+  if type(s.prompt) ~= "string" and type(s.prompt) ~= "table" then
+    error(("%s: prompt must be a text or a list of {text =, from =, to =} (prompt travel)"):format(mode), 4)
+  end
+  if type(s.steps) ~= "number" or s.steps < 1 or s.steps % 1 ~= 0 then
+    error(("%s: steps must be a positive integer, got %s"):format(mode, tostring(s.steps)), 4)
+  end
+  local ok, err = pcall(zoe.sampler.get, s.sampler)
+  if not ok then error(("%s: %s"):format(mode, err), 4) end
+  if type(s.cfg) ~= "number" and type(s.cfg) ~= "function" then
+    error(("%s: cfg must be a number or fn(step, sigma), got %s"):format(mode, type(s.cfg)), 4)
+  end
+  return s
+end
+
+-- Embeddings of the prompt: one for the clip, or one per latent frame (travel).
+local function encode_prompt(model, s, vars)
+  if type(s.prompt) == "string" then
+    s.prompt_expanded = prompt.expand(s.prompt, {vars = vars, seed = s.seed})
+    return prompt.encode(model, s.prompt_expanded)
+  end
+  local list = {}
+  for i, p in ipairs(s.prompt) do
+    list[i] = {text = prompt.expand(p.text or "", {vars = vars, seed = s.seed}), from = p.from, to = p.to}
+  end
+  s.prompt_expanded = list
+  return prompt.travel(model, list, s.frames, model.text_len)
+end
+
+-- The recipe that makes the video again: settings only (no timings, no paths), so the
+-- same recipe gives the same bytes.
+local function recipe_of(s, model)
+  local r = {}
+  for k, v in pairs(s) do
+    if type(v) ~= "function" then r[k] = v end
+  end
+  r.weights_hash = model:hash()
+  r.zoe = zoe.version
+  r.lua = _VERSION
+  return r
+end
+
+local function write_json(path, value)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "wb"))
+  f:write(zoe.json.encode(value, {indent = true}), "\n")
+  f:close()
+  assert(os.rename(tmp, path))
+end
+
+local function sidecar(out) return (out:gsub("%.[^./]*$", "")) .. ".json" end
+
+-- conditioning frames for image2video / extend: [3, n, H, W]
+local function conditioning(spec, mode, s)
+  if mode == "image2video" then
+    local img = read_video_or_image(spec.image, "image")
+    if img:dim() == 3 then img = img:unsqueeze(2) end
+    s.image = type(spec.image) == "string" and spec.image or "(tensor)"
+    return img
+  elseif mode == "extend" then
+    local video = read_video_or_image(spec.video, "video")
+    local n = s.context_frames or 1
+    if n < 1 or (n - 1) % 4 ~= 0 then error("extend: context_frames must be 4n+1 (1, 5, 9, ...)", 4) end
+    if video:size(2) < n then error(("extend: the video has %d frames, fewer than context_frames %d"):format(video:size(2), n), 4) end
+    s.video = type(spec.video) == "string" and spec.video or "(tensor)"
+    return video:narrow(2, video:size(2) - n + 1, n), video
+  end
+end
+
+local function run(mode, spec)
+  spec = spec or {}
+  if type(spec) ~= "table" then error(mode .. ": give a table of settings", 3) end
+  check_known(spec, mode)
+  local t_start = now()
+  local timings = {}
+  local model = zoe.models.load(spec.model or "zoe-tiny")
+  local s = settings(spec, model, mode)
+  local shape = model:latent_shape(s.frames, s.height, s.width)
+  local cond_frames, source = conditioning(spec, mode, s)
+  local extra
+  if cond_frames then
+    local h, w = cond_frames:size(3), cond_frames:size(4)
+    if h ~= s.height or w ~= s.width then
+      cond_frames = zoe.video.resize and zoe.video.resize(cond_frames, s.width, s.height) or
+        error(("%s: the conditioning frames are %dx%d, the video %dx%d"):format(mode, w, h, s.width, s.height), 3)
+    end
+  end
+
+  -- text
+  local t0 = now()
+  progress {stage = "encode text"}
+  local cond = encode_prompt(model, s, spec.vars)
+  local uncond = s.cfg ~= 1 and prompt.encode(model, s.negative) or nil
+  if cond_frames then
+    progress {stage = "encode image"}
+    local mask, y = model:condition(cond_frames, shape)
+    extra = T.cat({mask, y}, 1)
+  end
+  local kv_cond = model:cross_kv(cond)
+  local kv_uncond = uncond and model:cross_kv(uncond) or nil
+  if spec.release_text_encoder then model:release_text_encoder() end
+  timings.encode = now() - t0
+
+  -- denoise
+  t0 = now()
+  local noise = T.randn(shape, {seed = s.seed})
+  local user_step = spec.on_step
+  local x = zoe.sample{
+    model_batch = model:denoiser(extra), kind = model.kind, sampler = s.sampler, schedule = s.schedule,
+    steps = s.steps, shift = s.shift, integer_timesteps = model.defaults.integer_timesteps,
+    noise = noise, cond = kv_cond, uncond = kv_uncond, cfg = s.cfg, cfg_rescale = s.cfg_rescale,
+    seed = s.seed, eta = s.eta, s_noise = s.s_noise, order = s.order, corrector = s.corrector,
+    on_step = function(state)
+      progress {stage = "denoise", step = state.step, steps = state.steps}
+      if user_step then user_step(state) end
+    end,
+  }
+  timings.denoise = now() - t0
+
+  -- decode (streamed into the writer when there is an output)
+  t0 = now()
+  progress {stage = "decode"}
+  local recipe = recipe_of(s, model)
+  local meta = {zoe_recipe = zoe.json.encode(recipe)}
+  for k, v in pairs(spec.metadata or {}) do meta[k] = tostring(v) end
+  local writer
+  if spec.out then
+    writer = zoe.video.writer(spec.out, {fps = s.fps, metadata = meta, crf = spec.crf, preset = spec.preset})
+  end
+  local frames = model:decode(x, {on_frames = writer and function(chunk) writer:write(chunk) end})
+  timings.decode = now() - t0
+  if writer then
+    t0 = now()
+    progress {stage = "write"}
+    writer:close()
+    timings.write = now() - t0
+  end
+  if mode == "extend" then -- the new clip starts on the context frames; keep the source's copy
+    local n = cond_frames:size(2)
+    frames = T.cat({source, frames:narrow(2, n + 1, frames:size(2) - n)}, 2)
+  end
+  timings.total = now() - t_start
+  local record = {recipe = recipe, timings = timings, output = spec.out, frames = frames:size(2),
+                  cpu_seconds = clock()}
+  if spec.out then write_json(sidecar(spec.out), record) end
+  progress {stage = "done"}
+  return frames, record
+end
+
+function pipeline.text2video(spec) return run("text2video", spec) end
+function pipeline.image2video(spec) return run("image2video", spec) end
+function pipeline.extend(spec) return run("extend", spec) end
+
+-- The recipe of a video zoe made: from its metadata, or from the JSON beside it.
+function pipeline.recipe(path)
+  local ok, info = pcall(zoe.video.info, path)
+  if ok and info.metadata and info.metadata.zoe_recipe then return zoe.json.decode(info.metadata.zoe_recipe) end
+  local f = io.open(sidecar(path), "rb")
+  if f then
+    local rec = zoe.json.decode(f:read("a"))
+    f:close()
+    if rec.recipe then return rec.recipe end
+  end
+  error(("replay: %s carries no zoe recipe (neither in its metadata nor in %s)"):format(path, sidecar(path)), 3)
+end
+
+-- Make a video again from its recipe: zoe.replay("out.mp4", {out = "again.mp4"}).
+function pipeline.replay(path, opts)
+  local r = pipeline.recipe(path)
+  opts = opts or {}
+  if r.weights_hash and not opts.model then
+    local model = zoe.models.load(r.model)
+    if model:hash() ~= r.weights_hash then
+      error(("replay: model '%s' has weights %s, the video was made with %s"):format(r.model, model:hash(), r.weights_hash), 2)
+    end
+  end
+  local spec = {model = opts.model or r.model, out = opts.out}
+  for _, k in ipairs {"vars", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
+                      "shift", "cfg", "cfg_rescale", "seed", "eta", "s_noise", "order", "corrector", "context_frames"} do
+    if r[k] ~= nil then spec[k] = r[k] end
+  end
+  if r.mode == "image2video" then spec.image = opts.image or r.image end
+  if r.mode == "extend" then spec.video = opts.video or r.video end
+  return run(r.mode or "text2video", spec)
+end
+
+return pipeline
