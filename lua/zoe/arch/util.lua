@@ -12,10 +12,21 @@ function util.under(w, prefix)
 end
 
 -- A weights view that answers our names from a checkpoint that uses other ones:
--- 'rename(name)' gives the checkpoint's name for one of ours (or nil: same name).
+-- 'rename(name)' gives the checkpoint's name for one of ours, or a list of candidates
+-- (the first present wins), or nil for the same name.
 function util.renamed(w, rename)
   return setmetatable({}, {
-    __index = function(_, name) return w[rename(name) or name] end,
+    __index = function(_, name)
+      local r = rename(name)
+      if type(r) == "table" then
+        for _, n in ipairs(r) do
+          local t = w[n]
+          if t ~= nil then return t end
+        end
+        return nil
+      end
+      return w[r or name]
+    end,
   })
 end
 
