@@ -53,7 +53,7 @@ TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 
-.PHONY: all deps run test bench install clean FORCE
+.PHONY: all deps run test bench bench-wan install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
@@ -115,6 +115,14 @@ test: deps all $(TEST_BIN)
 
 bench: deps all $(BENCH_BIN)
 	@ZOE="$(BIN)/zoe" BENCH_BIN_DIR="$(BIN)/bench" sh bench/run.sh
+
+# Wan2.1-T2V-1.3B at full size on random weights (about 15 GB on disk, made once).
+WAN_RANDOM ?= build/wan-random
+$(WAN_RANDOM)/Wan2.1_VAE.pth:
+	/usr/bin/python3 tools/wan_random.py $(WAN_RANDOM)
+
+bench-wan: deps all $(WAN_RANDOM)/Wan2.1_VAE.pth
+	$(BIN)/zoe bench/wan.lua $(WAN_RANDOM)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/lua/5.4 \

@@ -1,0 +1,120 @@
+-- make bench-wan: Wan2.1-T2V-1.3B at full size on random weights in the official layout
+-- (tools/wan_random.py), stage by stage: umT5-XXL on a 40-token prompt, a DiT step at
+-- 320x192x17 (1200 tokens) with and without guidance (GFLOP/s over the sgemm ceiling
+-- measured in this run), the VAE decode of 17 frames, and the peak RSS of the whole
+-- pipeline at 320x192x17 and 480x272x33, projected to 832x480x81.
+-- usage: zoe bench/wan.lua CHECKPOINT_DIR [stage ...]   (stages: t5 dit vae pipeline)
+local zoe = require "zoe"
+local T = zoe.tensor
+
+local dir = arg[1] or "build/wan-random"
+local want = {}
+for i = 2, #arg do want[arg[i]] = true end
+local all = next(want) == nil
+
+local function now() return zoe.uv.hrtime() / 1e9 end
+
+local function status(field)
+  for line in io.lines("/proc/self/status") do
+    local v = line:match("^" .. field .. ":%s+(%d+)")
+    if v then return tonumber(v) * 1024 end
+  end
+end
+local function reset_peak()
+  local f = io.open("/proc/self/clear_refs", "w")
+  if f then f:write("5") f:close() end
+end
+local function gb(b) return b / 2 ^ 30 end
+
+local function sgemm_ceiling()
+  local a, b = T.randn({1200, 1536}, {seed = 1}), T.randn({1536, 1536}, {seed = 2})
+  local out = T.empty(1200, 1536)
+  local best = math.huge
+  for _ = 1, 5 do
+    local t0 = now()
+    T.matmul(a, b, out)
+    best = math.min(best, now() - t0)
+  end
+  return 2 * 1200 * 1536 * 1536 / best / 1e9
+end
+
+local model = zoe.models.load(dir)
+print(("zoe bench-wan: %s, %d threads, gemm %s, OPENBLAS_CORETYPE=%s"):format(dir, zoe.threads(),
+  zoe.gemm_backend and zoe.gemm_backend() or "openblas", os.getenv("OPENBLAS_CORETYPE") or "unset"))
+local ceil = sgemm_ceiling()
+print(("sgemm ceiling (1200x1536x1536): %.1f GFLOP/s"):format(ceil))
+local rows = {}
+local function row(name, seconds, flop, rss)
+  local gf = flop and flop / seconds / 1e9
+  rows[#rows + 1] = ("%-40s %8.2f s %s %s"):format(name, seconds,
+    gf and ("%7.1f GFLOP/s (%.2f of sgemm)"):format(gf, gf / ceil) or (" "):rep(29),
+    rss and ("peak RSS %.2f GB"):format(gb(rss)) or "")
+  print(rows[#rows])
+end
+
+if all or want.t5 then
+  -- 40 real tokens: the encoder never sees padding (Wan masks it)
+  local ids = T.arange(100, 139, "i32")
+  ids = T.cat({ids, T.tensor({1}, "i32")})
+  local enc = model:text_encoder()
+  enc(ids:narrow(1, 1, 8):unsqueeze(1), T.ones({1, 8}, "i32")) -- page the weights in
+  reset_peak()
+  local t0 = now()
+  local out = enc(ids:unsqueeze(1), T.ones({1, 40}, "i32"))
+  local dt = now() - t0
+  local flop = 2 * 40 * (24 * (4 * 4096 * 4096 + 3 * 4096 * 10240)) + 24 * 4 * 40 * 40 * 4096
+  row("umT5-XXL, 40-token prompt", dt, flop, status("VmHWM"))
+  assert(out:size(2) == 40)
+  model:release_text_encoder()
+end
+
+if all or want.dit then
+  local dit = model:dit()
+  local ctx = T.randn({40, 4096}, {seed = 3})
+  local null = T.randn({20, 4096}, {seed = 4})
+  local kv1 = dit.cross_kv({ctx})
+  local kv2 = dit.cross_kv({ctx, null})
+  local x = T.randn({16, 5, 24, 40}, {seed = 5})
+  -- one block's FLOPs at 1200 tokens (text keys cached): linears, self- and cross-attention
+  local L, D, F, LC = 1200, 1536, 8960, 512
+  local flop = 30 * (2 * L * (6 * D * D + 2 * D * F) + 4 * L * L * D + 4 * L * LC * D)
+  dit.forward({x}, 500, kv1) -- page the weights in
+  reset_peak()
+  local t0 = now()
+  dit.forward({x}, 500, kv1)
+  row("DiT step 320x192x17, no guidance", now() - t0, flop, status("VmHWM"))
+  t0 = now()
+  dit.forward({x, x}, 500, kv2)
+  row("DiT step 320x192x17, with guidance", now() - t0, 2 * flop, status("VmHWM"))
+end
+
+if all or want.vae then
+  local vae = model:vae()
+  local z = T.randn({16, 5, 24, 40}, {seed = 6})
+  reset_peak()
+  local t0 = now()
+  local video = vae:decode(z, model.latent.mean, model.latent.std)
+  row("VAE decode, 17 frames at 320x192", now() - t0, nil, status("VmHWM"))
+  assert(video:size(2) == 17)
+end
+
+if all or want.pipeline then
+  local function run(w, h, f)
+    collectgarbage()
+    zoe.mem_trim()
+    reset_peak()
+    local t0 = now()
+    zoe.pipeline.text2video{model = model, prompt = "a red circle moving left", width = w, height = h,
+      frames = f, steps = 2, seed = 1, release_text_encoder = true}
+    local peak = status("VmHWM")
+    row(("whole pipeline %dx%dx%d, 2 steps"):format(w, h, f), now() - t0, nil, peak)
+    return peak
+  end
+  local small = run(320, 192, 17)
+  local mid = run(480, 272, 33)
+  local tokens = function(w, h, f) return (w // 16) * (h // 16) * ((f - 1) // 4 + 1) end
+  local slope = (mid - small) / (tokens(480, 272, 33) - tokens(320, 192, 17))
+  local full = mid + slope * (tokens(832, 480, 81) - tokens(480, 272, 33))
+  rows[#rows + 1] = ("%-40s projected peak RSS %.2f GB (target <= 16 GB)"):format("whole pipeline 832x480x81", gb(full))
+  print(rows[#rows])
+end
