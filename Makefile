@@ -7,6 +7,7 @@
 #   make test       C unit tests + Lua tests; ends with "N passed, N failed"
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      speed ratios measured in one run
+#   make fuzz       each fuzz/fuzz_*.c under libFuzzer + ASan for FUZZ_SECONDS (60) each
 #   make install PREFIX=/usr/local
 
 PREFIX ?= /usr/local
@@ -53,7 +54,7 @@ TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 
-.PHONY: all deps run test bench bench-wan install clean FORCE
+.PHONY: all deps run test bench bench-wan fuzz install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
@@ -115,6 +116,14 @@ test: deps all $(TEST_BIN)
 
 bench: deps all $(BENCH_BIN)
 	@ZOE="$(BIN)/zoe" BENCH_BIN_DIR="$(BIN)/bench" sh bench/run.sh
+
+# clang is needed only here, not for make test
+FUZZ_SECONDS ?= 60
+FUZZ_DEB_PACKAGES = clang libclang-rt-14-dev
+fuzz: $(LIB)/libzoe.a
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) $(FUZZ_DEB_PACKAGES)"
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) CORE_OBJ_DIR=$(BUILD)/obj PKG_CFLAGS="$(PKG_CFLAGS)" \
+	  PKG_LIBS="$(LDLIBS_ALL)" sh fuzz/run.sh
 
 # Wan2.1-T2V-1.3B at full size on random weights (about 15 GB on disk, made once).
 WAN_RANDOM ?= build/wan-random

@@ -19,8 +19,6 @@
 
 #include "video_internal.h"
 
-#define VECTORIZE __attribute__((target_clones("avx512f", "avx2", "default")))
-
 void zoe_video_opts_default(zoe_video_opts *o) {
   memset(o, 0, sizeof *o);
   o->fps = ZOE_VIDEO_DEFAULT_FPS;
@@ -37,8 +35,11 @@ const char *zoe__averr(int err, char *buf, size_t n) {
 
 /* ---- pixel conversion ---- */
 
-/* (x + 1) * 127.5 rounded: x * 127.5 + 128 truncated, clamped; NaN fails both tests -> 0. */
-VECTORIZE
+/*
+** (x + 1) * 127.5 rounded: x * 127.5 + 128 truncated, clamped; NaN fails both
+** tests -> 0. Plain loops (SSE2 vectorizes them): no target_clones here, since
+** the fuzz build compiles this file with clang, whose clones need a caller in the file.
+*/
 void zoe__f32_to_u8(uint8_t *dst, const float *src, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     float v = src[i] * 127.5f + 128.0f;
@@ -48,7 +49,6 @@ void zoe__f32_to_u8(uint8_t *dst, const float *src, int64_t n) {
   }
 }
 
-VECTORIZE
 void zoe__u8_to_f32(float *dst, const uint8_t *src, int64_t n) {
   for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] / 127.5f - 1.0f;
 }
@@ -128,6 +128,16 @@ int zoe__frame_fill(const zoe_tensor *frames, const zoe__frames *f, int64_t t, A
     }
   }
   zoe_tensor_release(c);
+  return 0;
+}
+
+int zoe__frame_buffer(AVFrame *f) {
+  if (av_frame_is_writable(f)) return 0;
+  int format = f->format, width = f->width, height = f->height;
+  av_frame_unref(f);
+  f->format = format, f->width = width, f->height = height;
+  if (av_frame_get_buffer(f, 0) < 0) return ZOE_ENOMEM;
+  for (int i = 0; i < AV_NUM_DATA_POINTERS && f->buf[i]; i++) memset(f->buf[i]->data, 0, f->buf[i]->size);
   return 0;
 }
 

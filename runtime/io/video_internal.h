@@ -31,6 +31,13 @@ enum AVPixelFormat zoe__frames_pix_fmt(const zoe__frames *f);
 /* Fill 'dst' (allocated in zoe__frames_pix_fmt, f->width x f->height) with frame 't'. */
 int zoe__frame_fill(const zoe_tensor *frames, const zoe__frames *f, int64_t t, AVFrame *dst, zoe_err *e);
 
+/*
+** Give 'f' (format, width and height set) a buffer of its own to write into,
+** unless it already has one nobody else holds. New buffers are zeroed: SIMD
+** code reads the row padding, and it must not read garbage.
+*/
+int zoe__frame_buffer(AVFrame *f);
+
 /* f32 [-1, 1] <-> u8 (see video.h for the rounding) */
 void zoe__f32_to_u8(uint8_t *dst, const float *src, int64_t n);
 void zoe__u8_to_f32(float *dst, const uint8_t *src, int64_t n);

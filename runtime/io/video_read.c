@@ -118,7 +118,7 @@ static int set_size(reader *r, const AVFrame *f, zoe_err *e) {
     r->conv[i]->format = r->o.u8 ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_GBRP;
     r->conv[i]->width = w;
     r->conv[i]->height = h;
-    if (av_frame_get_buffer(r->conv[i], 0) < 0) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory for %dx%d frames", r->who, w, h);
+    if (zoe__frame_buffer(r->conv[i])) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory for %dx%d frames", r->who, w, h);
   }
   return 0;
 }
@@ -178,7 +178,7 @@ static int got_frame(reader *r, AVFrame *f, zoe_err *e) {
     time = (ts - r->first_ts) * tb;
   }
   r->decoded++;
-  if ((rc = av_frame_make_writable(r->conv[0])) < 0) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", r->who);
+  if (zoe__frame_buffer(r->conv[0])) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", r->who);
   int range = f->color_range == AVCOL_RANGE_JPEG ? 1 : f->color_range == AVCOL_RANGE_MPEG ? 0 : -1;
   rc = zoe__scale(&r->scaler, f, r->conv[0], r->ow, r->oh,
                   SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT | SWS_BITEXACT, colorspace_of(f), range, e);

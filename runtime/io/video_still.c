@@ -132,7 +132,7 @@ static int open_encoder(zoe__still *s, const zoe__frames *f, zoe_err *e) {
   s->frame->format = c->pix_fmt;
   s->frame->width = f->width;
   s->frame->height = f->height;
-  if (av_frame_get_buffer(s->src, 0) < 0 || av_frame_get_buffer(s->frame, 0) < 0)
+  if (zoe__frame_buffer(s->src) || zoe__frame_buffer(s->frame))
     return zoe_errf(e, ZOE_ENOMEM, "video.write: out of memory for %dx%d frames", f->width, f->height);
   return 0;
 }
@@ -242,6 +242,7 @@ int zoe__still_write(zoe__still *s, const zoe_tensor *frames, const zoe__frames 
   }
   for (int64_t t = 0; t < f->count; t++) {
     int rc = zoe__frame_fill(frames, f, t, s->src, e);
+    if (!rc && zoe__frame_buffer(s->frame)) rc = zoe_errf(e, ZOE_ENOMEM, "video.write: out of memory");
     if (!rc) rc = zoe__scale(&s->scaler, s->src, s->frame, f->width, f->height,
                              SWS_BICUBIC | SWS_BITEXACT | SWS_ACCURATE_RND, SWS_CS_ITU601, -1, e);
     if (rc) return rc;

@@ -250,7 +250,7 @@ static int start(zoe_video_writer *w, const zoe__frames *f, zoe_err *e) {
   w->frame->format = w->kind == OUT_GIF ? AV_PIX_FMT_BGRA : c->pix_fmt;
   w->frame->width = w->kind == OUT_GIF ? f->width : c->width;
   w->frame->height = w->kind == OUT_GIF ? f->height : c->height;
-  if (av_frame_get_buffer(w->src, 0) < 0 || av_frame_get_buffer(w->frame, 0) < 0)
+  if (zoe__frame_buffer(w->src) || zoe__frame_buffer(w->frame))
     return zoe_errf(e, ZOE_ENOMEM, "video.write: out of memory for %dx%d frames", f->width, f->height);
   if (w->kind == OUT_GIF) {
     if (!(w->pal_out = av_frame_alloc())) return zoe_errf(e, ZOE_ENOMEM, "video.write: out of memory");
@@ -300,7 +300,8 @@ static void pad_edges(AVFrame *fr, int width, int height) {
 static int write_frame(zoe_video_writer *w, const zoe_tensor *frames, const zoe__frames *f, int64_t t, zoe_err *e) {
   int rc = zoe__frame_fill(frames, f, t, w->src, e);
   if (rc) return rc;
-  if ((rc = av_frame_make_writable(w->frame)) < 0) return zoe_errf(e, ZOE_ENOMEM, "video.write: out of memory");
+  /* the encoder or the palette filter may still hold the last frame: take a new buffer then */
+  if (zoe__frame_buffer(w->frame)) return zoe_errf(e, ZOE_ENOMEM, "video.write: out of memory");
   rc = zoe__scale(&w->scaler, w->src, w->frame, f->width, f->height, SWS_BICUBIC | SWS_BITEXACT | SWS_ACCURATE_RND,
                   SWS_CS_ITU709, -1, e);
   if (rc) return zoe_err_prefix(e, "video.write '%s'", w->path);

@@ -16,7 +16,15 @@
 #include "lzoe.h"
 
 #define LZ_VIDEO_WRITER "zoe.VideoWriter"
-#define IO_COST 1e15 /* decoding and encoding are never cheap enough to run inline */
+/*
+** lz_task.cost is about nanoseconds of work (the loop learns the real ratio from
+** what it measures): encoding costs some 50 per input value; a decode is
+** guessed at 1e7 (10 ms) since its size is not known before it runs. Both are far
+** above the inline threshold: a video never blocks the loop.
+*/
+#define ENCODE_COST_PER_VALUE 50.0
+#define DECODE_COST 1e7
+#define CLOSE_COST 1e7
 
 int lz_open_video(lua_State *L);
 int lz_open_image(lua_State *L);
@@ -238,7 +246,7 @@ static int v_write(lua_State *L) {
   job *j = new_job(L, t, path);
   write_opts(L, 3, j, "video.write");
   lz_task_in(t, frames);
-  t->cost = IO_COST;
+  t->cost = (double)zoe_numel(frames) * ENCODE_COST_PER_VALUE;
   lua_settop(L, 4); /* the task on top */
   return lz_task_finish(L, t);
 }
@@ -250,7 +258,7 @@ static int v_read(lua_State *L) {
   lz_task *t = lz_task_new(L, run_io, "video.read", K_READ);
   job *j = new_job(L, t, path);
   read_opts(L, 2, j, "video.read");
-  t->cost = IO_COST;
+  t->cost = DECODE_COST;
   lua_settop(L, 3);
   return lz_task_finish(L, t);
 }
@@ -260,7 +268,7 @@ static int i_read(lua_State *L) {
   lua_settop(L, 1);
   lz_task *t = lz_task_new(L, run_io, "image.read", K_IMAGE_READ);
   new_job(L, t, path);
-  t->cost = IO_COST;
+  t->cost = DECODE_COST;
   return lz_task_finish(L, t);
 }
 
@@ -272,7 +280,7 @@ static int i_write(lua_State *L) {
   job *j = new_job(L, t, path);
   write_opts(L, 3, j, "image.write");
   lz_task_in(t, img);
-  t->cost = IO_COST;
+  t->cost = (double)zoe_numel(img) * ENCODE_COST_PER_VALUE;
   lua_settop(L, 4);
   return lz_task_finish(L, t);
 }
@@ -301,6 +309,7 @@ static int v_contact_sheet(lua_State *L) {
       lua_pop(L, 1);
     }
     j->items[j->nitems++] = zoe_tensor_retain(x);
+    t->cost += (double)zoe_numel(x) * ENCODE_COST_PER_VALUE;
   }
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -324,7 +333,6 @@ static int v_contact_sheet(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  t->cost = IO_COST;
   lua_settop(L, 4);
   return lz_task_finish(L, t);
 }
@@ -457,7 +465,7 @@ static int w_write(lua_State *L) {
   t->extra = s;
   t->free_extra = shared_release;
   lz_task_in(t, chunk);
-  t->cost = IO_COST;
+  t->cost = (double)zoe_numel(chunk) * ENCODE_COST_PER_VALUE;
   atomic_store(&s->busy, 1);
   return lz_task_finish(L, t); /* the task is on the top */
 }
@@ -471,7 +479,7 @@ static int w_close(lua_State *L) {
   t->extra = s; /* the box's reference moves to the task */
   t->free_extra = shared_release;
   b->s = NULL;
-  t->cost = IO_COST;
+  t->cost = CLOSE_COST;
   atomic_store(&s->busy, 1);
   return lz_task_finish(L, t);
 }

@@ -333,5 +333,30 @@ t.test("contact sheet: a grid of upscaled frames with captions", function()
   t.raises(function() zoe.video.contact_sheet(video, at("sheet.mp4")) end, "image")
 end)
 
+t.test("encoding and decoding run off the loop thread: other jobs go on meanwhile", function()
+  if not zoe.spawn then return t.skip("offload", "no job loop in this build") end
+  local big = T.rand(3, 24, 192, 192)
+  local done, ticks = false, 0
+  local a = zoe.spawn(function()
+    zoe.video.write(big, at("bg.mp4"), {preset = "medium"})
+    local w = zoe.video.writer(at("bg2.mp4"))
+    w:write(big)
+    w:close()
+    t.eq(zoe.video.read(at("bg.mp4")):size(2), 24)
+    done = true
+  end)
+  local b = zoe.spawn(function()
+    while not done do
+      ticks = ticks + 1
+      zoe.sleep(1)
+    end
+  end)
+  a:wait()
+  b:wait()
+  t.ok(done, "the encoding job finished")
+  t.ok(ticks >= 2, "the other job ran " .. ticks .. " times while the video was encoded")
+  t.eq(zoe.video.info(at("bg2.mp4")).frames, 24)
+end)
+
 os.execute("rm -rf '" .. dir .. "'")
 t.done()
