@@ -19,7 +19,7 @@ DEB_PACKAGES = build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev l
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev ffmpeg libcjson-dev \
   lua-luv-dev libedit-dev unicode-data
 
-PKGS = lua5.4 lua5.4-luv openblas libuv libavcodec libavformat libavutil libswscale libavfilter libcjson
+PKGS = lua5.4 lua5.4-luv openblas libuv libedit libavcodec libavformat libavutil libswscale libavfilter libcjson
 
 # BUILD may be overridden (make BUILD=build/mine) so several builds can live side by side.
 ifeq ($(SAN),1)

@@ -1,5 +1,7 @@
 /*
-** main.c: the 'zoe' command: run a script, a -e chunk, or the REPL.
+** main.c: the 'zoe' command: run a script (or a -e chunk) as a job on the
+** loop, or start the REPL. Exit status: 0, 1 on an error, 130 when Ctrl-C
+** canceled the run.
 */
 #include <lauxlib.h>
 #include <lua.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/pool.h"
+#include "lua/lloop.h"
 
 #ifndef ZOE_VERSION
 #define ZOE_VERSION "0.1.0"
@@ -20,12 +23,16 @@ int luaopen_zoe_core(lua_State *L);
 
 static const char *usage =
     "usage: zoe [options] [script.lua [args...]]\n"
-    "  zoe script.lua args   run a Lua script (its arguments are in 'arg')\n"
+    "  zoe script.lua args   run a Lua script as a job (its arguments are in 'arg')\n"
     "  zoe -e 'code'         run a chunk of Lua\n"
     "  zoe                   start the REPL\n"
+    "  -q, --quiet           no progress display\n"
+    "  --json                progress and job events as JSON lines on stdout (print goes to stderr)\n"
     "  -v, --version         print the version\n"
     "  -h, --help            print this help\n"
-    "Environment: ZOE_THREADS (compute threads), ZOE_HOME (where lua/ and models/ are)\n";
+    "Ctrl-C cancels the running job; a second Ctrl-C within 2 s exits.\n"
+    "Environment: ZOE_THREADS (compute threads), ZOE_HOME (where lua/ and models/ are),\n"
+    "  ZOE_OFFLOAD_THRESHOLD (cost above which ops run on the compute thread)\n";
 
 /* The folder holding lua/zoe/init.lua: $ZOE_HOME, or found upward from the executable. */
 static int find_root(char *out, size_t n) {
@@ -79,33 +86,6 @@ static void setup_paths(lua_State *L) {
   lua_setfield(L, LUA_REGISTRYINDEX, "zoe.root");
 }
 
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (!msg) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
-static int report(lua_State *L, int status) {
-  if (status != LUA_OK) {
-    fprintf(stderr, "zoe: %s\n", lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  return status;
-}
-
-static int docall(lua_State *L, int narg, int nres) {
-  int base = lua_gettop(L) - narg;
-  lua_pushcfunction(L, msghandler);
-  lua_insert(L, base);
-  int status = lua_pcall(L, narg, nres, base);
-  lua_remove(L, base);
-  return status;
-}
-
 static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
   lua_createtable(L, argc - script - 1, script + 1);
   for (int i = 0; i < argc; i++) {
@@ -115,55 +95,42 @@ static void create_arg_table(lua_State *L, char **argv, int argc, int script) {
   lua_setglobal(L, "arg");
 }
 
-static int run_script(lua_State *L, const char *path, int argc, char **argv, int script) {
-  create_arg_table(L, argv, argc, script);
-  int status = luaL_loadfile(L, path);
-  if (status != LUA_OK) return report(L, status);
-  int nargs = argc - script - 1;
-  luaL_checkstack(L, nargs, "too many arguments");
-  for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
-  return report(L, docall(L, nargs, 0));
+/*
+** print, as Lua's, but the progress bar steps aside while it writes, and with
+** --json it writes to stderr so stdout carries only JSON events.
+*/
+static int l_print(lua_State *L) {
+  zoe_display *d = lz_loop_display();
+  FILE *f = d->mode == ZOE_DISPLAY_JSON ? stderr : stdout;
+  int n = lua_gettop(L);
+  zoe_display_clear(d);
+  for (int i = 1; i <= n; i++) {
+    size_t len;
+    const char *s = luaL_tolstring(L, i, &len);
+    if (i > 1) fputc('\t', f);
+    fwrite(s, 1, len, f);
+    lua_pop(L, 1);
+  }
+  fputc('\n', f);
+  fflush(f);
+  zoe_display_redraw(d);
+  return 0;
 }
 
-/* A plain REPL: an expression prints its value; statements run. */
-static int repl(lua_State *L) {
-  char line[8192];
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "zoe");
-  if (report(L, docall(L, 1, 1)) == LUA_OK) lua_setglobal(L, "zoe");
-  printf("Zoetrope %s (Lua 5.4) -- zoe is loaded; Ctrl-D exits\n", ZOE_VERSION);
-  for (;;) {
-    fputs("> ", stdout);
-    fflush(stdout);
-    if (!fgets(line, sizeof line, stdin)) break;
-    lua_pushfstring(L, "return %s", line);
-    int status = luaL_loadbuffer(L, lua_tostring(L, -1), lua_rawlen(L, -1), "=stdin");
-    lua_remove(L, -2);
-    if (status != LUA_OK) {
-      lua_pop(L, 1);
-      status = luaL_loadbuffer(L, line, strlen(line), "=stdin");
-    }
-    if (status != LUA_OK) {
-      report(L, status);
-      continue;
-    }
-    int top = lua_gettop(L) - 1;
-    if (report(L, docall(L, 0, LUA_MULTRET)) != LUA_OK) continue;
-    int n = lua_gettop(L) - top;
-    for (int i = 1; i <= n; i++) {
-      printf("%s%s", i > 1 ? "\t" : "", luaL_tolstring(L, top + i, NULL));
-      lua_pop(L, 1);
-    }
-    if (n) putchar('\n');
-    lua_settop(L, top);
+/* Load a chunk and run it as the main job; returns the exit status. */
+static int run_main(lua_State *L, int status, const char *name, int nargs) {
+  if (status != LUA_OK) {
+    fprintf(stderr, "zoe: %s\n", lua_tostring(L, -1));
+    lua_settop(L, 0);
+    return 1;
   }
-  putchar('\n');
-  return LUA_OK;
+  return lz_loop_main(L, nargs, name);
 }
 
 int main(int argc, char **argv) {
   int script = 0;
   const char *chunk = NULL;
+  zoe_display_mode mode = zoe_display_auto();
   for (int i = 1; i < argc && !script; i++) {
     if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
       printf("zoe %s (%s)\n", ZOE_VERSION, LUA_RELEASE);
@@ -171,12 +138,19 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       fputs(usage, stdout);
       return 0;
+    } else if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0) {
+      mode = ZOE_DISPLAY_QUIET;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      mode = ZOE_DISPLAY_JSON;
     } else if (strcmp(argv[i], "-e") == 0) {
       if (i + 1 >= argc) {
         fprintf(stderr, "zoe: -e needs an argument\n%s", usage);
         return 2;
       }
       chunk = argv[++i];
+    } else if (strcmp(argv[i], "--") == 0) {
+      if (i + 1 < argc) script = i + 1;
+      break;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       fprintf(stderr, "zoe: unknown option '%s'\n%s", argv[i], usage);
       return 2;
@@ -191,16 +165,31 @@ int main(int argc, char **argv) {
   }
   luaL_openlibs(L);
   setup_paths(L);
-  int status = LUA_OK;
+  lz_loop_set_display(mode);
+  lua_pushcfunction(L, l_print);
+  lua_setglobal(L, "print");
+  lz_loop_watch_sigint(L);
+  int rc = 0;
   if (chunk) {
     create_arg_table(L, argv, argc, script ? script : argc - 1);
-    status = luaL_loadbuffer(L, chunk, strlen(chunk), "=(command line)");
-    status = status == LUA_OK ? docall(L, 0, 0) : status;
-    report(L, status);
+    rc = run_main(L, luaL_loadbuffer(L, chunk, strlen(chunk), "=(command line)"), "(command line)", 0);
   }
-  if (status == LUA_OK && script) status = run_script(L, argv[script], argc, argv, script);
-  else if (!chunk && !script) status = repl(L);
+  if (rc == 0 && script) {
+    create_arg_table(L, argv, argc, script);
+    int status = luaL_loadfile(L, strcmp(argv[script], "-") == 0 ? NULL : argv[script]);
+    int nargs = 0;
+    if (status == LUA_OK) {
+      nargs = argc - script - 1;
+      luaL_checkstack(L, nargs, "too many arguments");
+      for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
+    }
+    rc = run_main(L, status, argv[script], nargs);
+  } else if (!chunk && !script) {
+    rc = lz_repl(L);
+  }
+  lz_loop_close(L);
   lua_close(L);
+  lz_loop_shutdown();
   zoe_pool_shutdown();
-  return status == LUA_OK ? 0 : 1;
+  return rc;
 }

@@ -25,6 +25,7 @@ typedef struct job {
   atomic_llong next;    /* next chunk start */
   atomic_int pending;   /* workers still inside this job */
   atomic_int canceled;
+  bool deaf;            /* the caller does not watch the cancel flag */
 } job;
 
 static struct {
@@ -44,10 +45,11 @@ static struct {
 static atomic_flag busy = ATOMIC_FLAG_INIT; /* one caller owns the workers */
 static atomic_bool cancel_flag;
 static _Thread_local bool in_worker;
+static _Thread_local bool cancel_deaf; /* see zoe_cancel_watch */
 
 static void run_chunks(job *j) {
   for (;;) {
-    if (atomic_load_explicit(&cancel_flag, memory_order_relaxed)) {
+    if (!j->deaf && atomic_load_explicit(&cancel_flag, memory_order_relaxed)) {
       atomic_store(&j->canceled, 1);
       return;
     }
@@ -134,7 +136,7 @@ int zoe_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx) {
   if (n <= 0) return 0;
   if (!pool.started) zoe_pool_init(0);
   if (grain < 1) grain = 1;
-  job j = {.fn = fn, .ctx = ctx, .n = n};
+  job j = {.fn = fn, .ctx = ctx, .n = n, .deaf = cancel_deaf};
   /* about four chunks per thread balances load without much handing out */
   int64_t chunk = n / ((int64_t)pool.nthreads * 4);
   j.chunk = chunk < grain ? grain : chunk;
@@ -163,4 +165,7 @@ int zoe_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx) {
 
 void zoe_cancel_request(void) { atomic_store(&cancel_flag, true); }
 void zoe_cancel_clear(void) { atomic_store(&cancel_flag, false); }
-bool zoe_cancel_requested(void) { return atomic_load_explicit(&cancel_flag, memory_order_relaxed); }
+bool zoe_cancel_requested(void) {
+  return !cancel_deaf && atomic_load_explicit(&cancel_flag, memory_order_relaxed);
+}
+void zoe_cancel_watch(bool watch) { cancel_deaf = !watch; }

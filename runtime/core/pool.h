@@ -30,6 +30,13 @@ int zoe_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx);
 /* Cancellation of the running compute: set by the loop, polled by kernels. */
 void zoe_cancel_request(void);
 void zoe_cancel_clear(void);
+/* True when a cancel was requested and the calling thread watches the flag. */
 bool zoe_cancel_requested(void);
+/*
+** Whether the calling thread's loops and gemm obey the flag (default: yes).
+** The loop thread opts out: the flag cancels the compute thread's task, and a
+** cheap op that another job runs inline meanwhile must not fail with it.
+*/
+void zoe_cancel_watch(bool watch);
 
 #endif

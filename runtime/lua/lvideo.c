@@ -94,6 +94,7 @@ static void check_keys(lua_State *L, int arg, const char *who, const char *const
     int ok = 0;
     for (int i = 0; k && known[i]; i++) ok |= !strcmp(k, known[i]);
     if (!ok) {
+      const char *shown = k ? k : luaL_typename(L, -1);
       luaL_Buffer b;
       luaL_buffinit(L, &b);
       for (int i = 0; known[i]; i++) {
@@ -101,7 +102,8 @@ static void check_keys(lua_State *L, int arg, const char *who, const char *const
         luaL_addstring(&b, known[i]);
       }
       luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s' (%s)", who, k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
+      luaL_error(L, "%s: unknown option %s%s%s (%s)", who, k ? "'" : "key of type ", shown, k ? "'" : "",
+                 lua_tostring(L, -1));
     }
   }
 }

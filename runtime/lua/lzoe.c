@@ -122,6 +122,7 @@ zoe_dtype lz_optdtype(lua_State *L, int arg, zoe_dtype def) {
 
 static lz_offload_fn offload_hook;
 static double offload_threshold = 1e300;
+static void (*offload_wait)(lz_task *t);
 
 void lz_set_offload(lz_offload_fn fn, double threshold) {
   offload_hook = fn;
@@ -130,8 +131,11 @@ void lz_set_offload(lz_offload_fn fn, double threshold) {
 
 double lz_offload_threshold(void) { return offload_threshold; }
 
+void lz_set_offload_wait(void (*wait)(lz_task *t)) { offload_wait = wait; }
+
 static int task_gc(lua_State *L) {
   lz_task *t = luaL_checkudata(L, 1, LZ_TASK);
+  if (t->flight && offload_wait) offload_wait(t); /* the compute thread may still use it */
   for (int i = 0; i < t->nin; i++) zoe_tensor_release(t->in[i]);
   for (int i = 0; i < LZ_TASK_RES; i++) zoe_tensor_release(t->res[i]);
   zoe_tensor_release(t->out);
@@ -169,11 +173,17 @@ int lz_task_push_results(lua_State *L, lz_task *t) {
   return t->nres;
 }
 
-int lz_task_finish(lua_State *L, lz_task *t) {
-  if (offload_hook && t->cost >= offload_threshold && lua_isyieldable(L))
-    return offload_hook(L, t);
+void lz_task_run(lz_task *t) {
   int rc = t->run(t, &t->err);
   if (rc && !t->err.code) zoe_errf(&t->err, rc, "%s: %s", t->name, zoe_strerror(rc));
+}
+
+int lz_task_finish(lua_State *L, lz_task *t) {
+  if (offload_hook && t->cost >= offload_threshold && lua_isyieldable(L)) {
+    int n = offload_hook(L, t);
+    if (n != LZ_INLINE) return n;
+  }
+  lz_task_run(t);
   return lz_task_push_results(L, t);
 }
 
@@ -251,6 +261,7 @@ int luaopen_zoe_core(lua_State *L) {
   lz_hash_functions(L);
   lz_open_tensor(L);
   lua_setfield(L, -2, "tensor");
+  lz_open_loop(L);
   lz_open_nn(L);
   lua_setfield(L, -2, "nn");
   lz_open_video(L); /* lvideo.c */

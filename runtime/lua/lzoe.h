@@ -66,6 +66,7 @@ struct lz_task {
   void *extra;                   /* op-specific state */
   void (*free_extra)(void *);
   zoe_err err;
+  void *flight;                  /* the loop's record while the task runs off the loop thread */
 };
 
 /*
@@ -83,15 +84,31 @@ void lz_task_in(lz_task *t, const zoe_tensor *x);
 */
 int lz_task_finish(lua_State *L, lz_task *t);
 
-/* Hook set by the loop: run 't' off the loop thread and yield (see runtime/loop). */
+/*
+** Hook set by the loop (runtime/lua/lloop.c): for a task whose cost is at least
+** the threshold, called in place of running it. It queues the task to the
+** compute thread and yields the calling job (returning what lua_yieldk returns),
+** or returns LZ_INLINE when it cannot (not inside a job's own coroutine), and
+** lz_task_finish then runs the task inline.
+*/
+#define LZ_INLINE (-1)
 typedef int (*lz_offload_fn)(lua_State *L, lz_task *t);
 void lz_set_offload(lz_offload_fn fn, double threshold);
 double lz_offload_threshold(void);
+/*
+** Set by the loop too: block until an offloaded task is off the compute thread.
+** A task's finalizer calls it when t->flight is set (lua_close during a task).
+*/
+void lz_set_offload_wait(void (*wait)(lz_task *t));
+/* Run the task here (any thread, no Lua): fills t->res or t->err. */
+void lz_task_run(lz_task *t);
 /* Push a finished task's results (or raise its error); used by the loop's continuation. */
 int lz_task_push_results(lua_State *L, lz_task *t);
 
 /* ---- module parts: each binding file opens one ---- */
 int lz_open_tensor(lua_State *L);
+/* zoe.spawn, zoe.sleep, zoe.progress, ... into the table on the top (lloop.c) */
+void lz_open_loop(lua_State *L);
 /* zoe.load, zoe.save (lweights.c): set into the table on the stack top */
 void lz_weights_functions(lua_State *L);
 

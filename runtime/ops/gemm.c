@@ -7,6 +7,7 @@
 #include "gemm.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -35,6 +36,54 @@ static void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, 
                   const float *B, bool tb, int64_t ldb, float beta, float *C, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
               (int)N, (int)K, alpha, A, (int)(lda ? lda : 1), B, (int)(ldb ? ldb : 1), beta, C, (int)ldc);
+}
+
+/*
+** OpenBLAS cannot be interrupted, so a big f32 product runs as panels with a
+** cancel check between them. A panel is about PANEL_FLOPS: tens of
+** milliseconds at full speed, well under a second on a loaded machine.
+** Each panel repacks its operands (OpenBLAS packs A and B per call), which
+** costs about 50 flops per element packed. Row panels of r rows repack B
+** (K x N) once per panel: about 50/r of the work. Square blocks of side s
+** repack both: about 100/s. So rows of the full width while B is narrow
+** (N <= 2s), square blocks for wide weights. Sizes depend on the shapes alone,
+** never on timing, because OpenBLAS's rounding depends on how a product is
+** split: the same product always gives the same bits. Smaller products are one call.
+*/
+#define SPLIT_FLOPS 4e9
+#define PANEL_FLOPS 16e9
+
+static int64_t round_down(double v, int64_t step, int64_t min) {
+  int64_t n = (int64_t)v / step * step;
+  return n < min ? min : n;
+}
+
+static int sgemm_panels(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
+                        float beta, float *C, int64_t ldc) {
+  const float *a = A.data, *b = B.data;
+  if (2.0 * (double)M * (double)N * (double)K < SPLIT_FLOPS) {
+    sgemm(M, N, K, alpha, a, A.trans, A.ld, b, B.trans, B.ld, beta, C, ldc);
+    return 0;
+  }
+  double area = PANEL_FLOPS / (2.0 * (double)K); /* rows x cols of one panel */
+  double side = sqrt(area);
+  int64_t rows, cols;
+  if ((double)N <= 2 * side) {
+    rows = round_down(area / (double)N, 32, 32);
+    cols = N;
+  } else {
+    rows = (double)M < side ? M : round_down(side, 32, 32);
+    cols = round_down(area / (double)rows, 256, 256);
+  }
+  for (int64_t r0 = 0; r0 < M; r0 += rows)
+    for (int64_t c0 = 0; c0 < N; c0 += cols) {
+      if (zoe_cancel_requested()) return ZOE_ECANCELED;
+      int64_t nr = M - r0 < rows ? M - r0 : rows, nc = N - c0 < cols ? N - c0 : cols;
+      /* rows of op(A) are ld apart, or adjacent columns when stored transposed; the same for B's columns */
+      sgemm(nr, nc, K, alpha, A.trans ? a + r0 : a + r0 * A.ld, A.trans, A.ld,
+            B.trans ? b + c0 * B.ld : b + c0, B.trans, B.ld, beta, C + r0 * ldc + c0, ldc);
+    }
+  return 0;
 }
 
 /* Widen rows [r0, r0+nr) of a matrix stored with leading dim 'ld' into dst [nr, ncols]. */
@@ -98,7 +147,7 @@ int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_g
   if (M == 0 || N == 0) return 0;
   if (zoe_cancel_requested()) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
   if (A.dtype == ZOE_F32 && B.dtype == ZOE_F32) {
-    sgemm(M, N, K, alpha, A.data, A.trans, A.ld, B.data, B.trans, B.ld, beta, C, ldc);
+    if (sgemm_panels(M, N, K, alpha, A, B, beta, C, ldc)) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
     return 0;
   }
   float *wa = NULL;
