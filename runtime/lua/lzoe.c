@@ -258,6 +258,7 @@ int luaopen_zoe_core(lua_State *L) {
   lua_pushliteral(L, ZOE_VERSION);
   lua_setfield(L, -2, "version");
   lz_weights_functions(L);
+  lz_tokenizer_functions(L);
   lz_hash_functions(L);
   lz_open_tensor(L);
   lua_setfield(L, -2, "tensor");

@@ -111,5 +111,7 @@ int lz_open_tensor(lua_State *L);
 void lz_open_loop(lua_State *L);
 /* zoe.load, zoe.save (lweights.c): set into the table on the stack top */
 void lz_weights_functions(lua_State *L);
+/* zoe.tokenizer (ltokenizer.c) */
+void lz_tokenizer_functions(lua_State *L);
 
 #endif
