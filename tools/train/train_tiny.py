@@ -1,0 +1,383 @@
+"""Train zoe-tiny from nothing on 2 CPU cores: tokenizer, then the VAE, then the text encoder and
+the DiT jointly on latents cached from the trained VAE. Writes models/zoe-tiny/.
+
+    /usr/bin/python3 tools/train/train_tiny.py [--out models/zoe-tiny] [--work tools/train/work]
+                                               [--stages tok,data,vae,encode,dit,export] [--quick]
+
+Every stage saves its result in the work directory, so a later stage can be rerun alone.
+Deterministic: fixed seeds everywhere, 2 threads. Losses go to stdout and WORK/train.log.
+Training runs in bfloat16 autocast (the CPU's AVX512-BF16 units; master weights f32); the
+shipped weights are the f32 EMA weights rounded to f16.
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "world"))
+import st  # noqa: E402
+from tokenizer import Tokenizer  # noqa: E402
+from wan import T5Encoder, WanModel, WanVAE_  # noqa: E402
+from world import World  # noqa: E402
+from zoe_tiny import first_frame_mask  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("ZOE_THREADS", "2")))
+
+# ------------------------------------------------------------------------------------------------
+# configuration
+# ------------------------------------------------------------------------------------------------
+C = dict(
+    n_clips=6000,            # rendered training clips
+    i2v_fraction=0.5,        # share of clips that also get the first-frame conditioning latent
+    heldout_mod=10,          # prompts with crc32 % heldout_mod == 0 never appear in training
+    vae=dict(dim=16, z_dim=8, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
+             temperal_downsample=[False, True, True], dropout=0.0),
+    vae_steps=1200, vae_batch=4, vae_frames=9, vae_lr=3e-4, vae_kl=1e-6, vae_obj_weight=5.0,
+    t5=dict(vocab=None, dim=128, dim_attn=128, dim_ffn=256, num_heads=4, num_layers=3, num_buckets=32,
+            shared_pos=False, dropout=0.0),
+    dit=dict(model_type="t2v", patch_size=[1, 2, 2], text_len=32, in_dim=None, dim=256, ffn_dim=1024,
+             freq_dim=256, text_dim=128, out_dim=None, num_heads=4, num_layers=8, window_size=[-1, -1],
+             qk_norm=True, cross_attn_norm=True, eps=1e-6),
+    dit_steps=3000, dit_batch=32, dit_lr=4e-4, dit_warmup=200, dit_min_lr=0.1, ema=0.999,
+    text_dropout=0.1, i2v_prob=0.5, train_shift=3.0,
+    sampling=dict(sampler="euler", steps=20, shift=3.0, cfg=4.0),
+)
+QUICK = dict(n_clips=1200, vae_steps=300, dit_steps=500, dit=dict(dim=192, ffn_dim=768, num_layers=6))
+
+LOG = None
+
+
+def log(msg):
+    line = time.strftime("%H:%M:%S ") + msg
+    print(line, flush=True)
+    if LOG:
+        with open(LOG, "a") as f:
+            f.write(line + "\n")
+
+
+def heldout(prompt, mod):
+    return zlib.crc32(prompt.encode()) % mod == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# stages
+# ------------------------------------------------------------------------------------------------
+def stage_tok(work):
+    subprocess.run([sys.executable, os.path.join(HERE, "make_tokenizer.py"), os.path.join(work, "tok")], check=True)
+
+
+def stage_data(work, world):
+    """Render n_clips clips (seeds 0.. skipping held-out prompts) -> work/data.npz."""
+    t0 = time.time()
+    n = C["n_clips"]
+    clips = np.empty((n, world.T, world.H, world.W, 3), np.uint8)
+    prompts, seeds = [], []
+    seed = 0
+    while len(prompts) < n:
+        scene = world.sample_scene(seed)
+        p = world.prompt(scene)
+        if not heldout(p, C["heldout_mod"]):
+            clips[len(prompts)] = world.render(scene)
+            prompts.append(p)
+            seeds.append(seed)
+        seed += 1
+    np.save(os.path.join(work, "clips.npy"), clips)
+    with open(os.path.join(work, "prompts.json"), "w") as f:
+        json.dump(dict(prompts=prompts, seeds=seeds), f)
+    log(f"data: {n} clips rendered in {time.time() - t0:.0f}s (seeds 0..{seed - 1})")
+
+
+def to_video(clips_u8):
+    """uint8 [B, T, H, W, 3] -> float [B, 3, T, H, W] in [-1, 1]."""
+    x = torch.from_numpy(clips_u8).float().div_(127.5).sub_(1.0)
+    return x.permute(0, 4, 1, 2, 3).contiguous()
+
+
+def lr_at(step, total, base, warmup, min_frac):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return base * (min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def init_vae(vae):
+    """Start as a per-frame image autoencoder: 3x3x3 causal convs see only the current frame
+    (earlier temporal taps zero), upsample3d's time_conv copies each frame into its two output
+    frames, downsample3d's time_conv keeps the latest frame; the log-variance starts at -6 so the
+    posterior noise does not drown the signal at the start."""
+    from wan import CausalConv3d, Resample
+    with torch.no_grad():
+        for m in vae.modules():
+            if isinstance(m, Resample) and m.mode in ("upsample3d", "downsample3d"):
+                w = m.time_conv.weight
+                w.zero_()
+                m.time_conv.bias.zero_()
+                c = w.shape[1]
+                eye = torch.eye(c)
+                if m.mode == "upsample3d":
+                    w[:c, :, 2, 0, 0] = eye
+                    w[c:, :, 2, 0, 0] = eye
+                else:
+                    w[:, :, 2, 0, 0] = eye
+        for m in vae.modules():
+            if isinstance(m, CausalConv3d) and m.kernel_size == (3, 3, 3):
+                m.weight[:, :, :2] = 0
+        vae.conv1.bias[vae.z_dim:] = -6.0
+
+
+def stage_vae(work):
+    t0 = time.time()
+    clips = np.load(os.path.join(work, "clips.npy"), mmap_mode="r")
+    n = clips.shape[0]
+    torch.manual_seed(1)
+    rng = np.random.default_rng(1)
+    vae = WanVAE_(**C["vae"])
+    init_vae(vae)
+    opt = torch.optim.AdamW(vae.parameters(), lr=C["vae_lr"], betas=(0.9, 0.99), weight_decay=0.0)
+    S, B, Tw = C["vae_steps"], C["vae_batch"], C["vae_frames"]
+    T = clips.shape[1]
+    hist = []
+    for step in range(S):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, S, C["vae_lr"], 50, 0.05)
+        idx = rng.integers(0, n, B)
+        off = rng.integers(0, T - Tw + 1, B)
+        batch = np.stack([clips[i, o:o + Tw] for i, o in zip(idx, off)])
+        if rng.random() < 0.5:   # horizontal flips: more layouts for free
+            batch = batch[:, :, :, ::-1]
+        x = to_video(np.ascontiguousarray(batch))
+        with torch.cpu.amp.autocast(dtype=torch.bfloat16):
+            mu, logvar = vae.encode_seq(x)
+            mu, logvar = mu.float(), logvar.float().clamp(-30, 20)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            y = vae.decode_seq(z).float()
+        # objects are ~10% of the pixels: weight pixels that differ from the clip's background
+        # (its median colour) so that shapes are learned early, not only the background
+        bg = x.flatten(2).median(dim=2).values[:, :, None, None, None]
+        wgt = 1 + C["vae_obj_weight"] * ((x - bg).abs().sum(1, keepdim=True) > 0.05).float()
+        wgt = wgt / wgt.mean()
+        l1 = (wgt * (y - x).abs()).mean()
+        l2 = (wgt * (y - x).pow(2)).mean()
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
+        loss = l1 + l2 + C["vae_kl"] * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        hist.append([l1.item(), l2.item(), kl.item(), torch.exp(0.5 * logvar).mean().item(), mu.std().item()])
+        if step % 25 == 0 or step == S - 1:
+            h = np.mean(hist[-25:], 0)
+            log(f"vae step {step:5d}/{S} l1 {h[0]:.4f} mse {h[1]:.5f} kl {h[2]:.3f} post_std {h[3]:.3f} "
+                f"mu_std {h[4]:.3f} ({time.time() - t0:.0f}s)")
+    torch.save(vae.state_dict(), os.path.join(work, "vae.pt"))
+    log(f"vae: {S} steps in {time.time() - t0:.0f}s")
+
+
+@torch.no_grad()
+def stage_encode(work):
+    """Cache the VAE means of all clips, the latent mean/std, and y (first frame + zeros, encoded)
+    for the i2v share of the clips."""
+    t0 = time.time()
+    clips = np.load(os.path.join(work, "clips.npy"), mmap_mode="r")
+    n = clips.shape[0]
+    vae = WanVAE_(**C["vae"]).eval()
+    vae.load_state_dict(torch.load(os.path.join(work, "vae.pt")))
+    B = 4
+    mus = []
+    for i in range(0, n, B):
+        x = to_video(np.ascontiguousarray(clips[i:i + B]))
+        with torch.cpu.amp.autocast(dtype=torch.bfloat16):
+            mu, _ = vae.encode_seq(x)
+        mus.append(mu.float())
+    mu = torch.cat(mus)
+    mean = mu.mean(dim=(0, 2, 3, 4))
+    std = mu.std(dim=(0, 2, 3, 4))
+    n_i2v = int(n * C["i2v_fraction"])
+    ys = []
+    for i in range(0, n_i2v, B):
+        x = to_video(np.ascontiguousarray(clips[i:i + B]))
+        x[:, :, 1:] = 0
+        with torch.cpu.amp.autocast(dtype=torch.bfloat16):
+            y, _ = vae.encode_seq(x)
+        ys.append(y.float())
+    y = torch.cat(ys)
+    zn = (mu - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
+    yn = (y - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
+    torch.save(dict(z=zn, y=yn, mean=mean, std=std), os.path.join(work, "latents.pt"))
+    log(f"encode: {n} clips + {n_i2v} first-frame conditionings in {time.time() - t0:.0f}s; "
+        f"latent mean {[round(v, 3) for v in mean.tolist()]} std {[round(v, 3) for v in std.tolist()]}")
+
+
+def ema_update(ema, model, decay):
+    with torch.no_grad():
+        for pe, pm in zip(ema.values(), model.state_dict().values()):
+            if pe.dtype.is_floating_point:
+                pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
+
+
+def stage_dit(work):
+    t0 = time.time()
+    lat = torch.load(os.path.join(work, "latents.pt"))
+    z, y = lat["z"], lat["y"]
+    n, zc, fl, h, w = z.shape
+    n_i2v = y.shape[0]
+    with open(os.path.join(work, "prompts.json")) as f:
+        prompts = json.load(f)["prompts"]
+    tok = Tokenizer(os.path.join(work, "tok", "tokenizer.json"))
+    L = C["dit"]["text_len"]
+    ids_all, mask_all = tok.batch(prompts, L)
+    ids_all, mask_all = torch.tensor(ids_all), torch.tensor(mask_all)
+    e_ids, e_mask = tok.batch([""], L)
+    e_ids, e_mask = torch.tensor(e_ids[0]), torch.tensor(e_mask[0])
+    log(f"dit: longest prompt {int(mask_all.sum(1).max())} tokens (text_len {L})")
+    torch.manual_seed(2)
+    rng = np.random.default_rng(2)
+    t5 = T5Encoder(**C["t5"])
+    t5.init_weights()
+    dit = WanModel(**C["dit"])
+    params = list(t5.parameters()) + list(dit.parameters())
+    log(f"dit: DiT {sum(p.numel() for p in dit.parameters()) / 1e6:.2f}M params, "
+        f"T5 {sum(p.numel() for p in t5.parameters()) / 1e6:.2f}M params")
+    opt = torch.optim.AdamW(params, lr=C["dit_lr"], betas=(0.9, 0.99), weight_decay=0.01)
+    ema_t5 = {k: v.detach().clone() for k, v in t5.state_dict().items()}
+    ema_dit = {k: v.detach().clone() for k, v in dit.state_dict().items()}
+    msk1 = first_frame_mask(fl, h, w)
+    S, B = C["dit_steps"], C["dit_batch"]
+    rope_cache = {}
+    hist = []
+    sh = C["train_shift"]
+    for step in range(S):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, S, C["dit_lr"], C["dit_warmup"], C["dit_min_lr"])
+        idx = torch.from_numpy(rng.integers(0, n, B))
+        x0 = z[idx]
+        is_i2v = torch.from_numpy((rng.random(B) < C["i2v_prob"]) & (idx.numpy() < n_i2v))
+        extra = torch.zeros(B, 4 + zc, fl, h, w)
+        for b in torch.nonzero(is_i2v).flatten().tolist():
+            extra[b, :4] = msk1
+            extra[b, 4:] = y[idx[b]]
+        drop = torch.from_numpy(rng.random(B) < C["text_dropout"])
+        ids, mask = ids_all[idx].clone(), mask_all[idx].clone()
+        ids[drop] = e_ids
+        mask[drop] = e_mask
+        u = torch.from_numpy(rng.random(B)).float()
+        sig = sh * u / (1 + (sh - 1) * u)
+        noise = torch.from_numpy(rng.standard_normal((B, zc, fl, h, w))).float()
+        s5 = sig.view(B, 1, 1, 1, 1)
+        xt = (1 - s5) * x0 + s5 * noise
+        target = noise - x0
+        with torch.cpu.amp.autocast(dtype=torch.bfloat16):
+            ctx = t5(ids, mask) * mask[..., None]
+            pred = dit(torch.cat([xt, extra], 1), sig * 1000, ctx, rope_cache=rope_cache)
+        loss = F.mse_loss(pred.float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        d = min(C["ema"], (1 + step) / (10 + step))
+        ema_update(ema_t5, t5, d)
+        ema_update(ema_dit, dit, d)
+        hist.append([loss.item(), gn.item()])
+        if step % 100 == 0 or step == S - 1:
+            hh = np.mean(hist[-100:], 0)
+            log(f"dit step {step:5d}/{S} loss {hh[0]:.4f} grad {hh[1]:.3f} lr {opt.param_groups[0]['lr']:.2e} "
+                f"({time.time() - t0:.0f}s)")
+    torch.save(dict(t5=ema_t5, dit=ema_dit, t5_raw=t5.state_dict(), dit_raw=dit.state_dict()),
+               os.path.join(work, "dit.pt"))
+    log(f"dit: {S} steps in {time.time() - t0:.0f}s")
+
+
+def stage_export(work, out, world_path):
+    os.makedirs(out, exist_ok=True)
+    d = torch.load(os.path.join(work, "dit.pt"))
+    vae = torch.load(os.path.join(work, "vae.pt"))
+    lat = torch.load(os.path.join(work, "latents.pt"))
+    meta = {"format": "pt", "model": "zoe-tiny"}
+    st.save(os.path.join(out, "t5.safetensors"), {k: v.half() for k, v in d["t5"].items()}, meta)
+    st.save(os.path.join(out, "dit.safetensors"), {k: v.half() for k, v in d["dit"].items()}, meta)
+    st.save(os.path.join(out, "vae.safetensors"), {k: v.half() for k, v in vae.items()}, meta)
+    shutil.copyfile(os.path.join(work, "tok", "tokenizer.json"), os.path.join(out, "tokenizer.json"))
+    if os.path.abspath(world_path) != os.path.abspath(os.path.join(out, "world.json")):
+        shutil.copyfile(world_path, os.path.join(out, "world.json"))
+    w = World(world_path)
+    cfg = dict(
+        name="zoe-tiny",
+        arch="wan2.1",
+        t5=C["t5"], dit=C["dit"], vae=C["vae"],
+        latent=dict(mean=[float(v) for v in lat["mean"]], std=[float(v) for v in lat["std"]],
+                    note="normalized latent = (mu - mean) / std; decode uses z * std + mean "
+                         "(Wan's scale = [mean, 1/std])"),
+        i2v=dict(in_dim=C["dit"]["in_dim"], channels="[noisy latent (z_dim), mask (4), y (z_dim)]",
+                 mask="1 on latent frame 0 (all 4 channels) when the first frame is given, else 0",
+                 y="normalized VAE mean of [first frame, zeros for the other frames]; zeros for text-to-video"),
+        sampling=dict(C["sampling"], fps=w.fps, width=w.W, height=w.H, frames=w.T, negative_prompt="",
+                      timestep="t = sigma * 1000 (float)", prediction="v = noise - x0",
+                      vae_stride=[4, 8, 8], patch_size=C["dit"]["patch_size"]),
+        tokenizer=dict(file="tokenizer.json", text_len=C["dit"]["text_len"], pad_id=0, eos_id=1, unk_id=2),
+        weights=dict(t5="t5.safetensors", dit="dit.safetensors", vae="vae.safetensors", dtype="F16"),
+    )
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+        f.write("\n")
+    log(f"export: wrote {out}")
+
+
+def main():
+    global LOG
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(ROOT, "models", "zoe-tiny"))
+    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    ap.add_argument("--world", default=os.path.join(ROOT, "models", "zoe-tiny", "world.json"))
+    ap.add_argument("--stages", default="tok,data,vae,encode,dit,export")
+    ap.add_argument("--quick", action="store_true", help="a short run to find problems")
+    ap.add_argument("--set", action="append", default=[], help="override a config value, e.g. dit_steps=100")
+    a = ap.parse_args()
+    if a.quick:
+        for k, v in QUICK.items():
+            if isinstance(v, dict):
+                C[k].update(v)
+            else:
+                C[k] = v
+    for kv in a.set:
+        k, v = kv.split("=", 1)
+        C[k] = json.loads(v)
+    os.makedirs(a.work, exist_ok=True)
+    LOG = os.path.join(a.work, "train.log")
+    world = World(a.world)
+    stages = a.stages.split(",")
+    t0 = time.time()
+    if "tok" in stages:
+        stage_tok(a.work)
+    tok_path = os.path.join(a.work, "tok", "tokenizer.json")
+    C["t5"]["vocab"] = len(Tokenizer(tok_path).vocab)
+    C["vae"]["z_dim"] = C["vae"]["z_dim"]
+    C["dit"]["in_dim"] = 2 * C["vae"]["z_dim"] + 4
+    C["dit"]["out_dim"] = C["vae"]["z_dim"]
+    C["dit"]["text_dim"] = C["t5"]["dim"]
+    log("config " + json.dumps(C))
+    for name in ("data", "vae", "encode", "dit"):
+        if name in stages:
+            s = time.time()
+            {"data": lambda: stage_data(a.work, world), "vae": lambda: stage_vae(a.work),
+             "encode": lambda: stage_encode(a.work), "dit": lambda: stage_dit(a.work)}[name]()
+            log(f"stage {name}: {time.time() - s:.0f}s")
+    if "export" in stages:
+        stage_export(a.work, a.out, a.world)
+    log(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
