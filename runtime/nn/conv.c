@@ -12,6 +12,9 @@
 ** output in place (ldc = the output's channel stride). A col buffer for a whole
 ** frame is never made (320x192 at 96 channels and 3x3x3 would be 600 MB).
 ** The threads share the tiles; the tiling depends only on the frame size.
+** Two cases take other roads: 3x3 spatial kernels with stride 1 and 16+ output
+** channels go through Winograd F(4x4, 3x3) (conv_winograd.c), and up to 4 output
+** channels accumulate rows directly (direct_rows below).
 **
 ** Time is padded causally: the padded sequence of a sample is 'tpad - P' zero
 ** frames, then the P frames of 'prev', then the input's T frames; a frame is
@@ -25,6 +28,7 @@
 #include "../core/alloc.h"
 #include "../ops/gemm.h"
 #include "../ops/out.h"
+#include "conv_internal.h"
 #include "nn.h"
 
 #define COL_BYTES (384 << 10) /* target size of one col block: leaves L2 room for the GEMM's packs */
@@ -34,11 +38,7 @@
 #define DIRECT_COUT 4 /* up to this many output channels (a VAE's RGB head) skip the GEMM */
 #define VECTORIZE __attribute__((target_clones("avx512f", "avx2", "default")))
 
-/* One frame of the padded input: [Cin][H][W] with unit W stride; p NULL is a zero frame. */
-typedef struct frame_src {
-  const float *p;
-  int64_t cs, hs; /* channel and row strides */
-} frame_src;
+typedef zoe__conv_frame frame_src;
 
 typedef struct conv_ctx {
   const frame_src *frames; /* [N][Tp] */
@@ -423,6 +423,18 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
   atomic_init(&c->failed, 0);
   int64_t pixels = Ho * Wo, frames_out = N * To;
   int rc;
+  if (a->stride[1] == 1 && a->stride[2] == 1) {
+    zoe__conv wc = {.frames = frames, .N = N, .Tp = Tp, .Cin = Cin, .H = H, .W = W, .To = To, .Ho = Ho,
+                    .Wo = Wo, .Cout = Cout, .kt = kt, .kh = kh, .kw = kw, .st = a->stride[0], .ptop = a->pad[0],
+                    .pleft = a->pad[2], .w = wa.data, .bias = bptr, .out = out, .on = on, .oc = oc, .ot = ot};
+    if (zoe__conv_winograd_fits(&wc)) {
+      if (zoe__conv_winograd(&wc, e)) {
+        zoe_err_prefix(e, "%s", op);
+        goto fail;
+      }
+      goto finish;
+    }
+  }
   if (Cout <= DIRECT_COUT && a->stride[1] == 1 && a->stride[2] == 1) {
     rc = zoe_parallel_for(frames_out * Ho, 1 + 65536 / (K * Wo + 1), direct_rows, c);
     goto ran;

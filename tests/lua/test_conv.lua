@@ -52,6 +52,12 @@ t.test("conv3d: Wan's CausalConv3d(k=3, pad=1)", function()
   match(nn.conv3d(fx("c3.x"), w.weight, w.bias, {padding = {1, 1}, causal_pad = 2, stride = {1, 1, 1}}), "c3.y")
 end)
 
+t.test("conv3d: 8 -> 16 channels (the Winograd F(4x4, 3x3) path)", function()
+  local w = weights("c3w")
+  match(nn.conv3d(fx("c3w.x"), w.weight, w.bias, {padding = 1, causal_pad = 2}), "c3w.y")
+  match(nn.conv3d(fx("c3w.x"), w.weight:to("bf16"), w.bias, {padding = 1, causal_pad = 2}), "c3w.y", 1e-2)
+end)
+
 t.test("conv3d: bf16 and f16 weights", function()
   local w = weights("c3")
   local x = fx("c3.x")
