@@ -100,6 +100,25 @@ zoe_storage *zoe_map_storage(zoe_mapping *m, uint64_t begin, uint64_t nbytes, si
   return s;
 }
 
+int zoe_map_drop_pages(const zoe_tensor *t) {
+  zoe_storage *s = t->storage;
+  if (!s || s->release != release_mapped || !((zoe_mapping *)s->owner)->is_file) return 0;
+  int64_t n = zoe_numel(t);
+  if (n == 0) return 0;
+  /* the bytes the tensor spans, shrunk inward to whole pages (neighbours keep theirs) */
+  int64_t lo = t->offset, hi = t->offset;
+  for (int i = 0; i < t->ndim; i++) {
+    if (t->stride[i] >= 0) hi += t->stride[i] * (t->shape[i] - 1);
+    else lo += t->stride[i] * (t->shape[i] - 1);
+  }
+  size_t es = zoe_dtype_size(t->dtype), page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t begin = (uintptr_t)s->data + (uintptr_t)lo * es, end = (uintptr_t)s->data + (uintptr_t)(hi + 1) * es;
+  begin = (begin + page - 1) / page * page;
+  end = end / page * page;
+  if (end <= begin) return 0;
+  return madvise((void *)begin, end - begin, MADV_DONTNEED) == 0 ? 1 : ZOE_EIO;
+}
+
 char *zoe_read_small_file(const char *path, size_t limit, size_t *len, zoe_err *e) {
   FILE *f = fopen(path, "rb");
   if (!f) {

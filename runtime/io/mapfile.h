@@ -42,6 +42,14 @@ void zoe_map_release(zoe_mapping *m);
 zoe_storage *zoe_map_storage(zoe_mapping *m, uint64_t begin, uint64_t nbytes, size_t align,
                              zoe_err *e);
 
+/*
+** Hand the pages under a tensor mapped from a file back to the kernel: the process's
+** resident memory drops, and a later use reads them again (from the page cache). Only
+** for tensors never written to. Returns 1 when pages were dropped, 0 for tensors that
+** are not file mappings (or span less than a page), ZOE_EIO when the kernel refused.
+*/
+int zoe_map_drop_pages(const zoe_tensor *t);
+
 /* Read a whole small file into a NUL-terminated heap buffer (JSON files); free() it. */
 char *zoe_read_small_file(const char *path, size_t limit, size_t *len, zoe_err *e);
 

@@ -251,6 +251,7 @@ int lz_open_video(lua_State *L);
 int lz_open_image(lua_State *L);
 int lz_open_json(lua_State *L);
 void lz_hash_functions(lua_State *L);
+void lz_pages_functions(lua_State *L);
 
 int luaopen_zoe_core(lua_State *L) {
   zoe_pool_init(0);
@@ -260,6 +261,7 @@ int luaopen_zoe_core(lua_State *L) {
   lz_weights_functions(L);
   lz_tokenizer_functions(L);
   lz_hash_functions(L);
+  lz_pages_functions(L);
   lz_open_tensor(L);
   lua_setfield(L, -2, "tensor");
   lz_open_loop(L);

@@ -139,4 +139,27 @@ t.test("bad input: clear errors", function()
     nn.wan_cross_kv(T.zeros(1, 3, 64), w, {heads = 4})
   end, "wan_cross_kv: the weights have no 'ffn.0.weight'")
 end)
+t.test("drop_pages gives a mapped weight's memory back and keeps its values", function()
+  local function rss()
+    for line in io.lines("/proc/self/status") do
+      local v = line:match("^VmRSS:%s+(%d+)")
+      if v then return tonumber(v) * 1024 end
+    end
+  end
+  local path = os.tmpname()
+  zoe.save(path, {w = T.randn({8 * 1024 * 1024}, {seed = 9})}) -- 32 MiB
+  collectgarbage()
+  local w = zoe.load(path).w
+  local before = rss()
+  local sum = w:sum():item() -- touches every page
+  local touched = rss()
+  t.ok(touched - before > 24 * 2 ^ 20, ("reading maps the pages in (%.1f MiB)"):format((touched - before) / 2 ^ 20))
+  t.eq(zoe.drop_pages(w), 1)
+  local after = rss()
+  t.ok(touched - after > 24 * 2 ^ 20, ("dropping gives them back (%.1f MiB)"):format((touched - after) / 2 ^ 20))
+  t.eq(w:sum():item(), sum, "the values are read again from the file")
+  t.eq(zoe.drop_pages(T.zeros(4)), 0, "heap tensors are left alone")
+  os.remove(path)
+end)
+
 t.done()

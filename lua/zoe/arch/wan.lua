@@ -14,11 +14,23 @@ local wan = {}
 
 -- ---------------------------------------------------------------- umT5 encoder
 
-function wan.t5(cfg, w)
+local T5_LAYER_WEIGHTS = {"norm1.weight", "attn.q.weight", "attn.k.weight", "attn.v.weight", "attn.o.weight",
+                          "norm2.weight", "ffn.gate.0.weight", "ffn.fc1.weight", "ffn.fc2.weight",
+                          "pos_embedding.embedding.weight"}
+
+-- opts.stream: give each layer's mapped weights back to the kernel once it has run, so
+-- an encoder bigger than memory (umT5-XXL is 11 GB) never stays resident as a whole.
+function wan.t5(cfg, w, opts)
   local heads, layers = cfg.num_heads, cfg.num_layers
+  local stream = opts and opts.stream
   util.need(w, "token_embedding.weight", "wan.t5")
   local blocks = {}
   for i = 0, layers - 1 do blocks[i + 1] = util.under(w, ("blocks.%d."):format(i)) end
+  local function drop(block)
+    local ts = {}
+    for _, name in ipairs(T5_LAYER_WEIGHTS) do ts[#ts + 1] = block[name] end
+    zoe.drop_pages(ts)
+  end
   -- ids, mask: [B, L] integer tensors (or [L]); the encoding of every position
   return function(ids, mask)
     if ids:dim() == 1 then ids = ids:unsqueeze(1) end
@@ -26,6 +38,7 @@ function wan.t5(cfg, w)
     local x = nn.embedding(w["token_embedding.weight"], ids)
     for i = 1, layers do
       x = nn.t5_layer(x, blocks[i], {heads = heads, mask = mask, eps = 1e-6})
+      if stream then drop(blocks[i]) end
     end
     return nn.rms_norm(x, w["norm.weight"], 1e-6)
   end

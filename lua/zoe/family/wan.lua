@@ -80,8 +80,17 @@ function Model:tokenizer()
   return self._tok
 end
 
+local function file_size(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+-- A text encoder over 1 GB runs streamed: each layer's pages are dropped once used.
 function Model:text_encoder()
-  self._t5 = self._t5 or wan.t5(self.cfg.t5, self:weights("t5"))
+  self._t5 = self._t5 or wan.t5(self.cfg.t5, self:weights("t5"), {stream = file_size(self.files.t5) > 2 ^ 30})
   return self._t5
 end
 
