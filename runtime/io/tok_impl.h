@@ -145,7 +145,9 @@ enum { TM_UNIGRAM, TM_WORDLEVEL };
 typedef struct tk_model {
   int kind;
   size_t size;        /* vocabulary entries (ids 0..size-1) */
-  char **tokens;      /* by id */
+  char **tokens;      /* by id, pointing into 'blob' */
+  char *blob;         /* every token, NUL-terminated, in one block */
+  size_t blob_used, blob_cap;
   size_t *lens;
   double *scores;     /* Unigram */
   double min_score;

@@ -18,8 +18,9 @@
 
 static int set_token(tk_model *m, size_t id, const char *s, const char *where, zoe_err *e) {
   size_t n = strlen(s);
-  m->tokens[id] = malloc(n + 1);
-  if (!m->tokens[id]) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", where);
+  if (n + 1 > m->blob_cap - m->blob_used) return zoe_errf(e, ZOE_EFORMAT, "%s: vocabulary changed size", where);
+  m->tokens[id] = m->blob + m->blob_used;
+  m->blob_used += n + 1;
   memcpy(m->tokens[id], s, n + 1);
   m->lens[id] = n;
   if (zoe_utf8_check(s, n) != n)
@@ -27,12 +28,15 @@ static int set_token(tk_model *m, size_t id, const char *s, const char *where, z
   return 0;
 }
 
-static int alloc_vocab(tk_model *m, size_t n, int scores, const char *where, zoe_err *e) {
+/* Room for n tokens of 'bytes' bytes in all (NULs included): one block, not 256k small ones. */
+static int alloc_vocab(tk_model *m, size_t n, size_t bytes, int scores, const char *where, zoe_err *e) {
   m->size = n;
+  m->blob_cap = bytes ? bytes : 1;
+  m->blob = malloc(m->blob_cap);
   m->tokens = calloc(n ? n : 1, sizeof *m->tokens);
   m->lens = calloc(n ? n : 1, sizeof *m->lens);
   m->scores = scores ? calloc(n ? n : 1, sizeof *m->scores) : NULL;
-  if (!m->tokens || !m->lens || (scores && !m->scores)) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", where);
+  if (!m->blob || !m->tokens || !m->lens || (scores && !m->scores)) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", where);
   return 0;
 }
 
@@ -44,11 +48,15 @@ static int parse_unigram(const cJSON *j, tk_model *m, const char *where, zoe_err
     return zoe_errf(e, ZOE_EFORMAT, "%s: Unigram \"vocab\" is %s, not an array of [piece, score]", where,
                     tk_json_type(vocab));
   m->kind = TM_UNIGRAM;
-  int rc = alloc_vocab(m, (size_t)cJSON_GetArraySize(vocab), 1, where, e);
+  size_t bytes = 0, i = 0;
+  const cJSON *c;
+  cJSON_ArrayForEach(c, vocab) {
+    const cJSON *piece = cJSON_GetArrayItem(c, 0);
+    if (cJSON_IsString(piece)) bytes += strlen(piece->valuestring) + 1;
+  }
+  int rc = alloc_vocab(m, (size_t)cJSON_GetArraySize(vocab), bytes, 1, where, e);
   if (rc) return rc;
   m->min_score = 1e300;
-  size_t i = 0;
-  const cJSON *c;
   cJSON_ArrayForEach(c, vocab) {
     const cJSON *piece = cJSON_GetArrayItem(c, 0), *score = cJSON_GetArrayItem(c, 1);
     if (!cJSON_IsArray(c) || cJSON_GetArraySize(c) != 2 || !cJSON_IsString(piece) || !cJSON_IsNumber(score))
@@ -90,7 +98,9 @@ static int parse_wordlevel(const cJSON *j, tk_model *m, const char *where, zoe_e
       return zoe_errf(e, ZOE_EFORMAT, "%s: WordLevel id of '%.40s' is not an id", where, c->string);
     if (c->valuedouble > max) max = c->valuedouble;
   }
-  int rc = alloc_vocab(m, (size_t)(max + 1), 0, where, e);
+  size_t bytes = 0;
+  cJSON_ArrayForEach(c, vocab) bytes += strlen(c->string) + 1;
+  int rc = alloc_vocab(m, (size_t)(max + 1), bytes, 0, where, e);
   if (rc) return rc;
   cJSON_ArrayForEach(c, vocab) {
     size_t id = (size_t)c->valuedouble;
@@ -127,7 +137,7 @@ int tk_model_parse(const cJSON *j, tk_model *m, const char *where, zoe_err *e) {
 }
 
 void tk_model_free(tk_model *m) {
-  for (size_t i = 0; i < m->size && m->tokens; i++) free(m->tokens[i]);
+  free(m->blob);
   free(m->tokens);
   free(m->lens);
   free(m->scores);
