@@ -6,15 +6,16 @@
 ** tap) instead of 144, so the GEMMs do 4x fewer flops than im2col's:
 **
 **   U[xi][co][k] = (G g G^T)[xi]   k = (ci, dt), the weight, once per call
-**   V[xi][k][p]  = (B^T d B)[xi]   tile p of the input
-**   M[xi][co][p] = sum_k U[xi][co][k] V[xi][k][p]    36 GEMMs
+**   V[k][xi][p]  = (B^T d B)[xi]   tile p of the input
+**   M[co][xi][p] = sum_k U[xi][co][k] V[k][xi][p]    36 GEMMs
 **   Y[co][p]     = A^T M A + bias  the 4x4 output pixels of tile p
 **
 ** with xi = 6r + c over the 6x6 transform domain. In f32 the result differs
 ** from a direct sum by ~5e-6 relative (measured; a direct f32 sum: ~1e-7).
 **
-** Work is cut into units of whole tile rows of one output frame (at least ~128
-** tiles), shared by the threads; each thread owns its V and M blocks, and K is
+** Work is cut into units of whole tile rows of one output frame (about 256
+** tiles; a small frame also splits its output channels), shared by the threads;
+** each thread owns its V and M blocks, and K is
 ** cut into chunks of input channels so V stays a few MB. Along a tile row the
 ** input row is split into its 4 phases (x mod 4), so the transforms run over
 ** contiguous vectors of tiles. The units depend only on the frame size, so
@@ -30,7 +31,8 @@
 
 #define VECTORIZE __attribute__((target_clones("avx512f", "avx2", "default")))
 #define XI 36                   /* points of the 6x6 transform domain */
-#define UNIT_TILES 128          /* tiles per unit (whole tile rows, so at least one row) */
+#define UNIT_TILES 256          /* tiles per unit (whole tile rows, so at least one row) */
+#define MIN_ITEMS 4             /* work items per frame: small frames split their outputs instead */
 #define BLOCK_BYTES (4 << 20)   /* cap on each of V and M per thread */
 
 bool zoe__conv_winograd_enabled = true;
@@ -48,6 +50,7 @@ typedef struct wino_ctx {
   int64_t th, tw;   /* tile rows and columns of a frame */
   int64_t rows;     /* tile rows per unit */
   int64_t units;    /* units per frame */
+  int64_t cb, cblocks; /* output channels per work item, and blocks of them */
   int64_t cch;      /* input channels per K chunk */
   atomic_int failed;
   zoe_err err;
@@ -62,9 +65,16 @@ static void fail(wino_ctx *w, const zoe_err *e) {
 
 #define KB 64 /* (ci, dt) slices transformed at once */
 
+/*
+** The transforms take every vector as its own restrict parameter: GCC 12 does not
+** vectorize when restrict pointers are copied out of an array (it finds "no vectype
+** for const float"). The array forms below unpack them.
+*/
+
 /* o[r] = (G v)[r] for three vectors v = (a, b, c) */
-VECTORIZE static void g3(float *const o[6], const float *a, const float *b, const float *c, int64_t n) {
-  float *o0 = o[0], *o1 = o[1], *o2 = o[2], *o3 = o[3], *o4 = o[4], *o5 = o[5];
+VECTORIZE static void g3_(float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
+                          float *restrict o4, float *restrict o5, const float *restrict a,
+                          const float *restrict b, const float *restrict c, int64_t n) {
   const float s6 = 1.0f / 6.0f, s12 = 1.0f / 12.0f, s24 = 1.0f / 24.0f; /* products, not divisions */
   for (int64_t k = 0; k < n; k++) {
     float g0 = a[k], g1 = b[k], g2 = c[k];
@@ -75,6 +85,10 @@ VECTORIZE static void g3(float *const o[6], const float *a, const float *b, cons
     o4[k] = g0 * s24 - g1 * s12 + g2 * s6;
     o5[k] = g2;
   }
+}
+
+static void g3(float *const o[6], const float *a, const float *b, const float *c, int64_t n) {
+  g3_(o[0], o[1], o[2], o[3], o[4], o[5], a, b, c, n);
 }
 
 typedef struct wt_ctx {
@@ -110,9 +124,10 @@ static void weight_rows(void *arg, int64_t co0, int64_t co1) {
 /* ---- transforms over vectors of n tiles ---- */
 
 /* o[r] = (B^T d)[r] for six input vectors d[0..5] */
-VECTORIZE static void bt6(float *const o[6], const float *const d[6], int64_t n) {
-  const float *d0 = d[0], *d1 = d[1], *d2 = d[2], *d3 = d[3], *d4 = d[4], *d5 = d[5];
-  float *o0 = o[0], *o1 = o[1], *o2 = o[2], *o3 = o[3], *o4 = o[4], *o5 = o[5];
+VECTORIZE static void bt6_(float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
+                           float *restrict o4, float *restrict o5, const float *restrict d0,
+                           const float *restrict d1, const float *restrict d2, const float *restrict d3,
+                           const float *restrict d4, const float *restrict d5, int64_t n) {
   for (int64_t p = 0; p < n; p++) {
     float a0 = d0[p], a1 = d1[p], a2 = d2[p], a3 = d3[p], a4 = d4[p], a5 = d5[p];
     o0[p] = 4.0f * a0 - 5.0f * a2 + a4;
@@ -124,16 +139,47 @@ VECTORIZE static void bt6(float *const o[6], const float *const d[6], int64_t n)
   }
 }
 
+static void bt6(float *const o[6], const float *const d[6], int64_t n) {
+  bt6_(o[0], o[1], o[2], o[3], o[4], o[5], d[0], d[1], d[2], d[3], d[4], d[5], n);
+}
+
 /* o[u] = (A^T m)[u] for six vectors m[0..5] */
-VECTORIZE static void at6(float *const o[4], const float *const m[6], int64_t n) {
-  const float *m0 = m[0], *m1 = m[1], *m2 = m[2], *m3 = m[3], *m4 = m[4], *m5 = m[5];
-  float *o0 = o[0], *o1 = o[1], *o2 = o[2], *o3 = o[3];
+VECTORIZE static void at6_(float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
+                           const float *restrict m0, const float *restrict m1, const float *restrict m2,
+                           const float *restrict m3, const float *restrict m4, const float *restrict m5,
+                           int64_t n) {
   for (int64_t p = 0; p < n; p++) {
     float a = m1[p] + m2[p], b = m1[p] - m2[p], c = m3[p] + m4[p], d = m3[p] - m4[p];
     o0[p] = m0[p] + a + c;
     o1[p] = b + 2.0f * d;
     o2[p] = a + 4.0f * c;
     o3[p] = b + 8.0f * d + m5[p];
+  }
+}
+
+static void at6(float *const o[4], const float *const m[6], int64_t n) {
+  at6_(o[0], o[1], o[2], o[3], m[0], m[1], m[2], m[3], m[4], m[5], n);
+}
+
+/* o_r[q] = row[4q + r]: a row split into its 4 phases */
+VECTORIZE static void deinterleave4(float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
+                                    const float *restrict row, int64_t n) {
+  for (int64_t q = 0; q < n; q++) {
+    o0[q] = row[4 * q];
+    o1[q] = row[4 * q + 1];
+    o2[q] = row[4 * q + 2];
+    o3[q] = row[4 * q + 3];
+  }
+}
+
+/* row[4q + v] = y_v[q] + b: 4 phases joined into a row */
+VECTORIZE static void interleave4(float *restrict row, const float *restrict y0, const float *restrict y1,
+                                  const float *restrict y2, const float *restrict y3, float b, int64_t n) {
+  for (int64_t q = 0; q < n; q++) {
+    row[4 * q] = y0[q] + b;
+    row[4 * q + 1] = y1[q] + b;
+    row[4 * q + 2] = y2[q] + b;
+    row[4 * q + 3] = y3[q] + b;
   }
 }
 
@@ -148,6 +194,8 @@ static void input_tiles(const wino_ctx *w, const zoe__conv_frame *f, int64_t ci,
   int64_t tw = w->tw, q1 = tw + 1;
   float *ph = scratch;          /* [6][4][tw + 1] */
   float *t = ph + 6 * 4 * q1;   /* [6][6][tw]: B^T along the columns of each row */
+  float *prow = t + 6 * 6 * tw; /* [4 * (tw + 1)]: the padded input row, x = j - pleft */
+  int64_t plen = 4 * q1, a = c->pleft < plen ? c->pleft : plen, b = c->pleft + c->W < plen ? c->pleft + c->W : plen;
   for (int i = 0; i < 6; i++) {
     int64_t y = 4 * ty + i - c->ptop;
     float *pi = ph + i * 4 * q1;
@@ -156,18 +204,10 @@ static void input_tiles(const wino_ctx *w, const zoe__conv_frame *f, int64_t ci,
       continue;
     }
     const float *row = f->p + ci * f->cs + y * f->hs;
-    for (int r = 0; r < 4; r++) {
-      /* x = 4q + r - pleft lies in the row for qa <= q < qb */
-      float *o = pi + r * q1;
-      int64_t off = r - c->pleft;
-      int64_t qa = off >= 0 ? 0 : (-off + 3) / 4, qb = c->W - off <= 0 ? 0 : (c->W - off + 3) / 4;
-      if (qb > q1) qb = q1;
-      if (qa > qb) qa = qb;
-      for (int64_t q = 0; q < qa; q++) o[q] = 0.0f;
-      const float *src = row + off;
-      for (int64_t q = qa; q < qb; q++) o[q] = src[4 * q];
-      for (int64_t q = qb; q < q1; q++) o[q] = 0.0f;
-    }
+    memset(prow, 0, sizeof(float) * (size_t)a);
+    memcpy(prow + a, row, sizeof(float) * (size_t)(b - a));
+    memset(prow + b, 0, sizeof(float) * (size_t)(plen - b));
+    deinterleave4(pi, pi + q1, pi + 2 * q1, pi + 3 * q1, prow, q1);
   }
   for (int i = 0; i < 6; i++) {
     const float *pi = ph + i * 4 * q1;
@@ -192,6 +232,7 @@ static void output_tiles(const wino_ctx *w, const float *M, int64_t ldm, int64_t
   int64_t tw = w->tw;
   float *t = scratch;         /* [6][4][tw]: A^T along the columns */
   float *y = t + 6 * 4 * tw;  /* [4][4][tw] */
+  float *row = y + 4 * 4 * tw; /* [4 * tw] when the last tile sticks out of the frame */
   for (int r = 0; r < 6; r++) {
     const float *m[6];
     float *o[4];
@@ -207,14 +248,13 @@ static void output_tiles(const wino_ctx *w, const float *M, int64_t ldm, int64_t
     at6(o, m, tw);
   }
   float b = c->bias ? c->bias[co] : 0.0f;
+  bool whole = 4 * tw == c->Wo;
   for (int u = 0; u < 4; u++) {
     int64_t oy = 4 * ty + u;
     if (oy >= c->Ho) break;
-    float *orow = dst + oy * c->Wo;
-    for (int v = 0; v < 4; v++) {
-      const float *yv = y + (u * 4 + v) * tw;
-      for (int64_t q = 0, x = v; q < tw && x < c->Wo; q++, x += 4) orow[x] = yv[q] + b;
-    }
+    const float *yu = y + u * 4 * tw;
+    interleave4(whole ? dst + oy * c->Wo : row, yu, yu + tw, yu + 2 * tw, yu + 3 * tw, b, tw);
+    if (!whole) memcpy(dst + oy * c->Wo, row, sizeof(float) * (size_t)c->Wo);
   }
 }
 
@@ -224,8 +264,9 @@ static void wino_units(void *arg, int64_t begin, int64_t end) {
   if (atomic_load(&w->failed)) return;
   zoe_err e = {0};
   int64_t P = w->rows * w->tw, Kc = w->cch * c->kt;
-  size_t vbytes = sizeof(float) * (size_t)(XI * Kc * P), mbytes = sizeof(float) * (size_t)(XI * c->Cout * P);
-  size_t sbytes = sizeof(float) * (size_t)(6 * 4 * (w->tw + 1) + 6 * 6 * w->tw);
+  size_t vbytes = sizeof(float) * (size_t)(XI * Kc * P), mbytes = sizeof(float) * (size_t)(XI * w->cb * P);
+  /* input: phases, B^T d, padded row; output: A^T M, Y, a row */
+  size_t sbytes = sizeof(float) * (size_t)(6 * 4 * (w->tw + 1) + 6 * 6 * w->tw + 4 * (w->tw + 1) + 4 * w->tw);
   size_t cap = vbytes + mbytes + sbytes;
   float *V = zoe_alloc(cap, &e);
   if (!V) {
@@ -239,32 +280,34 @@ static void wino_units(void *arg, int64_t begin, int64_t end) {
       fail(w, &e);
       break;
     }
-    int64_t frame = u / w->units, ty0 = (u % w->units) * w->rows;
+    int64_t item = u / w->cblocks, co0 = (u % w->cblocks) * w->cb;
+    int64_t ncb = c->Cout - co0 < w->cb ? c->Cout - co0 : w->cb;
+    int64_t frame = item / w->units, ty0 = (item % w->units) * w->rows;
     int64_t n = frame / c->To, to = frame % c->To;
     int64_t nrows = w->th - ty0 < w->rows ? w->th - ty0 : w->rows, np = nrows * w->tw;
     const zoe__conv_frame *fr = c->frames + n * c->Tp + to * c->st;
     for (int64_t c0 = 0; c0 < c->Cin; c0 += w->cch) {
       int64_t c1 = c0 + w->cch < c->Cin ? c0 + w->cch : c->Cin, kc = (c1 - c0) * c->kt;
-      /* V[xi][k][p] with ld P between k rows, XI blocks of Kc * P */
+      /* V[k][xi][p]: the 36 vectors of one (k, tile row) lie together; GEMM xi reads rows XI * P apart */
       for (int64_t ci = c0; ci < c1; ci++)
         for (int dt = 0; dt < c->kt; dt++) {
           int64_t k = (ci - c0) * c->kt + dt;
           for (int64_t r = 0; r < nrows; r++)
-            input_tiles(w, &fr[dt], ci, ty0 + r, V + k * P + r * w->tw, Kc * P, scratch);
+            input_tiles(w, &fr[dt], ci, ty0 + r, V + k * XI * P + r * w->tw, P, scratch);
         }
       for (int xi = 0; xi < XI; xi++) {
-        zoe_gemm_arg A = {w->U + ((int64_t)xi * c->Cout) * w->Kp + c0 * c->kt, ZOE_F32, false, w->Kp};
-        zoe_gemm_arg B = {V + (int64_t)xi * Kc * P, ZOE_F32, false, P};
-        if (zoe_gemm(c->Cout, np, kc, 1.0f, A, B, c0 ? 1.0f : 0.0f, M + (int64_t)xi * c->Cout * P, P, &e)) {
+        zoe_gemm_arg A = {w->U + ((int64_t)xi * c->Cout + co0) * w->Kp + c0 * c->kt, ZOE_F32, false, w->Kp};
+        zoe_gemm_arg B = {V + (int64_t)xi * P, ZOE_F32, false, XI * P};
+        if (zoe_gemm(ncb, np, kc, 1.0f, A, B, c0 ? 1.0f : 0.0f, M + (int64_t)xi * P, XI * P, &e)) {
           fail(w, &e);
           goto out;
         }
       }
     }
     float *dst = c->out + n * c->on + to * c->ot;
-    for (int64_t co = 0; co < c->Cout; co++)
+    for (int64_t co = co0; co < co0 + ncb; co++)
       for (int64_t r = 0; r < nrows; r++)
-        output_tiles(w, M + co * P + r * w->tw, c->Cout * P, co, ty0 + r, dst + co * c->oc, scratch);
+        output_tiles(w, M + (co - co0) * XI * P + r * w->tw, P, co, ty0 + r, dst + co * c->oc, scratch);
   }
 out:
   zoe_free(V, cap);
@@ -278,6 +321,12 @@ int zoe__conv_winograd(const zoe__conv *c, zoe_err *e) {
   if (want > mcap) want = mcap < 16 ? 16 : mcap;
   w.rows = want / w.tw < 1 ? 1 : want / w.tw > w.th ? w.th : want / w.tw;
   w.units = (w.th + w.rows - 1) / w.rows;
+  /* a frame with few units splits its output channels (blocks of at least 64), so the
+     threads share it; this depends on the frame and Cout only, like everything here */
+  w.cblocks = (MIN_ITEMS + w.units - 1) / w.units;
+  if (w.cblocks > c->Cout / 64) w.cblocks = c->Cout / 64 > 1 ? c->Cout / 64 : 1;
+  w.cb = (c->Cout + w.cblocks - 1) / w.cblocks;
+  w.cblocks = (c->Cout + w.cb - 1) / w.cb;
   int64_t P = w.rows * w.tw, kmax = BLOCK_BYTES / (int64_t)(XI * sizeof(float) * P);
   w.cch = kmax / c->kt < 1 ? 1 : kmax / c->kt > c->Cin ? c->Cin : kmax / c->kt;
 
@@ -287,7 +336,7 @@ int zoe__conv_winograd(const zoe__conv *c, zoe_err *e) {
   wt_ctx wt = {c, U, w.Kp};
   int rc = zoe_parallel_for(c->Cout, 1, weight_rows, &wt);
   w.U = U;
-  if (!rc) rc = zoe_gemm_parallel_for(c->N * c->To * w.units, 1, wino_units, &w);
+  if (!rc) rc = zoe_gemm_parallel_for(c->N * c->To * w.units * w.cblocks, 1, wino_units, &w);
   zoe_free(U, ubytes);
   if (atomic_load(&w.failed)) {
     if (e) *e = w.err;

@@ -103,6 +103,8 @@ static void test_conv3d_vs_direct_loop(void) {
     {2, 6, 2, 12, 8, 20, 3, 3, 3, {1, 1, 1}, {0, 2}, 2},    /* no row padding, 2 columns */
     {1, 16, 4, 7, 41, 17, 1, 3, 3, {1, 1, 1}, {1, 1}, 0},   /* kt 1, wide rows */
     {1, 6, 5, 70, 64, 16, 3, 3, 3, {2, 1, 1}, {1, 1}, 2},   /* several units, time stride */
+    {1, 16, 2, 8, 8, 128, 3, 3, 3, {1, 1, 1}, {1, 1}, 2},   /* a small frame: outputs in 2 blocks */
+    {1, 8, 1, 6, 9, 200, 3, 3, 3, {1, 1, 1}, {1, 1}, 2},    /* 3 blocks, the last shorter */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const case3 *c = &cases[i];
