@@ -32,7 +32,7 @@ static const char *usage =
     "  -h, --help            print this help\n"
     "Ctrl-C cancels the running job; a second Ctrl-C within 2 s exits.\n"
     "Environment: ZOE_THREADS (compute threads), ZOE_HOME (where lua/ and models/ are),\n"
-    "  ZOE_OFFLOAD_THRESHOLD (cost above which ops run on the compute thread)\n";
+    "  ZOE_OFFLOAD_US (ops predicted to take longer run on the compute thread; default 100)\n";
 
 /* The folder holding lua/zoe/init.lua: $ZOE_HOME, or found upward from the executable. */
 static int find_root(char *out, size_t n) {

@@ -33,6 +33,7 @@ struct zoe_work {
   int state;             /* guarded by the compute mutex */
   int status;
   atomic_bool finished;  /* read without the lock by zoe_compute_reap's spin */
+  atomic_int reaper;     /* 1: the loop spins for it; 2: the thread saw that and sent no wake-up */
 };
 
 /* Start the compute thread for 'loop' (idempotent). Returns 0 or a negative libuv code. */

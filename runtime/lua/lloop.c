@@ -20,6 +20,7 @@
 #pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #include <luv/luv.h>
 #pragma GCC diagnostic pop
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,19 @@
 /* The loop spins for a task predicted to take less than this, instead of sleeping in epoll. */
 #define REAP_SPIN_NS 50000
 /*
-** Tasks cheaper than this (lz_task.cost: flops for products, ~elements for the
-** rest) run inline. bench/bench_loop.lua measures it; see docs/ARCHITECTURE.md.
+** Which tasks leave the loop thread. lz_task.cost is in each binding's own
+** units (flops for products, elements for elementwise ops, a guess for a
+** decode), so the loop learns, per kind of task (its name), how many ns a unit
+** takes, from runs of RATE_MIN_NS or more (shorter ones are mostly fixed
+** overhead). A task predicted to take OFFLOAD_NS or more goes to the compute
+** thread: ten times what an offload costs (bench/bench_loop.lua), so the
+** handoff is at most a tenth of the op. Until a kind has been timed, a cost of
+** COST_THRESHOLD or more decides. See docs/ARCHITECTURE.md.
 */
-#define OFFLOAD_THRESHOLD 1e5
+#define OFFLOAD_NS 100000.0
+#define COST_THRESHOLD 1e6
+#define RATE_MIN_NS 10000
+#define NRATES 64
 
 struct lj_timer {
   uv_timer_t h;
@@ -57,7 +67,7 @@ static struct {
   lj_job *ready, *ready_tail;
   lj_job *running;
   int64_t turn_start;
-  double ns_per_cost; /* measured speed of offloaded tasks */
+  double offload_ns; /* predicted time from which tasks are offloaded */
   zoe_display display;
   bool display_ready;
   zoe_sigint sigint;
@@ -176,10 +186,12 @@ static void cancel_before_start(lj_job *j) {
   lz_job_finished(lp.LL, j, LUA_ERRRUN, 0);
 }
 
+static double predict(const lz_task *t);
+
 static void maybe_reap(lj_job *j) {
   if (!j->task || zoe_now_ns() - lp.turn_start > SLICE_NS) return;
-  double predicted = j->task->cost * lp.ns_per_cost;
-  if (predicted < REAP_SPIN_NS) zoe_compute_reap(&j->work, REAP_SPIN_NS);
+  double ns = predict(j->task);
+  if (ns < REAP_SPIN_NS) zoe_compute_reap(&j->work, REAP_SPIN_NS);
 }
 
 static void resume(lj_job *j) {
@@ -224,6 +236,54 @@ static void drain(void) {
 
 static void timer_cancel(lj_timer *t);
 
+/* ---- which tasks to offload ---- */
+
+typedef struct task_rate {
+  char name[40];
+  double log_rate; /* log of ns per cost unit */
+  int n;           /* runs measured */
+} task_rate;
+
+static task_rate rates[NRATES];
+
+/* The entry for tasks called 'name' (made on first use), or NULL when the table is full. */
+static task_rate *rate_of(const char *name) {
+  unsigned h = 5381;
+  for (const char *c = name; *c; c++) h = h * 33 + (unsigned char)*c;
+  for (unsigned i = 0; i < NRATES; i++) {
+    task_rate *r = &rates[(h + i) % NRATES];
+    if (!r->name[0]) snprintf(r->name, sizeof r->name, "%s", name);
+    if (strncmp(r->name, name, sizeof r->name - 1) == 0) return r;
+  }
+  return NULL;
+}
+
+/*
+** The first run sets the rate; each later one moves its log by a tenth of the
+** difference, and by at most 0.1 (10%): a run that was preempted for
+** milliseconds on a busy machine does not send every small op of its kind away.
+*/
+static void learn(const lz_task *t, int64_t ns) {
+  if (ns < RATE_MIN_NS || t->cost <= 0 || !t->name) return;
+  task_rate *r = rate_of(t->name);
+  if (!r) return;
+  double x = log((double)ns / t->cost);
+  if (r->n++ == 0) r->log_rate = x;
+  else r->log_rate += fmax(-0.1, fmin(0.1, 0.1 * (x - r->log_rate)));
+}
+
+/* How long 't' will take, in ns; < 0 when its kind has not been timed yet. */
+static double predict(const lz_task *t) {
+  task_rate *r = t->name ? rate_of(t->name) : NULL;
+  return r && r->n ? t->cost * exp(r->log_rate) : -1;
+}
+
+static bool heavy(const lz_task *t) {
+  if (lp.offload_ns <= 0) return true;
+  double ns = predict(t);
+  return ns >= 0 ? ns >= lp.offload_ns : t->cost >= COST_THRESHOLD;
+}
+
 /* ---- offloading tasks to the compute thread ---- */
 
 static void work_run(zoe_work *w) {
@@ -235,10 +295,7 @@ static void work_done(zoe_work *w, int status) {
   lj_job *j = w->data;
   lz_task *t = j->task;
   if (status && !t->err.code) zoe_errf(&t->err, status, "%s: canceled", t->name);
-  if (t->cost > 0 && w->run_ns > 0) { /* running mean of the speed, for maybe_reap */
-    double x = (double)w->run_ns / t->cost;
-    lp.ns_per_cost = lp.ns_per_cost > 0 ? 0.8 * lp.ns_per_cost + 0.2 * x : x;
-  }
+  if (!status && !t->err.code) learn(t, w->run_ns);
   lz_job_wake(j, 0);
 }
 
@@ -257,11 +314,17 @@ static int offload_k(lua_State *L, int status, lua_KContext ctx) {
 static int offload(lua_State *L, lz_task *t) {
   lj_job *j = lz_job_of(L);
   if (!j) return LZ_INLINE; /* outside jobs, and in coroutines a job made, tasks run inline */
+  lz_job_check_cancel(L, j); /* every op is a boundary where a cancel lands */
+  if (!heavy(t)) { /* inline, timed to learn the speed of its kind */
+    int64_t t0 = zoe_now_ns();
+    lz_task_run(t);
+    if (!t->err.code) learn(t, zoe_now_ns() - t0);
+    return lz_task_push_results(L, t);
+  }
   int idx = 0;
   for (int i = lua_gettop(L); i > 0 && !idx; i--)
     if (lua_touserdata(L, i) == t) idx = i;
   if (!idx) return LZ_INLINE; /* cannot hold the task alive: not ours to move */
-  lz_job_check_cancel(L, j);
   lua_pushvalue(L, idx);
   j->task_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   j->task = t;
@@ -731,14 +794,29 @@ void lz_loop_shutdown(void) {
 
 /* ---- the module ---- */
 
-static int z_offload_threshold(lua_State *L) {
-  double old = lz_offload_threshold();
+/*
+** zoe.offload_us([us]): the predicted time from which ops go to the compute
+** thread (0: all of them; math.huge: none); returns the previous value.
+*/
+static int z_offload_us(lua_State *L) {
+  double old = lp.offload_ns / 1e3;
   if (!lua_isnoneornil(L, 1)) {
     double v = luaL_checknumber(L, 1);
-    luaL_argcheck(L, v >= 0, 1, "threshold must be 0 or more");
-    lz_set_offload(offload, v);
+    luaL_argcheck(L, v >= 0, 1, "microseconds must be 0 or more");
+    lp.offload_ns = v * 1e3;
   }
   lua_pushnumber(L, old);
+  return 1;
+}
+
+/* zoe.offload_rates(): {name = ns per cost unit} as measured so far (for the bench) */
+static int z_offload_rates(lua_State *L) {
+  lua_newtable(L);
+  for (int i = 0; i < NRATES; i++)
+    if (rates[i].name[0] && rates[i].n) {
+      lua_pushnumber(L, exp(rates[i].log_rate));
+      lua_setfield(L, -2, rates[i].name);
+    }
   return 1;
 }
 
@@ -746,13 +824,15 @@ static const luaL_Reg loop_funcs[] = {
   {"sleep", z_sleep},
   {"await", z_await},
   {"run", z_run},
-  {"offload_threshold", z_offload_threshold},
+  {"offload_us", z_offload_us},
+  {"offload_rates", z_offload_rates},
   {NULL, NULL},
 };
 
 void lz_open_loop(lua_State *L) {
-  const char *env = getenv("ZOE_OFFLOAD_THRESHOLD");
-  lz_set_offload(offload, env && *env ? atof(env) : OFFLOAD_THRESHOLD);
+  const char *env = getenv("ZOE_OFFLOAD_US");
+  lp.offload_ns = env && *env ? atof(env) * 1e3 : OFFLOAD_NS;
+  lz_set_offload(offload, 0); /* every task in a job comes to offload(), which decides */
   lz_set_offload_wait(offload_wait);
   luaL_setfuncs(L, loop_funcs, 0);
   lz_open_job(L);

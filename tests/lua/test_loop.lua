@@ -103,14 +103,14 @@ t.test("offloaded results equal inline results exactly", function()
     local m = a:matmul(b):mul(0.05)
     return {m, m:exp():add(1):log(), m:softmax(2), m:sum(1), T.cat({m, m}, 1), m:tanh(), big_a:matmul(big_b)}
   end
-  local saved = zoe.offload_threshold(math.huge)
+  local saved = zoe.offload_us(math.huge)
   local inline = compute()
-  zoe.offload_threshold(0) -- everything goes to the compute thread
+  zoe.offload_us(0) -- everything goes to the compute thread
   local offloaded = compute()
   local nested -- a coroutine inside a job runs its ops inline
   local co = coroutine.wrap(function() nested = compute() end)
   co()
-  zoe.offload_threshold(saved)
+  zoe.offload_us(saved)
   for i = 1, #inline do
     t.ok(same(inline[i], offloaded[i]), "offloaded result " .. i .. " differs")
     t.ok(same(inline[i], nested[i]), "nested-coroutine result " .. i .. " differs")
@@ -246,7 +246,7 @@ t.test("100 spawned and canceled jobs leave nothing behind", function()
   t.eq(zoe.mem().live, before, "live C memory back where it was")
 end)
 
-t.test("stock lua5.4 loading zoe.so: ops run inline, wait runs the loop", function()
+local function stock_lua()
   local zoe_bin = os.getenv("ZOE_TEST_ZOE") or "bin/zoe"
   local lib = zoe_bin:gsub("bin/zoe$", "lib/?.so")
   local code = [[
@@ -261,6 +261,14 @@ t.test("stock lua5.4 loading zoe.so: ops run inline, wait runs the loop", functi
   local out = p:read("a")
   p:close()
   t.eq(out, "262144.0\t42\ttrue\n")
-end)
+end
+local stock_name = "stock lua5.4 loading zoe.so: ops run inline, wait runs the loop"
+if os.getenv("ASAN_OPTIONS") then
+  -- lua5.4 is not built with ASan (its runtime would have to be preloaded), and it unloads
+  -- zoe.so at exit, after which LSan takes the allocator's cache for leaks
+  t.skip(stock_name, "not under sanitizers")
+else
+  t.test(stock_name, stock_lua)
+end
 
 t.done()
