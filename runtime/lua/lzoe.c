@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../core/alloc.h"
+#include "../ops/gemm.h"
 
 /* ---- tensors ---- */
 
@@ -233,7 +234,21 @@ static int z_threads(lua_State *L) {
   return 1;
 }
 
+/*
+** zoe.gemm_backend([name]): the backend that runs products with bf16 weights,
+** "zoe-avx512bf16" or "openblas". A name ("auto" restores the choice by CPU and
+** ZOE_PRECISION) runs every product on that backend, for tests and comparisons.
+*/
+static int z_gemm_backend(lua_State *L) {
+  static const char *const names[] = {"auto", "openblas", "zoe-avx512bf16", NULL};
+  static const zoe_gemm_kind kinds[] = {ZOE_GEMM_AUTO, ZOE_GEMM_OPENBLAS, ZOE_GEMM_BF16};
+  if (!lua_isnoneornil(L, 1)) zoe_gemm_force(kinds[luaL_checkoption(L, 1, NULL, names)]);
+  lua_pushstring(L, zoe_gemm_backend());
+  return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+  {"gemm_backend", z_gemm_backend},
   {"mem", z_mem},
   {"mem_reset_peak", z_mem_reset_peak},
   {"mem_trim", z_mem_trim},

@@ -5,6 +5,7 @@
 ** separate sgemm, run in parallel on the pool.
 */
 #include "gemm.h"
+#include "gemm_bf16.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -16,8 +17,6 @@
 extern void openblas_set_num_threads(int);
 
 #define PANEL 128 /* columns of B (or rows of A) widened at once */
-
-const char *zoe_gemm_backend(void) { return "openblas"; }
 
 static bool fits_int(int64_t v) { return v >= 0 && v <= 2147483647; }
 
@@ -146,6 +145,7 @@ int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_g
                     (long long)N, (long long)K);
   if (M == 0 || N == 0) return 0;
   if (zoe_cancel_requested()) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
+  if (zoe_gemm_bf16_wanted(M, N, K, A, B)) return zoe_gemm_bf16(M, N, K, alpha, A, B, beta, C, ldc, e);
   if (A.dtype == ZOE_F32 && B.dtype == ZOE_F32) {
     if (sgemm_panels(M, N, K, alpha, A, B, beta, C, ldc)) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
     return 0;

@@ -2,7 +2,7 @@
 ** gemm.h: the one matrix-product interface every op and block goes through.
 ** C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, row-major, with leading
 ** dimensions in elements. A and B may be f32, f16 or bf16; C is f32. The
-** backend is chosen here (OpenBLAS sgemm today), so a faster one is one file.
+** backend is chosen at run time (gemm_dispatch.c), so a faster one is one file.
 */
 #ifndef ZOE_GEMM_H
 #define ZOE_GEMM_H
@@ -35,7 +35,19 @@ int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_g
 */
 int zoe_gemm_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx);
 
-/* Name of the backend that runs f32 products ("openblas"). */
+/*
+** The backend that runs products with a bf16 operand: "zoe-avx512bf16" where
+** the CPU has AVX512-BF16 and ZOE_PRECISION is not f32, else "openblas".
+** f32 x f32 runs on OpenBLAS unless ZOE_PRECISION=bf16 (gemm_dispatch.c).
+*/
 const char *zoe_gemm_backend(void);
+
+typedef enum zoe_gemm_kind { ZOE_GEMM_AUTO, ZOE_GEMM_OPENBLAS, ZOE_GEMM_BF16 } zoe_gemm_kind;
+/*
+** For tests and benchmarks: run every product, whatever its size and dtypes,
+** on one backend (AUTO: chosen by CPU, ZOE_PRECISION and size, the default).
+** BF16 on a CPU without it means OPENBLAS. Returns the previous setting.
+*/
+zoe_gemm_kind zoe_gemm_force(zoe_gemm_kind kind);
 
 #endif

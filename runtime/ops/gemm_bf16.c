@@ -1,0 +1,417 @@
+/*
+** gemm_bf16.c: C = alpha * op(A) op(B) + beta * C with AVX512-BF16 dot products.
+**
+** The product is put in one canonical form, O[i, j] = sum_k R(i, k) V(k, j):
+** R is the side whose rows run along K, V the other. vdpbf16ps multiplies
+** pairs along K, so R is used as it lies in memory: one dword of a row is the
+** pair (R(i, 2p), R(i, 2p+1)), broadcast to all 16 lanes. A linear layer's
+** bf16 weight W [N, K] is R (then O is C transposed: i runs over C's columns),
+** a convolution's weight [Cout, K] too (O is C), so weights are never packed
+** nor copied. V is converted to bf16 and packed once per call into panels of
+** VW columns, pair-interleaved: dword (p, j) = (V(2p, j), V(2p+1, j)), so one
+** 64-byte load feeds 16 columns. When R is not bf16 along K (an f32 product)
+** it is converted to bf16 rows first.
+**
+** The micro-kernel keeps an MR x VW tile of O in 24 zmm accumulators (8 rows
+** of R times 3 x 16 columns of V): per pair, 3 loads of V, 8 broadcasts of R
+** and 24 vdpbf16ps (latency 6, 2 per cycle on Zen 5, so 12 in flight are needed).
+** Cache blocking: K in blocks of KC pairs (an R micro-tile, MR x KC dwords,
+** stays in L1 across the panels of a V block); V in blocks of JB_PANELS panels
+** (JB_PANELS x VW x KC dwords in L2, reused by every R micro-tile of a unit).
+** The threads share units of (RB_TILES micro-tiles of R) x (a V block).
+*/
+#include "gemm_bf16.h"
+
+#include <immintrin.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../core/alloc.h"
+
+#define TARGET __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,fma")))
+#define INLINE TARGET static inline __attribute__((always_inline))
+
+#define MR 8         /* rows of R in a micro-tile */
+#define NZ 3         /* zmm of V columns in a micro-tile */
+#define VW (16 * NZ) /* columns of a V panel */
+#ifndef KC
+#define KC 512 /* most K pairs per block: an R micro-tile is 16 KiB */
+#endif
+#ifndef JB_PANELS
+#define JB_PANELS 2 /* V panels per unit: a V block is 192 KiB */
+#endif
+#ifndef RB_TILES
+#define RB_TILES 16 /* R micro-tiles per unit */
+#endif
+
+bool zoe_bf16_cpu(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+}
+
+/* Element (x, k) of one side (x: R's row or V's column) is at data[x*sx + k*sk]. */
+typedef struct side {
+  const void *data;
+  zoe_dtype dt;
+  int64_t sx, sk;
+} side;
+
+typedef struct job {
+  int64_t nr, nv, K, kp; /* rows of R, columns of V, K, pairs along K */
+  side rs, vs;           /* where R and V come from */
+  const uint16_t *r;     /* R as bf16 rows along K: the operand itself, or rpack */
+  int64_t ldr;
+  uint16_t *rpack;       /* R converted, rows of ldr = K rounded up to even */
+  uint32_t *v;           /* V packed: panel q at v + q*VW*kp, [kp][nz*16] dwords */
+  float *c;
+  int64_t ldc;
+  bool ct;               /* O is C transposed: O[i, j] at c[j*ldc + i] */
+  float alpha, beta;
+  int64_t kc; /* pairs per K block: KC at most, the blocks as even as can be */
+  int64_t npanels, rtiles, units_r, units_v, rpack_blocks;
+  atomic_int canceled;
+} job;
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ---- conversion to bf16: vcvtne2ps2bf16 rounds to nearest even and flushes inputs below 2^-126 ---- */
+
+TARGET static void round_to_bf16(const float *in, uint16_t *out, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, in + i));
+    _mm256_mask_storeu_epi16(out + i, m, (__m256i)h);
+  }
+}
+
+static float side_elem(const side *s, int64_t x, int64_t k) {
+  return (float)zoe_load_elem(s->dt, s->data, x * s->sx + k * s->sk);
+}
+
+/* ---- packing V ---- */
+
+/* Dword l of the result holds words l and 16 + l of the source: (row k, row k+1) of column l. */
+INLINE __m512i interleave_pairs(__m512 k0, __m512 k1) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(k1, k0));
+}
+
+/* V(k, x) at f32 data[k*sk + x]: two rows along the columns make one row of pairs. */
+TARGET static void pack_v_rows(const job *j, int64_t q, uint32_t *dst) {
+  const float *src = j->vs.data;
+  int64_t j0 = q * VW, w = min64(VW, j->nv - j0), nz = (w + 15) / 16;
+  for (int64_t p = 0; p < j->kp; p++) {
+    const float *r0 = src + 2 * p * j->vs.sk + j0;
+    const float *r1 = 2 * p + 1 < j->K ? r0 + j->vs.sk : NULL;
+    for (int64_t z = 0; z < nz; z++) {
+      int64_t n = w - 16 * z;
+      __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+      __m512 a = _mm512_maskz_loadu_ps(m, r0 + 16 * z);
+      __m512 b = r1 ? _mm512_maskz_loadu_ps(m, r1 + 16 * z) : _mm512_setzero_ps();
+      _mm512_storeu_si512(dst + (p * nz + z) * 16, interleave_pairs(a, b));
+    }
+  }
+}
+
+/* 16 x 16 dwords: r[i] element l becomes r[l] element i. */
+INLINE void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) { /* u[i + s], 128-bit lane L: rows i..i+3 of column 4L + s */
+    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int s = 0; s < 4; s++) {
+    __m512i a = _mm512_shuffle_i32x4(u[s], u[4 + s], 0x88), b = _mm512_shuffle_i32x4(u[s], u[4 + s], 0xdd);
+    __m512i c = _mm512_shuffle_i32x4(u[8 + s], u[12 + s], 0x88), d = _mm512_shuffle_i32x4(u[8 + s], u[12 + s], 0xdd);
+    r[s] = _mm512_shuffle_i32x4(a, c, 0x88);
+    r[8 + s] = _mm512_shuffle_i32x4(a, c, 0xdd);
+    r[4 + s] = _mm512_shuffle_i32x4(b, d, 0x88);
+    r[12 + s] = _mm512_shuffle_i32x4(b, d, 0xdd);
+  }
+}
+
+/* V(k, x) at f32 data[x*sx + k]: each column is a row of pairs; 16 x 16 blocks are transposed. */
+TARGET static void pack_v_cols(const job *j, int64_t q, uint32_t *dst) {
+  const float *src = j->vs.data;
+  int64_t j0 = q * VW, w = min64(VW, j->nv - j0), nz = (w + 15) / 16;
+  for (int64_t z = 0; z < nz; z++) {
+    int64_t n = min64(16, w - 16 * z);
+    for (int64_t p0 = 0; p0 < j->kp; p0 += 16) {
+      int64_t k0 = 2 * p0, nk = min64(32, j->K - k0);
+      __mmask16 lo = nk >= 16 ? 0xffff : (__mmask16)((1u << nk) - 1);
+      __mmask16 hi = nk >= 32 ? 0xffff : nk > 16 ? (__mmask16)((1u << (nk - 16)) - 1) : 0;
+      __m512i x[16];
+      for (int t = 0; t < 16; t++) {
+        if (t < n) {
+          const float *s = src + (j0 + 16 * z + t) * j->vs.sx + k0;
+          x[t] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s));
+        } else {
+          x[t] = _mm512_setzero_si512();
+        }
+      }
+      transpose16(x);
+      for (int64_t pp = 0; pp < 16 && p0 + pp < j->kp; pp++)
+        _mm512_storeu_si512(dst + ((p0 + pp) * nz + z) * 16, x[pp]);
+    }
+  }
+}
+
+/* Any dtype, any strides: element by element. */
+TARGET static void pack_v_any(const job *j, int64_t q, uint32_t *dst) {
+  int64_t j0 = q * VW, w = min64(VW, j->nv - j0), nz = (w + 15) / 16;
+  float f[2 * VW];
+  uint16_t h[2 * VW];
+  for (int64_t p = 0; p < j->kp; p++) {
+    for (int64_t x = 0; x < nz * 16; x++) {
+      bool in = x < w;
+      f[2 * x] = in ? side_elem(&j->vs, j0 + x, 2 * p) : 0.0f;
+      f[2 * x + 1] = in && 2 * p + 1 < j->K ? side_elem(&j->vs, j0 + x, 2 * p + 1) : 0.0f;
+    }
+    round_to_bf16(f, h, 2 * nz * 16);
+    memcpy(dst + p * nz * 16, h, (size_t)nz * 16 * sizeof(uint32_t));
+  }
+}
+
+/* ---- packing R (when it is not bf16 along K) ---- */
+
+TARGET static void pack_r_rows(const job *j, int64_t i0, int64_t i1) {
+  float f[256];
+  for (int64_t i = i0; i < i1; i++) {
+    uint16_t *d = j->rpack + i * j->ldr;
+    if (j->rs.dt == ZOE_F32 && j->rs.sk == 1) {
+      round_to_bf16((const float *)j->rs.data + i * j->rs.sx, d, j->K);
+    } else {
+      for (int64_t k0 = 0; k0 < j->K; k0 += 256) {
+        int64_t n = min64(256, j->K - k0);
+        for (int64_t k = 0; k < n; k++) f[k] = side_elem(&j->rs, i, k0 + k);
+        round_to_bf16(f, d + k0, n);
+      }
+    }
+    if (j->K & 1) d[j->K] = 0;
+  }
+}
+
+#define RPACK_ROWS 64
+
+static void pack_range(void *arg, int64_t b, int64_t e) {
+  job *j = arg;
+  for (int64_t u = b; u < e; u++) {
+    if (u < j->npanels) {
+      uint32_t *dst = j->v + u * VW * j->kp;
+      if (j->vs.dt == ZOE_F32 && j->vs.sx == 1) pack_v_rows(j, u, dst);
+      else if (j->vs.dt == ZOE_F32 && j->vs.sk == 1) pack_v_cols(j, u, dst);
+      else pack_v_any(j, u, dst);
+    } else {
+      int64_t i0 = (u - j->npanels) * RPACK_ROWS;
+      pack_r_rows(j, i0, min64(i0 + RPACK_ROWS, j->nr));
+    }
+  }
+}
+
+/* ---- the micro-kernel ---- */
+
+INLINE __m512i broadcast_pair(const uint16_t *p) {
+  uint32_t x;
+  memcpy(&x, p, sizeof x);
+  return _mm512_set1_epi32((int)x);
+}
+
+/*
+** tile[r][0 .. 16*nz) = sum over pairs p0 .. p1 of R(row r) x V panel, plus, when
+** 'half' is set, the lone last element of an odd K (pair p1, read as one word).
+** vb points at pair p0 of the panel.
+*/
+#define DEFINE_KERNEL(NV)                                                                                       \
+  TARGET static void kernel_##NV(const uint16_t *const rows[MR], int64_t p0, int64_t p1, bool half,            \
+                                 const uint32_t *vb, float *tile) {                                           \
+    __m512 acc[MR][NV];                                                                                       \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) _Pragma("GCC unroll 3") for (int z = 0; z < NV; z++) \
+        acc[r][z] = _mm512_setzero_ps();                                                                      \
+    for (int64_t p = p0; p < p1; p++, vb += 16 * NV) {                                                        \
+      __m512i b[NV];                                                                                          \
+      _Pragma("GCC unroll 3") for (int z = 0; z < NV; z++) b[z] = _mm512_loadu_si512(vb + 16 * z);            \
+      _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                  \
+        __m512i a = broadcast_pair(rows[r] + 2 * p);                                                          \
+        _Pragma("GCC unroll 3") for (int z = 0; z < NV; z++) acc[r][z] =                                      \
+            _mm512_dpbf16_ps(acc[r][z], (__m512bh)a, (__m512bh)b[z]);                                         \
+      }                                                                                                       \
+    }                                                                                                         \
+    if (half) {                                                                                               \
+      __m512i b[NV];                                                                                          \
+      _Pragma("GCC unroll 3") for (int z = 0; z < NV; z++) b[z] = _mm512_loadu_si512(vb + 16 * z);            \
+      _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                  \
+        __m512i a = _mm512_set1_epi32(rows[r][2 * p1]);                                                       \
+        _Pragma("GCC unroll 3") for (int z = 0; z < NV; z++) acc[r][z] =                                      \
+            _mm512_dpbf16_ps(acc[r][z], (__m512bh)a, (__m512bh)b[z]);                                         \
+      }                                                                                                       \
+    }                                                                                                         \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) _Pragma("GCC unroll 3") for (int z = 0; z < NV; z++) \
+        _mm512_storeu_ps(tile + r * VW + 16 * z, acc[r][z]);                                                  \
+  }
+DEFINE_KERNEL(1)
+DEFINE_KERNEL(2)
+DEFINE_KERNEL(3)
+
+/* ---- the epilogue: C = alpha * tile + beta * C, natural or transposed ---- */
+
+/* Transposed store of 8 rows x n (<= 16) columns of a tile: column l is 8 floats of C's row x0 + l. */
+INLINE void store_cols_t(const job *j, const float *tile, int mr, int64_t i0, int64_t x0, int64_t n, float beta) {
+  __m512 rw[8], t[8], u[8];
+  for (int r = 0; r < 8; r++) rw[r] = _mm512_loadu_ps(tile + r * VW);
+  for (int r = 0; r < 8; r += 2) {
+    t[r] = _mm512_unpacklo_ps(rw[r], rw[r + 1]);
+    t[r + 1] = _mm512_unpackhi_ps(rw[r], rw[r + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) { /* u[g + s], lane L: rows g..g+3 of column 4L + s */
+    u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+    u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xee);
+    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xee);
+  }
+  __m256 col[16];
+  for (int s = 0; s < 4; s++) {
+    __m512 lo = _mm512_shuffle_f32x4(u[s], u[4 + s], 0x44), hi = _mm512_shuffle_f32x4(u[s], u[4 + s], 0xee);
+    lo = _mm512_shuffle_f32x4(lo, lo, 0xd8); /* columns s, 4 + s */
+    hi = _mm512_shuffle_f32x4(hi, hi, 0xd8); /* columns 8 + s, 12 + s */
+    col[s] = _mm512_castps512_ps256(lo);
+    col[4 + s] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(lo), 1));
+    col[8 + s] = _mm512_castps512_ps256(hi);
+    col[12 + s] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(hi), 1));
+  }
+  __mmask8 m = (__mmask8)((1u << mr) - 1);
+  __m256 va = _mm256_set1_ps(j->alpha), vb = _mm256_set1_ps(beta);
+  for (int64_t l = 0; l < n; l++) {
+    float *c = j->c + (x0 + l) * j->ldc + i0;
+    __m256 y = _mm256_mul_ps(va, col[l]);
+    if (beta != 0.0f) y = _mm256_fmadd_ps(vb, _mm256_maskz_loadu_ps(m, c), y);
+    _mm256_mask_storeu_ps(c, m, y);
+  }
+}
+
+TARGET static void epilogue(const job *j, const float *tile, int64_t i0, int64_t j0, int64_t w, bool first) {
+  int mr = (int)min64(MR, j->nr - i0);
+  float beta = first ? j->beta : 1.0f;
+  if (j->ct) {
+    for (int64_t z = 0; 16 * z < w; z++) store_cols_t(j, tile + 16 * z, mr, i0, j0 + 16 * z, min64(16, w - 16 * z), beta);
+    return;
+  }
+  __m512 va = _mm512_set1_ps(j->alpha), vb = _mm512_set1_ps(beta);
+  for (int r = 0; r < mr; r++) {
+    float *c = j->c + (i0 + r) * j->ldc + j0;
+    for (int64_t z = 0; 16 * z < w; z++) {
+      int64_t n = w - 16 * z;
+      __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+      __m512 y = _mm512_mul_ps(va, _mm512_loadu_ps(tile + r * VW + 16 * z));
+      if (beta != 0.0f) y = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + 16 * z), y);
+      _mm512_mask_storeu_ps(c + 16 * z, m, y);
+    }
+  }
+}
+
+/* ---- the blocked loops ---- */
+
+/* One unit: R micro-tiles t0 .. t1 times V panels q0 .. q1, all of K. */
+static void run_unit(job *j, int64_t ur, int64_t uv) {
+  float tile[MR * VW] __attribute__((aligned(64)));
+  int64_t t0 = ur * RB_TILES, t1 = min64(t0 + RB_TILES, j->rtiles);
+  int64_t q0 = uv * JB_PANELS, q1 = min64(q0 + JB_PANELS, j->npanels);
+  for (int64_t kb = 0; kb < j->kp; kb += j->kc) {
+    int64_t p1 = min64(kb + j->kc, j->kp);
+    bool half = p1 == j->kp && (j->K & 1);
+    int64_t pe = half ? p1 - 1 : p1;
+    for (int64_t t = t0; t < t1; t++) {
+      int64_t i0 = t * MR;
+      const uint16_t *rows[MR];
+      for (int r = 0; r < MR; r++) rows[r] = j->r + min64(i0 + r, j->nr - 1) * j->ldr; /* past the end: a copy */
+      for (int64_t q = q0; q < q1; q++) {
+        int64_t w = min64(VW, j->nv - q * VW), nz = (w + 15) / 16;
+        const uint32_t *vb = j->v + q * VW * j->kp + kb * nz * 16;
+        if (nz == 3) kernel_3(rows, kb, pe, half, vb, tile);
+        else if (nz == 2) kernel_2(rows, kb, pe, half, vb, tile);
+        else kernel_1(rows, kb, pe, half, vb, tile);
+        epilogue(j, tile, i0, q * VW, w, kb == 0);
+      }
+    }
+  }
+}
+
+static void compute_range(void *arg, int64_t b, int64_t e) {
+  job *j = arg;
+  for (int64_t u = b; u < e; u++) {
+    if (zoe_cancel_requested()) {
+      atomic_store(&j->canceled, 1);
+      return;
+    }
+    run_unit(j, u / j->units_v, u % j->units_v);
+  }
+}
+
+/* K == 0: C = beta * C */
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t x = 0; x < N; x++) C[i * ldc + x] = beta == 0.0f ? 0.0f : beta * C[i * ldc + x];
+}
+
+int zoe_gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B, float beta,
+                  float *C, int64_t ldc, zoe_err *e) {
+  if (K == 0) {
+    scale_c(M, N, beta, C, ldc);
+    return 0;
+  }
+  /* op(A)(m, k) and op(B)(k, n) as sides indexed (row or column, k) */
+  side sa = {A.data, A.dtype, A.trans ? 1 : A.ld, A.trans ? A.ld : 1};
+  side sb = {B.data, B.dtype, B.trans ? B.ld : 1, B.trans ? 1 : B.ld};
+  job jb = {0}, *j = &jb;
+  /* R is a bf16 operand along K when there is one (read in place), else the one along K */
+  bool b_direct = sb.dt == ZOE_BF16 && sb.sk == 1, a_direct = sa.dt == ZOE_BF16 && sa.sk == 1;
+  bool transposed = b_direct || (!a_direct && sa.sk != 1 && sb.sk == 1);
+  j->ct = transposed;
+  j->rs = transposed ? sb : sa;
+  j->vs = transposed ? sa : sb;
+  j->nr = transposed ? N : M;
+  j->nv = transposed ? M : N;
+  j->K = K;
+  j->kp = (K + 1) / 2;
+  j->c = C;
+  j->ldc = ldc;
+  j->alpha = alpha;
+  j->beta = beta;
+  int64_t kblocks = (j->kp + KC - 1) / KC;
+  j->kc = (j->kp + kblocks - 1) / kblocks;
+  j->npanels = (j->nv + VW - 1) / VW;
+  j->rtiles = (j->nr + MR - 1) / MR;
+  j->units_r = (j->rtiles + RB_TILES - 1) / RB_TILES;
+  j->units_v = (j->npanels + JB_PANELS - 1) / JB_PANELS;
+  atomic_init(&j->canceled, 0);
+  size_t vbytes = (size_t)(j->npanels * VW * j->kp) * sizeof(uint32_t), rbytes = 0;
+  int rc = 0;
+  j->v = zoe_alloc(vbytes, e);
+  if (!j->v) goto fail;
+  if (j->rs.dt == ZOE_BF16 && j->rs.sk == 1) {
+    j->r = j->rs.data;
+    j->ldr = j->rs.sx;
+  } else {
+    j->ldr = K + (K & 1);
+    rbytes = (size_t)(j->nr * j->ldr) * sizeof(uint16_t);
+    if (!(j->rpack = zoe_alloc(rbytes, e))) goto fail;
+    j->r = j->rpack;
+    j->rpack_blocks = (j->nr + RPACK_ROWS - 1) / RPACK_ROWS;
+  }
+  rc = zoe_parallel_for(j->npanels + j->rpack_blocks, 1, pack_range, j);
+  if (!rc) rc = zoe_parallel_for(j->units_r * j->units_v, 1, compute_range, j);
+  if (!rc && atomic_load(&j->canceled)) rc = ZOE_ECANCELED;
+  zoe_free(j->v, vbytes);
+  zoe_free(j->rpack, rbytes);
+  return rc ? zoe_errf(e, rc, "gemm: canceled") : 0;
+fail:
+  zoe_free(j->v, vbytes);
+  return e ? e->code : ZOE_ENOMEM;
+}
