@@ -102,8 +102,12 @@ end
 
 -- Embeddings [L, dim] of a prompt. Weighted spans scale their tokens' rows, then the
 -- whole is rescaled to the unweighted mean (as A1111 does), so weights shift emphasis
--- without changing the overall magnitude.
+-- without changing the overall magnitude. A caller that encodes many prompts up front
+-- (zoe.storyboard) keeps them in model.text_cache (text -> embeddings): then the text
+-- encoder can be released before the DiT runs.
 function prompt.encode(model, text)
+  local cached = model.text_cache and model.text_cache[text]
+  if cached then return cached end
   local spans = prompt.parse(text)
   local weighted = false
   for _, s in ipairs(spans) do weighted = weighted or s.weight ~= 1 end
