@@ -26,6 +26,7 @@ static const char *usage =
     "  zoe script.lua args   run a Lua script as a job (its arguments are in 'arg')\n"
     "  zoe -e 'code'         run a chunk of Lua\n"
     "  zoe                   start the REPL\n"
+    "  zoe storyboard FILE   render a storyboard (zoe storyboard --help)\n"
     "  -q, --quiet           no progress display\n"
     "  --json                progress and job events as JSON lines on stdout (print goes to stderr)\n"
     "  -v, --version         print the version\n"
@@ -176,7 +177,10 @@ int main(int argc, char **argv) {
   }
   if (rc == 0 && script) {
     create_arg_table(L, argv, argc, script);
-    int status = luaL_loadfile(L, strcmp(argv[script], "-") == 0 ? NULL : argv[script]);
+    /* a command written in Lua: "zoe storyboard ARGS" runs require("zoe.cli.storyboard")({ARGS}) */
+    int status = strcmp(argv[script], "storyboard") == 0
+                     ? luaL_loadstring(L, "return require('zoe.cli.storyboard')({...})")
+                     : luaL_loadfile(L, strcmp(argv[script], "-") == 0 ? NULL : argv[script]);
     int nargs = 0;
     if (status == LUA_OK) {
       nargs = argc - script - 1;

@@ -90,7 +90,7 @@ return function(args)
     end
   end)
   if not ok then
-    if tostring(err):find("^job %d+ canceled") then error(err, 0) end -- Ctrl-C: the loop reports it
+    if tostring(err):find("job %d+ canceled") then error(err, 0) end -- Ctrl-C: the loop reports it
     exit(1, "zoe storyboard: " .. tostring(err))
   end
 end

@@ -117,6 +117,14 @@ function M.render(board, opts)
 
   -- 3. the shots, chain by chain
   local done, rendered = 0, 0
+  local board_waits -- the board's own job waits here for a shot to finish
+  local function wake_board()
+    if board_waits then
+      local wake = board_waits
+      board_waits = nil
+      wake()
+    end
+  end
   local function render_shot(i)
     local s, st = p.shots[i], state[i]
     if s.continuity == "continue" then
@@ -155,8 +163,8 @@ function M.render(board, opts)
     end
     files.link_or_copy(st.entry.file, ("%s/shots/%s.mp4"):format(out, s.name))
     done = done + 1
-    progress {stage = "storyboard", step = done, steps = n}
     if opts.on_shot then opts.on_shot(i, st) end
+    wake_board()
   end
 
   local chains = chains_of(p.shots)
@@ -181,7 +189,16 @@ function M.render(board, opts)
       if job:status() == "failed" then
         for _, other in ipairs(workers) do other:cancel() end
       end
+      wake_board()
     end)
+  end
+  -- one progress line for the board, from the board's job, as shots finish
+  while zoe.current and zoe.current() do -- (outside a job, job:wait below runs the loop)
+    progress {stage = "shots", step = done, steps = n}
+    local running = false
+    for _, job in ipairs(workers) do running = running or job:status() == "running" end
+    if not running then break end
+    zoe.await(function(wake) board_waits = wake end)
   end
   local first_error
   for _, job in ipairs(workers) do

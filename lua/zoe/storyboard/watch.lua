@@ -8,7 +8,7 @@ local files = require "zoe.storyboard.files"
 
 local M = {}
 
-local function is_cancel(err) return tostring(err):find("^job %d+ canceled") ~= nil end
+local function is_cancel(err) return tostring(err):find("job %d+ canceled") ~= nil end
 
 -- load(path) -> board; render(board, opts) -> result; opts as zoe.storyboard.watch's.
 function M.watch(path, opts, load, render)
