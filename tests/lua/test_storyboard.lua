@@ -398,6 +398,36 @@ t.test("watch renders again when the file changes, only what changed", function(
   t.eq(seen[4], {}, "fixed again: all from the cache")
 end)
 
+t.test("the example storyboards in scripts/ load as data and pass every check", function()
+  local model = zoe.models.load(MODEL)
+  local saved = model.defaults.frames
+  model.defaults.frames = 17 -- zoe-tiny's length, for shots that give none
+  local ok, err = pcall(function()
+    for _, p in ipairs {"scripts/storyboards/chase.lua", "scripts/storyboards/day_and_night.json"} do
+      local b = zoe.storyboard.load(p)
+      t.ok(#b.shots >= 4, p .. ": four shots or more")
+      t.ok(next(b.characters) ~= nil, p .. ": characters")
+      local continued, faded = 0, 0
+      for _, s in ipairs(b.shots) do
+        if s.continuity == "continue" then continued = continued + 1 end
+        if type(s.transition) == "table" then faded = faded + 1 end
+      end
+      t.ok(continued >= 2 and faded >= 2, p .. ": continuity and crossfades")
+      t.eq(b.model, "zoe-tiny")
+      b.model = MODEL -- checked on the random model until zoe-tiny lands
+      local plan = zoe.storyboard.check(b)
+      t.eq(#plan.shots, #b.shots)
+      t.eq(plan.width, 64)
+    end
+  end)
+  model.defaults.frames = saved
+  assert(ok, err)
+  local chase = zoe.storyboard.load("scripts/storyboards/chase.lua")
+  chase.model = MODEL
+  t.eq(zoe.storyboard.check(chase).shots[2].prompt_expanded,
+    "a red circle moving right and a blue square moving right on a navy background")
+end)
+
 -- ------------------------------------------------------------------ the trained model
 
 if not pcall(zoe.models.load, "zoe-tiny") then
