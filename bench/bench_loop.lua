@@ -19,6 +19,8 @@ local function time(n, fn, reps)
 end
 
 local in_use = zoe.offload_us()
+local f = io.open("/proc/loadavg")
+if f then print("load average " .. f:read("l"):match("^(%S+ %S+ %S+)")) f:close() end
 
 -- 1. a job running 10,000 small ops, inline and offloaded
 local N = 10000

@@ -620,6 +620,14 @@ static int loop_gc(lua_State *L) {
   return 0;
 }
 
+/*
+** os.exit() without closing the state: libc's exit handlers (OpenBLAS's among
+** them) must not run while the compute thread is inside a kernel.
+*/
+static void stop_compute_at_exit(void) {
+  if (zoe_compute_started()) zoe_compute_stop();
+}
+
 void lz_loop_init(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   lua_State *M = lua_tothread(L, -1);
@@ -632,6 +640,8 @@ void lz_loop_init(lua_State *L) {
     int rc = zoe_compute_start(lp.uv);
     if (rc) luaL_error(L, "cannot start the compute thread: %s", uv_strerror(rc));
     zoe_cancel_watch(false); /* this is the loop thread: the cancel flag is the compute thread's */
+    static bool registered;
+    if (!registered) registered = atexit(stop_compute_at_exit) == 0;
     lp.uv_ready = true;
   }
   lp.M = lp.LL = M;

@@ -189,6 +189,29 @@ static void test_json_events(void) {
   CHECK(strcmp(p.ebuf, "to stderr\n") == 0, "print goes to stderr with --json: [%s]", p.ebuf);
 }
 
+/* Plain lines when stderr is not a terminal, nothing with --quiet, a bar redrawn in place on a terminal. */
+static void test_progress_display(void) {
+  const char *src = "local zoe = require 'zoe'\n"
+                    "for i = 1, 3 do zoe.progress{stage = 'denoise', step = i, steps = 3} end\n"
+                    "print('done')";
+  proc p;
+  start_pipes(&p, (char *[]){(char *)zoe, "-e", (char *)src, NULL});
+  int st = finish(&p, 30);
+  CHECK(st == 0, "exit %d", st);
+  const char *lines = "[(command line)] denoise 1/3\n[(command line)] denoise 3/3 "; /* then its rate */
+  CHECK(strncmp(p.ebuf, lines, strlen(lines)) == 0 && strchr(p.ebuf + strlen(lines), '\n'), "lines: [%s]", p.ebuf);
+  CHECK(strcmp(p.buf, "done\n") == 0, "stdout [%s]", p.buf);
+  start_pipes(&p, (char *[]){(char *)zoe, "--quiet", "-e", (char *)src, NULL});
+  st = finish(&p, 30);
+  CHECK(st == 0 && p.en == 0, "--quiet prints no progress: [%s]", p.ebuf);
+  start_pty(&p, (char *[]){(char *)zoe, "-e", (char *)src, NULL});
+  st = finish(&p, 30);
+  CHECK(st == 0, "exit %d", st);
+  CHECK(strstr(p.buf, "\r[(command line)] denoise [") != NULL && strstr(p.buf, "] 3/3 ") != NULL &&
+            strstr(p.buf, "\033[K") != NULL,
+        "a bar on a terminal: [%s]", p.buf);
+}
+
 /* Ctrl-C on a running script: it cancels the job, says so, keeps what was written, exits 130. */
 static void test_sigint_cancels_script(void) {
   char script[300], out[300], text[256];
@@ -314,6 +337,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN(test_exit_status);
   RUN(test_json_events);
+  RUN(test_progress_display);
   RUN(test_sigint_cancels_script);
   RUN(test_second_sigint_exits);
   RUN(test_repl_pty);
