@@ -93,12 +93,13 @@ function M.render(board, opts)
   -- 1. what the cache has (a continued shot's key needs its parent's video)
   local to_render = {}
   for i, s in ipairs(p.shots) do
-    local st = state[i]
-    local prev = state[i - 1]
-    if s.continuity == "cut" or prev.entry then
-      st.key, st.fields = plan.key(s, model, board, prev and prev.entry and s.continuity == "continue" and prev.entry.output_hash or nil)
-      st.entry = not opts.force and cache:lookup(st.key) or nil
-    end
+    local st, prev = state[i], state[i - 1]
+    if s.continuity == "cut" then
+      st.key, st.fields = plan.key(s, model, board, nil)
+    elseif prev.entry then
+      st.key, st.fields = plan.key(s, model, board, prev.entry.output_hash)
+    end -- else its parent renders first: its key is known only then
+    st.entry = st.key and not opts.force and cache:lookup(st.key) or nil
     if not st.entry then to_render[#to_render + 1] = s end
   end
 
