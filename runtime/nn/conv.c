@@ -44,7 +44,8 @@ typedef struct conv_ctx {
   const frame_src *frames; /* [N][Tp] */
   int64_t Tp, Cin, H, W, To, Ho, Wo, Cout, K;
   int kt, kh, kw, st, sh, sw, ptop, pleft;
-  zoe_gemm_arg w; /* [Cout, K] f32 */
+  zoe_gemm_arg w;  /* [Cout, K]: f32, or bf16 when the bf16 GEMM kernel takes it in place */
+  const float *wf; /* [Cout, K] f32 */
   const float *bias;
   float *out; /* frame (n, t) at out + n*on + t*ot, channel stride oc, pixels contiguous */
   int64_t on, oc, ot;
@@ -135,7 +136,7 @@ static void direct_rows(void *arg, int64_t begin, int64_t end) {
     return;
   }
   float *acc = row + Wp;
-  const float *w = c->w.data;
+  const float *w = c->wf;
   for (int64_t r = begin; r < end; r++) {
     if (zoe_cancel_requested()) {
       zoe_errf(&e, ZOE_ECANCELED, "canceled");
@@ -202,7 +203,7 @@ static void conv_tiles(void *arg, int64_t begin, int64_t end) {
       int64_t c1 = c0 + c->chunk < c->Cin ? c0 + c->chunk : c->Cin;
       im2col(c, n, to, c0, c1, p0, np, col);
       zoe_gemm_arg A = c->w, B = {col, ZOE_F32, false, np};
-      A.data = (const float *)A.data + c0 * taps;
+      A.data = (const char *)A.data + (size_t)(c0 * taps) * zoe_dtype_size(A.dtype);
       if (zoe_gemm(c->Cout, np, (c1 - c0) * taps, 1.0f, A, B, 1.0f, C, c->oc, &e)) {
         ctx_fail(c, &e);
         goto out;
@@ -225,22 +226,24 @@ static zoe_tensor *as_f32_rows(const zoe_tensor *t, zoe_err *e) {
 static bool is_float(zoe_dtype dt) { return dt == ZOE_F32 || dt == ZOE_F16 || dt == ZOE_BF16; }
 
 /*
-** The weight as an f32 [Cout, K] operand. Every tile multiplies by all of it, so
-** a half-precision weight is widened once per call here (at most Cout*K floats,
-** 16 MB for Wan's largest) instead of once per tile inside the GEMM.
+** The weight as [Cout, K] operands: 'f32' always (the direct and Winograd paths
+** compute with it); 'kernel' the bf16 weight itself when the bf16 GEMM kernel runs
+** bf16 products (it reads the weight in place, and such products are bf16 by the
+** project's rule: gemm_dispatch.c), else NULL. Every tile multiplies by all of the
+** weight, so a half-precision one is widened once per call here (at most Cout*K
+** floats, 16 MB for Wan's largest) rather than once per tile inside the GEMM.
 */
-static zoe_tensor *weight_matrix(const zoe_tensor *w, zoe_gemm_arg *a, zoe_err *e) {
+static int weight_matrix(const zoe_tensor *w, zoe_tensor **f32, zoe_tensor **kernel, zoe_gemm_arg *a, zoe_err *e) {
   int64_t K = 1;
   for (int i = 1; i < w->ndim; i++) K *= w->shape[i];
-  zoe_tensor *m = NULL;
-  if (w->dtype == ZOE_F32) {
-    m = zoe_contiguous(w, e);
-  } else {
-    m = zoe_to_dtype(w, ZOE_F32, e);
+  *f32 = w->dtype == ZOE_F32 ? zoe_contiguous(w, e) : zoe_to_dtype(w, ZOE_F32, e);
+  if (!*f32) return -1;
+  *a = (zoe_gemm_arg){zoe_data(*f32), ZOE_F32, false, K};
+  if (w->dtype == ZOE_BF16 && strcmp(zoe_gemm_backend(), "zoe-avx512bf16") == 0) {
+    if (!(*kernel = zoe_contiguous(w, e))) return -1;
+    *a = (zoe_gemm_arg){zoe_data(*kernel), ZOE_BF16, false, K};
   }
-  if (!m) return NULL;
-  *a = (zoe_gemm_arg){zoe_data(m), ZOE_F32, false, K};
-  return m;
+  return 0;
 }
 
 /* bias (numel Cout, any float dtype, any shape) as a contiguous f32 tensor */
@@ -361,12 +364,12 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
   int64_t oshape5[5] = {N, Cout, To, Ho, Wo}, oshape4[4] = {N, Cout, Ho, Wo};
   const int64_t *oshape = a->out_ndim == 4 ? oshape4 : oshape5;
 
-  zoe_tensor *x = NULL, *prev = NULL, *wm = NULL, *bias = NULL, *res = NULL, *dst = NULL;
+  zoe_tensor *x = NULL, *prev = NULL, *wm = NULL, *wk = NULL, *bias = NULL, *res = NULL, *dst = NULL;
   frame_src *frames = NULL;
   conv_ctx *c = NULL;
   zoe_gemm_arg wa;
   if (!(x = as_f32_rows(x0, e)) || (a->prev && P > 0 && !(prev = as_f32_rows(a->prev, e))) ||
-      !(wm = weight_matrix(w0, &wa, e)) || (a->b && !(bias = bias_vector(a->b, Cout, op, e))))
+      weight_matrix(w0, &wm, &wk, &wa, e) || (a->b && !(bias = bias_vector(a->b, Cout, op, e))))
     goto done;
   /* the result goes straight into 'out' when its frames are f32 with contiguous pixels */
   if (a->out) {
@@ -418,7 +421,7 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
     }
   *c = (conv_ctx){.frames = frames, .Tp = Tp, .Cin = Cin, .H = H, .W = W, .To = To, .Ho = Ho, .Wo = Wo,
                   .Cout = Cout, .K = K, .kt = kt, .kh = kh, .kw = kw, .st = a->stride[0], .sh = a->stride[1],
-                  .sw = a->stride[2], .ptop = a->pad[0], .pleft = a->pad[2], .w = wa, .bias = bptr,
+                  .sw = a->stride[2], .ptop = a->pad[0], .pleft = a->pad[2], .w = wa, .wf = zoe_data(wm), .bias = bptr,
                   .out = out, .on = on, .oc = oc, .ot = ot};
   atomic_init(&c->failed, 0);
   int64_t pixels = Ho * Wo, frames_out = N * To;
@@ -426,7 +429,7 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
   if (a->stride[1] == 1 && a->stride[2] == 1) {
     zoe__conv wc = {.frames = frames, .N = N, .Tp = Tp, .Cin = Cin, .H = H, .W = W, .To = To, .Ho = Ho,
                     .Wo = Wo, .Cout = Cout, .kt = kt, .kh = kh, .kw = kw, .st = a->stride[0], .ptop = a->pad[0],
-                    .pleft = a->pad[2], .w = wa.data, .bias = bptr, .out = out, .on = on, .oc = oc, .ot = ot};
+                    .pleft = a->pad[2], .w = zoe_data(wm), .bias = bptr, .out = out, .on = on, .oc = oc, .ot = ot};
     if (zoe__conv_winograd_fits(&wc)) {
       if (zoe__conv_winograd(&wc, e)) {
         zoe_err_prefix(e, "%s", op);
@@ -485,6 +488,7 @@ done:
   zoe_tensor_release(x);
   zoe_tensor_release(prev);
   zoe_tensor_release(wm);
+  zoe_tensor_release(wk);
   zoe_tensor_release(bias);
   zoe_tensor_release(dst);
   return res;

@@ -22,6 +22,7 @@
 ** chunked and whole-video calls give the same bits.
 */
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/alloc.h"
@@ -37,10 +38,27 @@
 
 bool zoe__conv_winograd_enabled = true;
 
+/*
+** The products here must stay f32: rounded to bf16, the transformed values give
+** ~2e-2 relative error (measured). So a bf16 weight's transform is f32 (4x fewer
+** flops in f32 still beat the bf16 kernel's 2x), and with ZOE_PRECISION=bf16, which
+** sends f32 products to the bf16 kernel too (gemm_dispatch.c), im2col is used.
+*/
+static bool f32_products(void) {
+  static atomic_int cached = -1;
+  int v = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (v < 0) {
+    const char *env = getenv("ZOE_PRECISION");
+    v = !(env && strcmp(env, "bf16") == 0);
+    atomic_store(&cached, v);
+  }
+  return v;
+}
+
 bool zoe__conv_winograd_fits(const zoe__conv *c) {
   /* small Cout or K make the 36 GEMMs too thin; tiny frames waste the 4x4 tiles */
   return zoe__conv_winograd_enabled && c->kh == 3 && c->kw == 3 && c->Cout >= 16 && c->Cin * c->kt >= 16 &&
-         c->Ho >= 4 && c->Wo >= 4;
+         c->Ho >= 4 && c->Wo >= 4 && f32_products();
 }
 
 typedef struct wino_ctx {
