@@ -7,6 +7,9 @@ ZOE=${ZOE:-bin/zoe}
 TEST_BIN_DIR=${TEST_BIN_DIR:-build/rel/bin/tests}
 export LUA_PATH_5_4="tests/lua/?.lua;;"
 export ZOE_TEST_ZOE="$ZOE"
+# caches the tests make (file hashes) go to a folder of their own, not the user's
+XDG_CACHE_HOME=$(mktemp -d)
+export XDG_CACHE_HOME
 if [ "${SAN:-}" = 1 ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0"
   export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
@@ -48,5 +51,6 @@ for t in tests/lua/test_*.lua; do
   run_one "lua/$(basename "$t" .lua)" "$ZOE" "$t"
 done
 rm -f "$log"
+rm -rf "$XDG_CACHE_HOME"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

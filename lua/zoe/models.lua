@@ -86,6 +86,71 @@ function models.describe(dir)
   error(("%s: not a model folder (no model.lua, no Wan2.1 or diffusers files)"):format(dir), 0)
 end
 
+-- ---------------------------------------------------------------- content hashes
+
+-- Hashes of big files are kept in ~/.cache/zoe/file-hashes.json, keyed by path, size
+-- and modification time, so a 10 GB checkpoint is read once, not on every run.
+local function cache_path()
+  local base = os.getenv("XDG_CACHE_HOME") or ((os.getenv("HOME") or "/tmp") .. "/.cache")
+  return base .. "/zoe/file-hashes.json"
+end
+
+local function read_cache()
+  local f = io.open(cache_path(), "rb")
+  if not f then return {} end
+  local ok, t = pcall(zoe.json.decode, f:read("a"))
+  f:close()
+  return ok and type(t) == "table" and t or {}
+end
+
+local function write_cache(t)
+  local path = cache_path()
+  os.execute(("mkdir -p '%s'"):format(path:match("^(.*)/")))
+  local tmp = ("%s.%d.tmp"):format(path, math.random(1, 1e9))
+  local f = io.open(tmp, "wb")
+  if not f then return end -- a read-only home: hashing still works, it is just not kept
+  f:write(zoe.json.encode(t))
+  f:close()
+  os.rename(tmp, path)
+end
+
+local function hash_one(path)
+  local st = zoe.uv.fs_stat(path)
+  if not st then error(("cannot read '%s'"):format(path), 0) end
+  local stamp = ("%d:%d.%09d"):format(st.size, st.mtime.sec, st.mtime.nsec)
+  local cache = read_cache()
+  local e = cache[path]
+  if e and e.stamp == stamp then return e.hash end
+  local h = zoe.hash_file(path)
+  cache = read_cache() -- another process may have written meanwhile
+  for p in pairs(cache) do -- forget files that are gone
+    if not exists(p) then cache[p] = nil end
+  end
+  cache[path] = {stamp = stamp, hash = h}
+  write_cache(cache)
+  return h
+end
+
+-- Content hash of a weights file; a sharded checkpoint's index hashes its shards too.
+function models.hash_file(path)
+  if path:match("%.index%.json$") then
+    local index = read_json(path)
+    local shards, seen = {}, {}
+    for _, file in pairs(index.weight_map or {}) do
+      if not seen[file] then
+        seen[file] = true
+        shards[#shards + 1] = file
+      end
+    end
+    table.sort(shards)
+    local dir = path:match("^(.*)/") or "."
+    local parts = {hash_one(path)}
+    for _, file in ipairs(shards) do parts[#parts + 1] = hash_one(dir .. "/" .. file) end
+    return zoe.hash(table.concat(parts, ":"))
+  end
+  return hash_one(path)
+end
+
 local loaded = setmetatable({}, {__mode = "v"})
 
 function models.load(spec, opts)

@@ -198,10 +198,9 @@ local function run(mode, spec)
   local recipe = recipe_of(s, model)
   local meta = {zoe_recipe = zoe.json.encode(recipe)}
   for k, v in pairs(spec.metadata or {}) do meta[k] = tostring(v) end
-  local writer
-  if spec.out then
-    writer = zoe.video.writer(spec.out, {fps = s.fps, metadata = meta, crf = spec.crf, preset = spec.preset})
-  end
+  -- a to-be-closed writer: an error or a cancel while decoding removes its temporary file
+  local writer <close> = spec.out and
+    zoe.video.writer(spec.out, {fps = s.fps, metadata = meta, crf = spec.crf, preset = spec.preset}) or nil
   local frames = model:decode(x, {on_frames = writer and function(chunk) writer:write(chunk) end})
   timings.decode = now() - t0
   if writer then

@@ -111,4 +111,5 @@ t.test("image2video and extend", function()
   t.raises(function() zoe.pipeline.extend{model = model, prompt = "a", video = frames, context_frames = 3} end,
     "context_frames must be 4n+1")
 end)
+os.execute(("rm -rf '%s'"):format(dir))
 t.done()

@@ -115,8 +115,8 @@ end
 function Model:hash()
   if not self._hash then
     local parts = {}
-    for _, part in ipairs {"t5", "dit", "vae"} do parts[#parts + 1] = zoe.hash_file(self.files[part]) end
-    parts[#parts + 1] = zoe.hash_file(self.tokenizer_path)
+    for _, part in ipairs {"t5", "dit", "vae"} do parts[#parts + 1] = models.hash_file(self.files[part]) end
+    parts[#parts + 1] = models.hash_file(self.tokenizer_path)
     self._hash = zoe.hash(table.concat(parts, ":"))
   end
   return self._hash
