@@ -128,6 +128,7 @@ int main(void) {
   zoe__conv_winograd_enabled = false;
   bench_conv3d("  the same by im2col + GEMM", 96, 96, 3, 5, 64, 64, ZOE_F32, 5);
   bench_conv3d("  96->96 at 1x192x320 by im2col + GEMM", 96, 96, 3, 1, 192, 320, ZOE_F32, 3);
+  bench_conv3d("  the same with bf16 weights", 96, 96, 3, 1, 192, 320, ZOE_BF16, 3);
   zoe__conv_winograd_enabled = true;
   bench_conv3d("conv3d 96->96 3x3x3, 5x64x64, bf16 weights", 96, 96, 3, 5, 64, 64, ZOE_BF16, 5);
   bench_conv3d("conv3d 96->96 3x3x3, 1x192x320, f32", 96, 96, 3, 1, 192, 320, ZOE_F32, 3);
@@ -138,7 +139,7 @@ int main(void) {
   bench_conv3d("conv3d 192->384 1x1x1, 4x96x160, f32", 192, 384, 1, 4, 96, 160, ZOE_F32, 3);
   bench_resblock("vae_resblock 96, 1x192x320 (2 convs)", 96, 192, 320, 3);
   for (int i = 0; i < nrows; i++) ceiling = rows[i].ceiling > ceiling ? rows[i].ceiling : ceiling;
-  printf("threads %d, gemm backend %s; ceiling = cblas_sgemm 1024^3 on all threads, measured after each row\n"
+  printf("threads %d, bf16 products on %s; ceiling = cblas_sgemm 1024^3 on all threads, measured after each row\n"
          "(best of the run: %.1f GFLOP/s); ratio = GFLOP/s over the ceiling (target >= 0.6 for 96->96 3x3x3\n"
          "at 64x64)\n", zoe_pool_threads(), zoe_gemm_backend(), ceiling);
   printf("%-44s %9s  %12s  %13s  %7s  %5s  %s\n", "", "time", "per frame", "achieved", "ceiling", "ratio",
