@@ -1,13 +1,13 @@
 /*
-** lloop.c: the scheduler of jobs, the offload hook, zoe.sleep, zoe.await,
-** zoe.run, zoe.uv (luv on our loop), Ctrl-C, and what main.c calls.
+** lloop.c: the scheduler of jobs, zoe.sleep, zoe.await, zoe.run, zoe.uv
+** (luv on our loop), Ctrl-C, and what main.c calls. Which tasks go to the
+** compute thread, and how, is loffload.c.
 **
 ** Invariants:
 ** - Only drain() (the idle callback) resumes jobs, one at a time, so a job's
 **   coroutine never runs inside another job's resume.
 ** - A task in flight is referenced from the registry (j->task_ref) until its
-**   continuation runs; its finalizer, which only lua_close can reach while it
-**   flies, first takes it back from the compute thread (offload_wait).
+**   continuation runs (loffload.c).
 ** - An unfinished job is referenced from the registry (j->ref), so it is only
 **   collected when it has finished, or by lua_close.
 ** - The loop is run by one of our runners at a time (lp.depth); uv_run is not
@@ -20,7 +20,6 @@
 #pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #include <luv/luv.h>
 #pragma GCC diagnostic pop
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,21 +34,6 @@
 #define HOOK_COUNT 10000
 /* The loop spins for a task predicted to take less than this, instead of sleeping in epoll. */
 #define REAP_SPIN_NS 50000
-/*
-** Which tasks leave the loop thread. lz_task.cost is in each binding's own
-** units (flops for products, elements for elementwise ops, a guess for a
-** decode), so the loop learns, per kind of task (its name), how many ns a unit
-** takes, from runs of RATE_MIN_NS or more (shorter ones are mostly fixed
-** overhead). A task predicted to take OFFLOAD_NS or more goes to the compute
-** thread: ten times what an offload costs (bench/bench_loop.lua), so the
-** handoff is at most a tenth of the op. Until a kind has been timed, a cost of
-** COST_THRESHOLD or more decides. See docs/ARCHITECTURE.md.
-*/
-#define OFFLOAD_NS 100000.0
-#define COST_THRESHOLD 1e6
-#define RATE_MIN_NS 10000
-#define NRATES 64
-
 struct lj_timer {
   uv_timer_t h;
   lj_job *j;   /* the sleeping job, or NULL */
@@ -67,7 +51,6 @@ static struct {
   lj_job *ready, *ready_tail;
   lj_job *running;
   int64_t turn_start;
-  double offload_ns; /* predicted time from which tasks are offloaded */
   zoe_display display;
   bool display_ready;
   zoe_sigint sigint;
@@ -153,7 +136,7 @@ void lz_loop_remove(lj_job *j) {
   if (lp.interrupted && !lp.first) uv_stop(lp.uv); /* Ctrl-C: nothing left to wait for */
 }
 
-static void raise_cancel(lua_State *L, lj_job *j, const char *during) {
+void lz_job_raise_cancel(lua_State *L, lj_job *j, const char *during) {
   j->cancel_delivered = true;
   if (j->co) lua_sethook(j->co, job_hook, LUA_MASKCOUNT, HOOK_COUNT);
   if (during && *during) luaL_error(L, "job %d canceled (during %s)", j->id, during);
@@ -161,7 +144,7 @@ static void raise_cancel(lua_State *L, lj_job *j, const char *during) {
 }
 
 void lz_job_check_cancel(lua_State *L, lj_job *j) {
-  if (j->cancel && !j->cancel_delivered) raise_cancel(L, j, NULL);
+  if (j->cancel && !j->cancel_delivered) lz_job_raise_cancel(L, j, NULL);
 }
 
 /*
@@ -173,7 +156,7 @@ static void job_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lj_job *j = lp.running;
   if (!j || L != j->co) return;
-  if (j->cancel && !j->cancel_delivered) raise_cancel(L, j, NULL);
+  if (j->cancel && !j->cancel_delivered) lz_job_raise_cancel(L, j, NULL);
   if (zoe_now_ns() - lp.turn_start > SLICE_NS && lua_isyieldable(L)) {
     j->wait = LJ_W_SLICE;
     lua_yield(L, 0); /* in a hook: returns, and the coroutine yields after it */
@@ -186,11 +169,9 @@ static void cancel_before_start(lj_job *j) {
   lz_job_finished(lp.LL, j, LUA_ERRRUN, 0);
 }
 
-static double predict(const lz_task *t);
-
 static void maybe_reap(lj_job *j) {
   if (!j->task || zoe_now_ns() - lp.turn_start > SLICE_NS) return;
-  double ns = predict(j->task);
+  double ns = lz_task_predict(j->task);
   if (ns < REAP_SPIN_NS) zoe_compute_reap(&j->work, REAP_SPIN_NS);
 }
 
@@ -236,123 +217,9 @@ static void drain(void) {
 
 static void timer_cancel(lj_timer *t);
 
-/* ---- which tasks to offload ---- */
-
-typedef struct task_rate {
-  char name[40];
-  double log_rate; /* log of ns per cost unit */
-  int n;           /* runs measured */
-} task_rate;
-
-static task_rate rates[NRATES];
-
-/* The entry for tasks called 'name' (made on first use), or NULL when the table is full. */
-static task_rate *rate_of(const char *name) {
-  unsigned h = 5381;
-  for (const char *c = name; *c; c++) h = h * 33 + (unsigned char)*c;
-  for (unsigned i = 0; i < NRATES; i++) {
-    task_rate *r = &rates[(h + i) % NRATES];
-    if (!r->name[0]) snprintf(r->name, sizeof r->name, "%s", name);
-    if (strncmp(r->name, name, sizeof r->name - 1) == 0) return r;
-  }
-  return NULL;
-}
-
-/*
-** The first run sets the rate; each later one moves its log by a tenth of the
-** difference, and by at most 0.1 (10%): a run that was preempted for
-** milliseconds on a busy machine does not send every small op of its kind away.
-*/
-static void learn(const lz_task *t, int64_t ns) {
-  if (ns < RATE_MIN_NS || t->cost <= 0 || !t->name) return;
-  task_rate *r = rate_of(t->name);
-  if (!r) return;
-  double x = log((double)ns / t->cost);
-  if (r->n++ == 0) r->log_rate = x;
-  else r->log_rate += fmax(-0.1, fmin(0.1, 0.1 * (x - r->log_rate)));
-}
-
-/* How long 't' will take, in ns; < 0 when its kind has not been timed yet. */
-static double predict(const lz_task *t) {
-  task_rate *r = t->name ? rate_of(t->name) : NULL;
-  return r && r->n ? t->cost * exp(r->log_rate) : -1;
-}
-
-static bool heavy(const lz_task *t) {
-  if (lp.offload_ns <= 0) return true;
-  double ns = predict(t);
-  return ns >= 0 ? ns >= lp.offload_ns : t->cost >= COST_THRESHOLD;
-}
-
-/* ---- offloading tasks to the compute thread ---- */
-
-static void work_run(zoe_work *w) {
-  lj_job *j = w->data;
-  lz_task_run(j->task);
-}
-
-static void work_done(zoe_work *w, int status) {
-  lj_job *j = w->data;
-  lz_task *t = j->task;
-  if (status && !t->err.code) zoe_errf(&t->err, status, "%s: canceled", t->name);
-  if (!status && !t->err.code) learn(t, w->run_ns);
-  lz_job_wake(j, 0);
-}
-
-static int offload_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  lj_job *j = (lj_job *)ctx;
-  lz_task *t = j->task; /* also still on this function's stack */
-  j->task = NULL;
-  t->flight = NULL;
-  luaL_unref(L, LUA_REGISTRYINDEX, j->task_ref);
-  j->task_ref = LUA_NOREF;
-  if (j->cancel && !j->cancel_delivered) raise_cancel(L, j, t->name);
-  return lz_task_push_results(L, t);
-}
-
-static int offload(lua_State *L, lz_task *t) {
-  lj_job *j = lz_job_of(L);
-  if (!j) return LZ_INLINE; /* outside jobs, and in coroutines a job made, tasks run inline */
-  lz_job_check_cancel(L, j); /* every op is a boundary where a cancel lands */
-  if (!heavy(t)) { /* inline, timed to learn the speed of its kind */
-    int64_t t0 = zoe_now_ns();
-    lz_task_run(t);
-    if (!t->err.code) learn(t, zoe_now_ns() - t0);
-    return lz_task_push_results(L, t);
-  }
-  int idx = 0;
-  for (int i = lua_gettop(L); i > 0 && !idx; i--)
-    if (lua_touserdata(L, i) == t) idx = i;
-  if (!idx) return LZ_INLINE; /* cannot hold the task alive: not ours to move */
-  lua_pushvalue(L, idx);
-  j->task_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  j->task = t;
-  t->flight = j;
-  j->work.data = j;
-  if (zoe_compute_submit(&j->work, work_run, work_done) != 0) {
-    luaL_unref(L, LUA_REGISTRYINDEX, j->task_ref);
-    j->task_ref = LUA_NOREF;
-    j->task = NULL;
-    t->flight = NULL;
-    return LZ_INLINE;
-  }
-  j->wait = LJ_W_TASK;
-  snprintf(j->what, sizeof j->what, "%s", t->name);
-  return lua_yieldk(L, 0, (lua_KContext)j, offload_k);
-}
-
-/* lua_close while a task flies: take it back before its finalizer frees what it uses. */
-static void offload_wait(lz_task *t) {
-  lj_job *j = t->flight;
-  zoe_compute_drop(&j->work);
-  j->task = NULL;
-  t->flight = NULL;
-}
-
 void lz_loop_forget(lj_job *j) {
   if (j->state >= LJ_DONE) return;
-  if (j->task) offload_wait(j->task);
+  if (j->task) lz_offload_take_back(j->task);
   if (j->timer) timer_cancel(j->timer); /* closed on the loop's next turn, if there is one */
   j->timer = NULL;
   lz_loop_remove(j);
@@ -783,7 +650,7 @@ void lz_loop_close(lua_State *L) {
   if (!lp.uv_ready) return;
   for (lj_job *j = lp.first; j; j = j->next) {
     lz_job_cancel(j);
-    if (j->task) offload_wait(j->task);
+    if (j->task) lz_offload_take_back(j->task);
   }
   zoe_compute_stop();
   if (lp.sigint_on) zoe_sigint_stop(&lp.sigint);
@@ -804,47 +671,16 @@ void lz_loop_shutdown(void) {
 
 /* ---- the module ---- */
 
-/*
-** zoe.offload_us([us]): the predicted time from which ops go to the compute
-** thread (0: all of them; math.huge: none); returns the previous value.
-*/
-static int z_offload_us(lua_State *L) {
-  double old = lp.offload_ns / 1e3;
-  if (!lua_isnoneornil(L, 1)) {
-    double v = luaL_checknumber(L, 1);
-    luaL_argcheck(L, v >= 0, 1, "microseconds must be 0 or more");
-    lp.offload_ns = v * 1e3;
-  }
-  lua_pushnumber(L, old);
-  return 1;
-}
-
-/* zoe.offload_rates(): {name = ns per cost unit} as measured so far (for the bench) */
-static int z_offload_rates(lua_State *L) {
-  lua_newtable(L);
-  for (int i = 0; i < NRATES; i++)
-    if (rates[i].name[0] && rates[i].n) {
-      lua_pushnumber(L, exp(rates[i].log_rate));
-      lua_setfield(L, -2, rates[i].name);
-    }
-  return 1;
-}
-
 static const luaL_Reg loop_funcs[] = {
   {"sleep", z_sleep},
   {"await", z_await},
   {"run", z_run},
-  {"offload_us", z_offload_us},
-  {"offload_rates", z_offload_rates},
   {NULL, NULL},
 };
 
 void lz_open_loop(lua_State *L) {
-  const char *env = getenv("ZOE_OFFLOAD_US");
-  lp.offload_ns = env && *env ? atof(env) * 1e3 : OFFLOAD_NS;
-  lz_set_offload(offload, 0); /* every task in a job comes to offload(), which decides */
-  lz_set_offload_wait(offload_wait);
   luaL_setfuncs(L, loop_funcs, 0);
+  lz_open_offload(L);
   lz_open_job(L);
   lz_open_progress(L);
   /* zoe.uv is luv on our loop; require "luv" gives the same */

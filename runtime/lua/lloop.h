@@ -1,6 +1,6 @@
 /*
-** lloop.h: jobs on the loop, shared by lloop.c (the scheduler, the offload
-** hook, sleep/await/run, luv), ljob.c (the zoe.Job object), lprogress.c
+** lloop.h: jobs on the loop, shared by lloop.c (the scheduler, sleep/await/
+** run, luv), loffload.c (tasks to the compute thread), ljob.c (zoe.Job), lprogress.c
 ** (zoe.progress) and lrepl.c (the REPL). main.c drives it through the
 ** lz_loop_* functions at the end.
 **
@@ -74,6 +74,8 @@ lj_job *lz_job_of(lua_State *L);
 void lz_job_wake(lj_job *j, int nargs);
 /* Raise the job's cancel error if a cancel is pending (called at every yield point). */
 void lz_job_check_cancel(lua_State *L, lj_job *j);
+/* Raise it now ("job 3 canceled (during matmul)" when 'during' is given). */
+void lz_job_raise_cancel(lua_State *L, lj_job *j, const char *during);
 /* Ask a job to stop; false when it had already finished. */
 bool lz_job_cancel(lj_job *j);
 /* Run the loop until 'until' finishes (NULL: until nothing is left). Raises when called inside it. */
@@ -88,6 +90,14 @@ void lz_loop_remove(lj_job *j);
 void lz_loop_forget(lj_job *j);
 /* A failure was reported with nobody watching (+1), or was observed after all (-1). */
 void lz_loop_count_unobserved(int delta);
+
+/* ---- offloading tasks (loffload.c) ---- */
+/* The offload hook and zoe.offload_us / zoe.offload_rates, into the table on the top. */
+void lz_open_offload(lua_State *L);
+/* How long 't' will take, in ns, from what its kind took so far; < 0 when not known yet. */
+double lz_task_predict(const lz_task *t);
+/* Take an offloaded task back from the compute thread, blocking (lua_close during a task). */
+void lz_offload_take_back(lz_task *t);
 
 /* ---- jobs (ljob.c) ---- */
 /* Make a job running the function at stack index 'fn' with the 'nargs' values above it; pushes the job. */

@@ -68,10 +68,11 @@ t.test("two jobs' progress events interleave", function()
   local events = {}
   local function worker(stage, n)
     for i = 1, n do
-      local x = A:matmul(B) -- above the threshold: the job yields while it runs
+      local x = A:matmul(B) -- offloaded: the job yields while it runs
       zoe.progress{stage = stage, step = i, steps = n, extra = x:shape()[1]}
     end
   end
+  local saved = zoe.offload_us(0) -- every product goes to the compute thread, whatever its size
   local ja, jb = zoe.spawn(worker, "a", 5), zoe.spawn(worker, "b", 5)
   local seen
   for _, j in ipairs{ja, jb} do
@@ -81,6 +82,7 @@ t.test("two jobs' progress events interleave", function()
     end)
   end
   ja:wait(); jb:wait()
+  zoe.offload_us(saved)
   t.eq(#events, 10)
   -- neither job ran its five steps in one go
   local first_b, last_a
@@ -223,13 +225,12 @@ t.test("100 spawned and canceled jobs leave nothing behind", function()
   local before = zoe.mem().live
   local jobs = {}
   for i = 1, 100 do
-    jobs[i] = zoe.spawn(function()
+    jobs[i] = zoe.spawn(function() -- runs until canceled
       local x = a
-      for _ = 1, 1000 do
+      while true do
         x = x:matmul(a):tanh()
         if i % 2 == 0 then zoe.sleep(1) end
       end
-      return x
     end)
   end
   zoe.sleep(20)
