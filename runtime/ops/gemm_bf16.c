@@ -15,10 +15,13 @@
 ** The micro-kernel keeps an MR x VW tile of O in 24 zmm accumulators (8 rows
 ** of R times 3 x 16 columns of V): per pair, 3 loads of V, 8 broadcasts of R
 ** and 24 vdpbf16ps (latency 6, 2 per cycle on Zen 5, so 12 in flight are needed).
-** Cache blocking: K in blocks of KC pairs (an R micro-tile, MR x KC dwords,
-** stays in L1 across the panels of a V block); V in blocks of JB_PANELS panels
-** (JB_PANELS x VW x KC dwords in L2, reused by every R micro-tile of a unit).
-** The threads share units of (RB_TILES micro-tiles of R) x (a V block).
+** Cache blocking: K in blocks of at most KC pairs (an R micro-tile, MR x KC
+** dwords, stays in L1 across the panels of a V block); V in blocks of
+** JB_PANELS panels (in L2, reused by every R micro-tile of a unit). The
+** threads share units of (RB_TILES micro-tiles of R) x (a V block); a unit
+** sums its block of C in a scratch block and writes C once, with alpha and
+** beta. Each element of C is summed in one fixed order: the same bits on any
+** number of threads.
 */
 #include "gemm_bf16.h"
 
@@ -34,15 +37,9 @@
 #define MR 8         /* rows of R in a micro-tile */
 #define NZ 3         /* zmm of V columns in a micro-tile */
 #define VW (16 * NZ) /* columns of a V panel */
-#ifndef KC
-#define KC 512 /* most K pairs per block: an R micro-tile is 16 KiB */
-#endif
-#ifndef JB_PANELS
-#define JB_PANELS 2 /* V panels per unit: a V block is 192 KiB */
-#endif
-#ifndef RB_TILES
-#define RB_TILES 16 /* R micro-tiles per unit */
-#endif
+#define KC 768       /* most K pairs per block: an R micro-tile is at most 24 KiB (L1) */
+#define JB_PANELS 2  /* V panels per unit: a V block is at most 288 KiB (L2) */
+#define RB_TILES 16  /* R micro-tiles per unit: a unit's block of C is 128 x 96 */
 
 bool zoe_bf16_cpu(void) {
   __builtin_cpu_init();
@@ -70,7 +67,7 @@ typedef struct job {
   float alpha, beta;
   int64_t kc; /* pairs per K block: KC at most, the blocks as even as can be */
   int64_t npanels, rtiles, units_r, units_v, rpack_blocks;
-  atomic_int canceled;
+  atomic_int canceled, failed;
 } job;
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -260,98 +257,146 @@ DEFINE_KERNEL(1)
 DEFINE_KERNEL(2)
 DEFINE_KERNEL(3)
 
-/* ---- the epilogue: C = alpha * tile + beta * C, natural or transposed ---- */
+/*
+** ---- from tiles to C ----
+** A unit's block of C is summed in a scratch block laid out like C (rows of C,
+** padded so that rows fall in different cache sets), then written to C once:
+** C = alpha * S + beta * C. A tile written straight into C, transposed for a
+** linear layer, touches 48 rows of C whose stride (6 KiB for 1536 features)
+** maps them onto 2 of L1's 64 sets: every K block would refetch them.
+*/
 
-/* Transposed store of 8 rows x n (<= 16) columns of a tile: column l is 8 floats of C's row x0 + l. */
-INLINE void store_cols_t(const job *j, const float *tile, int mr, int64_t i0, int64_t x0, int64_t n, float beta) {
-  __m512 rw[8], t[8], u[8];
-  for (int r = 0; r < 8; r++) rw[r] = _mm512_loadu_ps(tile + r * VW);
-  for (int r = 0; r < 8; r += 2) {
-    t[r] = _mm512_unpacklo_ps(rw[r], rw[r + 1]);
-    t[r + 1] = _mm512_unpackhi_ps(rw[r], rw[r + 1]);
-  }
-  for (int g = 0; g < 8; g += 4) { /* u[g + s], lane L: rows g..g+3 of column 4L + s */
-    u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-    u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xee);
-    u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xee);
-  }
-  __m256 col[16];
-  for (int s = 0; s < 4; s++) {
-    __m512 lo = _mm512_shuffle_f32x4(u[s], u[4 + s], 0x44), hi = _mm512_shuffle_f32x4(u[s], u[4 + s], 0xee);
-    lo = _mm512_shuffle_f32x4(lo, lo, 0xd8); /* columns s, 4 + s */
-    hi = _mm512_shuffle_f32x4(hi, hi, 0xd8); /* columns 8 + s, 12 + s */
-    col[s] = _mm512_castps512_ps256(lo);
-    col[4 + s] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(lo), 1));
-    col[8 + s] = _mm512_castps512_ps256(hi);
-    col[12 + s] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(hi), 1));
-  }
-  __mmask8 m = (__mmask8)((1u << mr) - 1);
-  __m256 va = _mm256_set1_ps(j->alpha), vb = _mm256_set1_ps(beta);
-  for (int64_t l = 0; l < n; l++) {
-    float *c = j->c + (x0 + l) * j->ldc + i0;
-    __m256 y = _mm256_mul_ps(va, col[l]);
-    if (beta != 0.0f) y = _mm256_fmadd_ps(vb, _mm256_maskz_loadu_ps(m, c), y);
-    _mm256_mask_storeu_ps(c, m, y);
-  }
-}
+typedef struct block {
+  float *s;       /* scratch: S[x][y] at s[x * lds + y], x a row of C in the block */
+  int64_t lds;
+  int64_t x0, y0; /* the block's first row and column in C */
+  int64_t nx, ny;
+} block;
 
-TARGET static void epilogue(const job *j, const float *tile, int64_t i0, int64_t j0, int64_t w, bool first) {
-  int mr = (int)min64(MR, j->nr - i0);
-  float beta = first ? j->beta : 1.0f;
-  if (j->ct) {
-    for (int64_t z = 0; 16 * z < w; z++) store_cols_t(j, tile + 16 * z, mr, i0, j0 + 16 * z, min64(16, w - 16 * z), beta);
+/* tile rows r < mr, columns l < w (O[i0 + r][j0 + l]) into S, adding unless 'first' */
+TARGET static void tile_to_block(const job *j, const block *b, const float *tile, int64_t i0, int mr, int64_t j0,
+                                 int64_t w, bool first) {
+  if (!j->ct) { /* O is C: tile row r is S row i0 + r - x0 */
+    for (int r = 0; r < mr; r++) {
+      float *d = b->s + (i0 + r - b->x0) * b->lds + (j0 - b->y0);
+      for (int64_t z = 0; 16 * z < w; z++) { /* S rows are padded to 16: no masks */
+        __m512 y = _mm512_loadu_ps(tile + r * VW + 16 * z);
+        if (!first) y = _mm512_add_ps(y, _mm512_loadu_ps(d + 16 * z));
+        _mm512_storeu_ps(d + 16 * z, y);
+      }
+    }
     return;
   }
-  __m512 va = _mm512_set1_ps(j->alpha), vb = _mm512_set1_ps(beta);
-  for (int r = 0; r < mr; r++) {
-    float *c = j->c + (i0 + r) * j->ldc + j0;
-    for (int64_t z = 0; 16 * z < w; z++) {
-      int64_t n = w - 16 * z;
-      __mmask16 m = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
-      __m512 y = _mm512_mul_ps(va, _mm512_loadu_ps(tile + r * VW + 16 * z));
-      if (beta != 0.0f) y = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + 16 * z), y);
-      _mm512_mask_storeu_ps(c + 16 * z, m, y);
+  /* O is C transposed: tile column l is 8 floats of S row j0 + l - x0; 8 x 16 transposes */
+  for (int64_t z = 0; 16 * z < w; z++) {
+    __m512 rw[8], t[8], u[8];
+    for (int r = 0; r < 8; r++) rw[r] = _mm512_loadu_ps(tile + r * VW + 16 * z);
+    for (int r = 0; r < 8; r += 2) {
+      t[r] = _mm512_unpacklo_ps(rw[r], rw[r + 1]);
+      t[r + 1] = _mm512_unpackhi_ps(rw[r], rw[r + 1]);
+    }
+    for (int g = 0; g < 8; g += 4) { /* u[g + s], 128-bit lane L: rows g..g+3 of column 4L + s */
+      u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+      u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xee);
+      u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+      u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xee);
+    }
+    __m256 col[16];
+    for (int q = 0; q < 4; q++) {
+      __m512 lo = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44), hi = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xee);
+      lo = _mm512_shuffle_f32x4(lo, lo, 0xd8); /* columns q, 4 + q */
+      hi = _mm512_shuffle_f32x4(hi, hi, 0xd8); /* columns 8 + q, 12 + q */
+      col[q] = _mm512_castps512_ps256(lo);
+      col[4 + q] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(lo), 1));
+      col[8 + q] = _mm512_castps512_ps256(hi);
+      col[12 + q] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(hi), 1));
+    }
+    int64_t n = min64(16, w - 16 * z);
+    for (int64_t l = 0; l < n; l++) { /* rows past mr are copies: S has room for 8 (RB_TILES x MR columns) */
+      float *d = b->s + (j0 + 16 * z + l - b->x0) * b->lds + (i0 - b->y0);
+      __m256 y = first ? col[l] : _mm256_add_ps(col[l], _mm256_loadu_ps(d));
+      _mm256_storeu_ps(d, y);
+    }
+  }
+  (void)mr;
+}
+
+/* C = alpha * S + beta * C over the block */
+TARGET static void block_to_c(const job *j, const block *b) {
+  __m512 va = _mm512_set1_ps(j->alpha), vb = _mm512_set1_ps(j->beta);
+  int64_t full = b->ny / 16, n = b->ny % 16;
+  __mmask16 m = (__mmask16)((1u << n) - 1);
+  for (int64_t x = 0; x < b->nx; x++) {
+    const float *s = b->s + x * b->lds;
+    float *c = j->c + (b->x0 + x) * j->ldc + b->y0;
+    for (int64_t z = 0; z < full; z++) { /* masked stores are slow on Zen: only at the edge */
+      __m512 y = _mm512_mul_ps(va, _mm512_loadu_ps(s + 16 * z));
+      if (j->beta != 0.0f) y = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + 16 * z), y);
+      _mm512_storeu_ps(c + 16 * z, y);
+    }
+    if (n) {
+      __m512 y = _mm512_mul_ps(va, _mm512_loadu_ps(s + 16 * full));
+      if (j->beta != 0.0f) y = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + 16 * full), y);
+      _mm512_mask_storeu_ps(c + 16 * full, m, y);
     }
   }
 }
 
 /* ---- the blocked loops ---- */
 
-/* One unit: R micro-tiles t0 .. t1 times V panels q0 .. q1, all of K. */
-static void run_unit(job *j, int64_t ur, int64_t uv) {
+#define RB (RB_TILES * MR)    /* rows of R in a unit */
+#define VB (JB_PANELS * VW)   /* columns of V in a unit */
+#define BLOCK_FLOATS ((RB > VB ? RB : VB) * ((RB > VB ? VB : RB) + 16) + 16 * 16)
+
+/* One unit: R micro-tiles t0 .. t1 times V panels q0 .. q1, all of K, summed in 'scratch'. */
+static void run_unit(job *j, int64_t ur, int64_t uv, float *scratch) {
   float tile[MR * VW] __attribute__((aligned(64)));
   int64_t t0 = ur * RB_TILES, t1 = min64(t0 + RB_TILES, j->rtiles);
   int64_t q0 = uv * JB_PANELS, q1 = min64(q0 + JB_PANELS, j->npanels);
+  int64_t i0 = t0 * MR, ni = min64(RB, j->nr - i0), v0 = q0 * VW, nvb = min64(VB, j->nv - v0);
+  block b = {.s = scratch};
+  if (j->ct) { /* rows of C are V's columns */
+    b = (block){scratch, RB + 16, v0, i0, nvb, ni};
+  } else {
+    b = (block){scratch, VB + 16, i0, v0, ni, nvb};
+  }
   for (int64_t kb = 0; kb < j->kp; kb += j->kc) {
     int64_t p1 = min64(kb + j->kc, j->kp);
     bool half = p1 == j->kp && (j->K & 1);
     int64_t pe = half ? p1 - 1 : p1;
     for (int64_t t = t0; t < t1; t++) {
-      int64_t i0 = t * MR;
+      int64_t r0 = t * MR;
       const uint16_t *rows[MR];
-      for (int r = 0; r < MR; r++) rows[r] = j->r + min64(i0 + r, j->nr - 1) * j->ldr; /* past the end: a copy */
+      for (int r = 0; r < MR; r++) rows[r] = j->r + min64(r0 + r, j->nr - 1) * j->ldr; /* past the end: copies */
       for (int64_t q = q0; q < q1; q++) {
         int64_t w = min64(VW, j->nv - q * VW), nz = (w + 15) / 16;
         const uint32_t *vb = j->v + q * VW * j->kp + kb * nz * 16;
         if (nz == 3) kernel_3(rows, kb, pe, half, vb, tile);
         else if (nz == 2) kernel_2(rows, kb, pe, half, vb, tile);
         else kernel_1(rows, kb, pe, half, vb, tile);
-        epilogue(j, tile, i0, q * VW, w, kb == 0);
+        tile_to_block(j, &b, tile, r0, (int)min64(MR, j->nr - r0), q * VW, w, kb == 0);
       }
     }
   }
+  block_to_c(j, &b);
 }
 
-static void compute_range(void *arg, int64_t b, int64_t e) {
+static void compute_range(void *arg, int64_t begin, int64_t end) {
   job *j = arg;
-  for (int64_t u = b; u < e; u++) {
+  size_t bytes = BLOCK_FLOATS * sizeof(float);
+  float *scratch = zoe_alloc(bytes, NULL);
+  if (!scratch) {
+    atomic_store(&j->failed, 1);
+    return;
+  }
+  for (int64_t u = begin; u < end; u++) {
     if (zoe_cancel_requested()) {
       atomic_store(&j->canceled, 1);
-      return;
+      break;
     }
-    run_unit(j, u / j->units_v, u % j->units_v);
+    run_unit(j, u / j->units_v, u % j->units_v, scratch);
   }
+  zoe_free(scratch, bytes);
 }
 
 /* K == 0: C = beta * C */
@@ -391,6 +436,7 @@ int zoe_gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, 
   j->units_r = (j->rtiles + RB_TILES - 1) / RB_TILES;
   j->units_v = (j->npanels + JB_PANELS - 1) / JB_PANELS;
   atomic_init(&j->canceled, 0);
+  atomic_init(&j->failed, 0);
   size_t vbytes = (size_t)(j->npanels * VW * j->kp) * sizeof(uint32_t), rbytes = 0;
   int rc = 0;
   j->v = zoe_alloc(vbytes, e);
@@ -410,7 +456,9 @@ int zoe_gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, 
   if (!rc && atomic_load(&j->canceled)) rc = ZOE_ECANCELED;
   zoe_free(j->v, vbytes);
   zoe_free(j->rpack, rbytes);
-  return rc ? zoe_errf(e, rc, "gemm: canceled") : 0;
+  if (rc) return zoe_errf(e, rc, "gemm: canceled");
+  if (atomic_load(&j->failed)) return zoe_errf(e, ZOE_ENOMEM, "gemm: out of memory for a block");
+  return 0;
 fail:
   zoe_free(j->v, vbytes);
   return e ? e->code : ZOE_ENOMEM;
