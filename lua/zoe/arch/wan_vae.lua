@@ -138,10 +138,11 @@ function M:decode_chunk(cache, x)
           x = interleave(y)
         end
       end
-      x = per_frame(x, function(f)
-        return nn.conv2d(nn.upsample_nearest(f, {2, 2}), w[pre .. "resample.1.weight"], w[pre .. "resample.1.bias"],
-          {padding = {1, 1, 1, 1}})
-      end)
+      -- the 2-D upsample conv on every frame: a 1x3x3 conv3d over the 5-D tensor (no copies)
+      local rw = w[pre .. "resample.1.weight"]
+      local co, ci, kh, kw = table.unpack(rw:shape())
+      x = nn.conv3d(nn.upsample_nearest(x, {1, 2, 2}), rw:view(co, ci, 1, kh, kw), w[pre .. "resample.1.bias"],
+        {padding = {1, 1}, causal_pad = 0})
     end
   end
   return head(self, cache, "head", x, "decoder.head.")
