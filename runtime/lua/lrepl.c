@@ -71,7 +71,7 @@ static void call_repl(const char *name, int nargs, int nres) {
 /* ---- output above the prompt ---- */
 
 static void write_out(FILE *f, const char *s, size_t n) {
-  /* erase the prompt line, write, draw it again; inside a line handler libedit redraws itself */
+  /* erase the prompt line, write, draw it again (inside a line handler the prompt is not drawn) */
   if (rp.editing && rp.prompt_on && !rp.in_readchar) {
     fputs("\r\033[K", stdout);
     fflush(stdout);
