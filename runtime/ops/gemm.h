@@ -42,6 +42,13 @@ int zoe_gemm_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx);
 */
 const char *zoe_gemm_backend(void);
 
+/*
+** Whether f32 x f32 products are computed in f32 (false with ZOE_PRECISION=bf16
+** or a forced bf16 backend). Callers whose algorithm amplifies rounding (a
+** Winograd convolution: 2.5e-2 relative in bf16) choose another one when false.
+*/
+bool zoe_gemm_f32_exact(void);
+
 typedef enum zoe_gemm_kind { ZOE_GEMM_AUTO, ZOE_GEMM_OPENBLAS, ZOE_GEMM_BF16 } zoe_gemm_kind;
 /*
 ** For tests and benchmarks: run every product, whatever its size and dtypes,

@@ -48,6 +48,11 @@ const char *zoe_gemm_backend(void) {
   return "openblas";
 }
 
+bool zoe_gemm_f32_exact(void) {
+  int k = atomic_load(&forced);
+  return k == ZOE_GEMM_OPENBLAS || (k == ZOE_GEMM_AUTO && precision() != PREC_BF16);
+}
+
 bool zoe_gemm_bf16_wanted(int64_t M, int64_t N, int64_t K, zoe_gemm_arg A, zoe_gemm_arg B) {
   int k = atomic_load_explicit(&forced, memory_order_relaxed);
   if (k != ZOE_GEMM_AUTO) return k == ZOE_GEMM_BF16;

@@ -208,6 +208,8 @@ static void test_dispatch(void) {
   bool f32_only = p && strcmp(p, "f32") == 0;
   const char *want = have_bf16 && !f32_only ? "zoe-avx512bf16" : "openblas";
   CHECK(strcmp(zoe_gemm_backend(), want) == 0, "auto: %s, expected %s", zoe_gemm_backend(), want);
+  bool exact = !have_bf16 || !p || strcmp(p, "bf16") != 0;
+  CHECK(zoe_gemm_f32_exact() == exact, "f32 x f32 exact: %d", zoe_gemm_f32_exact());
   if (!have_bf16) return;
   int64_t M = 300, N = 520, K = 777;
   mat x = make(ZOE_F32, false, M, K, 0), w = make(ZOE_BF16, true, K, N, 0);
