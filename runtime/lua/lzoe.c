@@ -89,9 +89,11 @@ int lz_checkshape(lua_State *L, int arg, int64_t *shape, const char *op) {
     }
     return n;
   }
-  while (lua_isinteger(L, arg + n)) {
+  while (lua_type(L, arg + n) == LUA_TNUMBER) { /* 1e4 is a size too */
     if (n == ZOE_MAX_DIMS) luaL_error(L, "%s: more than %d dims", op, ZOE_MAX_DIMS);
-    lua_Integer v = lua_tointeger(L, arg + n);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, arg + n, &ok);
+    if (!ok) luaL_error(L, "%s: size %d of the shape must be an integer, got %f", op, n + 1, lua_tonumber(L, arg + n));
     if (v < 0) luaL_error(L, "%s: size %d of the shape is negative (%d)", op, n + 1, (int)v);
     shape[n++] = v;
   }

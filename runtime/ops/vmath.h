@@ -37,8 +37,10 @@ static inline float zv_tanh(float x) {
   return ax < 0.625f ? small : big;
 }
 
+/* 0.5 x (1 + tanh(u)) is x * sigmoid(2u): one exp instead of tanh's two branches */
 static inline float zv_gelu_tanh(float x) {
-  return 0.5f * x * (1.0f + zv_tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+  return x / (1.0f + zv_exp(-2.0f * u));
 }
 
 #endif
