@@ -115,11 +115,11 @@ static const shape shapes[] = {
 };
 #define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
 
-/* The child for one OPENBLAS_CORETYPE setting: sgemm only, one line. */
+/* The child for one OPENBLAS_CORETYPE setting: sgemm on the DiT shapes, one line. */
 static int coretype_child(void) {
   zoe_pool_init(0);
   const char *ct = getenv("OPENBLAS_CORETYPE");
-  printf("  OPENBLAS_CORETYPE=%-9s", ct ? ct : "unset");
+  printf("  %-9s", ct ? ct : "unset");
   for (int i = 0; i < 3; i++) {
     shape s = shapes[i];
     int64_t M = s.M, N = s.N, K = s.K;
@@ -137,7 +137,7 @@ static int coretype_child(void) {
     free(w);
     free(c);
   }
-  printf("   (%s)\n", openblas_get_config());
+  printf("   (kernels: %s)\n", openblas_get_corename());
   fflush(stdout);
   zoe_pool_shutdown();
   return 0;
@@ -145,10 +145,9 @@ static int coretype_child(void) {
 
 static void coretypes(char **argv) {
   const char *settings[] = {"Haswell", "", "SkylakeX", "Zen"}; /* "" unsets it */
-  printf("\nsgemm GFLOP/s by OPENBLAS_CORETYPE (child processes; the environment has %s):\n%-30s", 
-         getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "it unset", "");
-  for (int i = 0; i < 3; i++) printf(" %24.24s", shapes[i].name);
-  printf("\n");
+  printf("\nOPENBLAS_CORETYPE (child processes; this environment has %s): sgemm GFLOP/s on the DiT\n"
+         "shapes (Debian's OpenBLAS has no cblas_sbgemm)\n  %-9s %8s %8s %8s\n",
+         getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "it unset", "", "qkvo", "ffn1", "ffn2");
   fflush(stdout);
   for (int i = 0; i < 4; i++) {
     pid_t pid = fork();
