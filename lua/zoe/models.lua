@@ -5,6 +5,7 @@
 --
 -- A folder is recognized by what is in it:
 --   model.lua                      a Zoetrope model: returns {family =, config =, weights =, ...}
+--   config.json with t5/dit/vae    a Zoetrope model described by its config alone
 --   config.json of a WanModel + diffusion_pytorch_model.safetensors + models_t5_*.pth + Wan2.1_VAE.pth
 --                                  the official Wan2.1 release
 --   model_index.json (WanPipeline) the diffusers layout
@@ -79,6 +80,12 @@ function models.describe(dir)
     local desc = read_model_lua(dir .. "/model.lua")
     desc.dir = dir
     return desc
+  end
+  if exists(dir .. "/config.json") then -- our own layout: config.json with the parts' configs
+    local cfg = read_json(dir .. "/config.json")
+    if type(cfg.dit) == "table" and type(cfg.vae) == "table" then
+      return {dir = dir, name = cfg.name, family = cfg.family or "wan", config = cfg}
+    end
   end
   local ok, desc = pcall(function() return require("zoe.family.wan_files").describe(dir) end)
   if ok and desc then return desc end

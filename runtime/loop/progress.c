@@ -93,6 +93,8 @@ static void fmt_time(char *b, size_t n, double s) {
 /* "3/20 2.50 it/s ETA 7s" (or "12 steps" when the total is unknown) */
 static void fmt_counts(char *b, size_t n, const zoe_progress *p) {
   char eta[32] = "";
+  b[0] = '\0';
+  if (!p->steps && !p->step) return; /* a stage without counts: its name says it all */
   int k = p->steps ? snprintf(b, n, "%lld/%lld", (long long)p->step, (long long)p->steps)
                    : snprintf(b, n, "%lld", (long long)p->step);
   if (k < 0 || (size_t)k >= n) return;
