@@ -249,8 +249,23 @@ static int z_gemm_backend(lua_State *L) {
   return 1;
 }
 
+/*
+** zoe.precision([mode]): "f32", "auto" (the default: bf16 weights run in bf16, f32
+** products in f32) or "bf16" (f32 products in bf16 too). Returns the precision in
+** force and the previous request. ZOE_PRECISION=f32 keeps f32 whatever is asked.
+*/
+static int z_precision(lua_State *L) {
+  static const char *const modes[] = {"f32", "auto", "bf16", NULL};
+  const char *mode = lua_isnoneornil(L, 1) ? NULL : modes[luaL_checkoption(L, 1, NULL, modes)];
+  const char *old = zoe_gemm_set_precision(mode);
+  lua_pushstring(L, zoe_gemm_precision());
+  lua_pushstring(L, old);
+  return 2;
+}
+
 static const luaL_Reg core_funcs[] = {
   {"gemm_backend", z_gemm_backend},
+  {"precision", z_precision},
   {"mem", z_mem},
   {"mem_reset_peak", z_mem_reset_peak},
   {"mem_trim", z_mem_trim},

@@ -96,6 +96,7 @@ static void im2col(const conv_ctx *c, int64_t n, int64_t to, int64_t c0, int64_t
             } else {
               const float *row = plane + y * f.hs;
               int64_t a = lo > ox0 ? lo : ox0, b = hi < ox0 + run ? hi : ox0 + run;
+              if (b < ox0) b = ox0; /* the valid columns end before this run: all zeros */
               if (a > b) a = b;
               if (a > ox0) memset(d, 0, (size_t)(a - ox0) * sizeof(float));
               if (c->sw == 1) {

@@ -106,8 +106,10 @@ static void test_conv3d_vs_direct_loop(void) {
     {1, 16, 2, 8, 8, 128, 3, 3, 3, {1, 1, 1}, {1, 1}, 2},   /* a small frame: outputs in 2 blocks */
     {1, 8, 1, 6, 9, 200, 3, 3, 3, {1, 1, 1}, {1, 1}, 2},    /* 3 blocks, the last shorter */
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    const case3 *c = &cases[i];
+  /* every case twice: as it runs by default (Winograd where it fits), and with im2col only */
+  for (size_t i = 0; i < 2 * (sizeof cases / sizeof cases[0]); i++) {
+    const case3 *c = &cases[i % (sizeof cases / sizeof cases[0])];
+    zoe__conv_winograd_enabled = i < sizeof cases / sizeof cases[0];
     zoe_err e = {0};
     zoe_tensor *x = randn(5, (int64_t[]){c->N, c->Ci, c->T, c->H, c->W}, 10 + i);
     zoe_tensor *w = randn(5, (int64_t[]){c->Co, c->Ci, c->kt, c->kh, c->kw}, 20 + i);
@@ -124,6 +126,7 @@ static void test_conv3d_vs_direct_loop(void) {
     zoe_tensor *ts[] = {x, w, b, ref, y, y2, ref2};
     for (int k = 0; k < 7; k++) zoe_tensor_release(ts[k]);
   }
+  zoe__conv_winograd_enabled = true;
 }
 
 static void test_conv3d_prev_frames(void) {
