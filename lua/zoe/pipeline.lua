@@ -149,6 +149,22 @@ local function run(mode, spec)
   local t_start = now()
   local timings = {}
   local model = zoe.models.load(spec.model or "zoe-tiny")
+  -- a bf16 checkpoint's text encoder and DiT run in bf16 throughout (the VAE stays
+  -- as its weights are); put back however the run ends
+  local precision_before
+  local restore <close> = setmetatable({}, {__close = function()
+    if precision_before then zoe.precision(precision_before) end
+  end})
+  local function model_precision(on)
+    if not model.precision then return end
+    if on then
+      local _, before = zoe.precision(model.precision)
+      precision_before = before
+    elseif precision_before then
+      zoe.precision(precision_before)
+      precision_before = nil
+    end
+  end
   local s = settings(spec, model, mode)
   local shape = model:latent_shape(s.frames, s.height, s.width)
   local cond_frames, source = conditioning(spec, mode, s)
@@ -162,6 +178,7 @@ local function run(mode, spec)
   end
 
   -- text
+  model_precision(true)
   local t0 = now()
   progress {stage = "encode text"}
   local cond = encode_prompt(model, s, spec.vars)
@@ -191,6 +208,7 @@ local function run(mode, spec)
     end,
   }
   timings.denoise = now() - t0
+  model_precision(false)
 
   -- decode (streamed into the writer when there is an output)
   t0 = now()

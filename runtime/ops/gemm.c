@@ -145,7 +145,7 @@ int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_g
                     (long long)N, (long long)K);
   if (M == 0 || N == 0) return 0;
   if (zoe_cancel_requested()) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
-  if (zoe_gemm_bf16_wanted(M, N, K, A, B)) return zoe_gemm_bf16(M, N, K, alpha, A, B, beta, C, ldc, e);
+  if (zoe_gemm_bf16_wanted(M, N, K, A, B)) return zoe_gemm_bf16_rows(M, N, K, alpha, A, B, beta, C, ldc, e);
   if (A.dtype == ZOE_F32 && B.dtype == ZOE_F32) {
     if (sgemm_panels(M, N, K, alpha, A, B, beta, C, ldc)) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
     return 0;

@@ -49,6 +49,15 @@ const char *zoe_gemm_backend(void);
 */
 bool zoe_gemm_f32_exact(void);
 
+/*
+** A run's own precision, "f32", "auto" or "bf16" (NULL only asks): under "bf16",
+** f32 x f32 products of some size run in bf16 too. ZOE_PRECISION=f32, or a CPU
+** without AVX512-BF16, keeps f32 whatever is asked. Returns the previous request.
+*/
+const char *zoe_gemm_set_precision(const char *mode);
+/* The precision products run at now: "f32", "auto" (bf16 weights in bf16) or "bf16". */
+const char *zoe_gemm_precision(void);
+
 typedef enum zoe_gemm_kind { ZOE_GEMM_AUTO, ZOE_GEMM_OPENBLAS, ZOE_GEMM_BF16 } zoe_gemm_kind;
 /*
 ** For tests and benchmarks: run every product, whatever its size and dtypes,

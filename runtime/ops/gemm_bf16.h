@@ -25,4 +25,8 @@ bool zoe_gemm_bf16_wanted(int64_t M, int64_t N, int64_t K, zoe_gemm_arg A, zoe_g
 int zoe_gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B, float beta,
                   float *C, int64_t ldc, zoe_err *e);
 
+/* zoe_gemm_bf16, keeping nearly f32 accuracy for a few rows of f32 activations (gemm_dispatch.c). */
+int zoe_gemm_bf16_rows(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
+                       float beta, float *C, int64_t ldc, zoe_err *e);
+
 #endif

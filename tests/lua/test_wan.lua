@@ -91,4 +91,29 @@ t.test("VAE decode (one latent frame at a time, with the feature cache) and enco
   close(vae:encode(io_.video, io_.latent_mean, io_.latent_std), io_.encoded_mu, 1e-4, "encode")
 end)
 
+-- (The VAE stays in f32: its 30 convolutions in bf16 drift to 6e-2 on these random weights,
+-- so the pipeline asks for bf16 only around the text encoder and the DiT.)
+t.test("the bf16 paths of the DiT (every product on the bf16 kernel) and umT5 (bf16 weights) stay within 1e-2", function()
+  local before = zoe.gemm_backend()
+  zoe.gemm_backend("zoe-avx512bf16") -- stays "openblas" on a CPU without AVX512-BF16
+  local ok, err = pcall(function()
+    local io_ = zoe.load(root .. "dit/io.safetensors")
+    local dit = wan.dit(config("dit"), zoe.load(root .. "dit/weights.safetensors"))
+    close(dit(io_.x, io_.t, io_.context), io_.out, 1e-2, "dit in bf16")
+  end)
+  zoe.gemm_backend("auto")
+  if not ok then error(err, 0) end
+  -- umT5 with its bf16 .pth weights on the bf16 kernel, against the same weights in f32 products
+  -- (no attention scaling makes these random weights sensitive: the rounding of the weights
+  -- alone moves the output by 2e-2, so the reference has the same rounded weights)
+  local u = zoe.load(root .. "umt5/io.safetensors")
+  local enc = wan.t5(config("umt5"), zoe.load(root .. "umt5/weights-bf16.pth"))
+  zoe.gemm_backend("openblas")
+  local want = enc(u.ids, u.mask)
+  zoe.gemm_backend("auto") -- its linears on the bf16 kernel, attention in f32, as a run does
+  ok, err = pcall(close, enc(u.ids, u.mask), want, 1e-2, "umt5 bf16 weights on the bf16 kernel")
+  zoe.gemm_backend("auto")
+  if not ok then error(err, 0) end
+  t.ok(before, "the backend was named")
+end)
 t.done()

@@ -64,6 +64,12 @@ function M.load(desc, opts)
   }
   -- image-to-video (Wan2.1-I2V's channel concat, minus CLIP) when the DiT takes it
   self.supports_i2v = cfg.dit.in_dim == 2 * cfg.vae.z_dim + 4
+  -- a bf16 checkpoint runs in bf16 throughout (its products of activations too)
+  self.precision = desc.precision
+  if not self.precision then
+    local ok, q = pcall(function() return self:weights("dit")["blocks.0.self_attn.q.weight"] end)
+    self.precision = ok and q and q:dtype() == "bf16" and "bf16" or nil
+  end
   return self
 end
 
