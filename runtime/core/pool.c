@@ -1,7 +1,10 @@
 /*
 ** pool.c: a fixed set of worker threads fed one parallel loop at a time.
 ** Work is handed out in chunks through an atomic counter, so a slow thread
-** does not hold up the rest.
+** does not hold up the rest. A worker joins a loop only while it is open: the
+** caller closes it when it has run out of chunks itself and waits just for the
+** workers that joined, so a worker the OS has not scheduled yet (the machine
+** busy with other work) never makes the caller wait.
 */
 #include "pool.h"
 
@@ -23,7 +26,7 @@ typedef struct job {
   void *ctx;
   int64_t n, chunk;
   atomic_llong next;    /* next chunk start */
-  atomic_int pending;   /* workers still inside this job */
+  int active;           /* workers inside this job (under pool.mu) */
   atomic_int canceled;
   bool deaf;            /* the caller does not watch the cancel flag */
 } job;
@@ -69,11 +72,13 @@ static void *worker(void *arg) {
     while (!pool.stop && pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.mu);
     if (pool.stop) break;
     seen = pool.generation;
-    job *j = pool.current;
+    job *j = pool.current; /* NULL once the caller has closed the loop */
+    if (!j) continue;
+    j->active++;
     pthread_mutex_unlock(&pool.mu);
     run_chunks(j);
     pthread_mutex_lock(&pool.mu);
-    if (atomic_fetch_sub(&j->pending, 1) == 1) pthread_cond_signal(&pool.done);
+    if (--j->active == 0) pthread_cond_signal(&pool.done);
   }
   pthread_mutex_unlock(&pool.mu);
   return NULL;
@@ -149,15 +154,15 @@ int zoe_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx) {
     return atomic_load(&j.canceled) ? ZOE_ECANCELED : 0;
   }
   pthread_mutex_lock(&pool.mu);
-  atomic_init(&j.pending, pool.nworkers);
+  j.active = 0;
   pool.current = &j;
   pool.generation++;
   pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.mu);
   run_chunks(&j);
   pthread_mutex_lock(&pool.mu);
-  while (atomic_load(&j.pending) > 0) pthread_cond_wait(&pool.done, &pool.mu);
-  pool.current = NULL;
+  pool.current = NULL; /* closed: late workers go back to sleep */
+  while (j.active > 0) pthread_cond_wait(&pool.done, &pool.mu);
   pthread_mutex_unlock(&pool.mu);
   atomic_flag_clear(&busy);
   return atomic_load(&j.canceled) ? ZOE_ECANCELED : 0;
