@@ -130,8 +130,10 @@ WAN_RANDOM ?= build/wan-random
 $(WAN_RANDOM)/Wan2.1_VAE.pth:
 	/usr/bin/python3 tools/wan_random.py $(WAN_RANDOM)
 
+# ours, then the same stages in PyTorch (tools/train/wan.py) on the same files and threads
 bench-wan: deps all $(WAN_RANDOM)/Wan2.1_VAE.pth
 	$(BIN)/zoe bench/wan.lua $(WAN_RANDOM)
+	/usr/bin/python3 tools/bench_wan_torch.py $(WAN_RANDOM) $$(nproc)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/lua/5.4 \
