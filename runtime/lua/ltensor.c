@@ -247,25 +247,31 @@ static int t_is_tensor(lua_State *L) {
 
 /* ---- views ---- */
 
+/* Sizes from a table {2, -1} or from the integers at arg.. (-1 allowed: view, reshape, expand). */
+static int sizes_at(lua_State *L, int arg, int64_t *shape) {
+  int n = 0;
+  if (lua_istable(L, arg)) {
+    n = (int)luaL_len(L, arg);
+    luaL_argcheck(L, n <= ZOE_MAX_DIMS, arg, "too many dims");
+    for (int i = 0; i < n; i++) {
+      lua_geti(L, arg, i + 1);
+      shape[i] = luaL_checkinteger(L, -1);
+      lua_pop(L, 1);
+    }
+    return n;
+  }
+  for (; !lua_isnone(L, arg + n); n++) {
+    luaL_argcheck(L, n < ZOE_MAX_DIMS, arg + n, "too many dims");
+    shape[n] = luaL_checkinteger(L, arg + n);
+  }
+  return n;
+}
+
 static int m_view_or_reshape(lua_State *L, bool reshape) {
   zoe_err e = {0};
   zoe_tensor *t = lz_checktensor(L, 1);
   int64_t shape[ZOE_MAX_DIMS];
-  int n = 0;
-  if (lua_istable(L, 2)) {
-    n = (int)luaL_len(L, 2);
-    luaL_argcheck(L, n <= ZOE_MAX_DIMS, 2, "too many dims");
-    for (int i = 0; i < n; i++) {
-      lua_geti(L, 2, i + 1);
-      shape[i] = luaL_checkinteger(L, -1);
-      lua_pop(L, 1);
-    }
-  } else {
-    for (; !lua_isnone(L, 2 + n); n++) {
-      luaL_argcheck(L, n < ZOE_MAX_DIMS, 2 + n, "too many dims");
-      shape[n] = luaL_checkinteger(L, 2 + n);
-    }
-  }
+  int n = sizes_at(L, 2, shape);
   zoe_tensor *v = reshape ? zoe_reshape(t, n, shape, &e) : zoe_view(t, n, shape, &e);
   return lz_result(L, v, &e);
 }
@@ -344,21 +350,7 @@ static int m_expand(lua_State *L) {
   zoe_err e = {0};
   zoe_tensor *t = lz_checktensor(L, 1);
   int64_t shape[ZOE_MAX_DIMS];
-  int n = 0;
-  if (lua_istable(L, 2)) {
-    n = (int)luaL_len(L, 2);
-    luaL_argcheck(L, n <= ZOE_MAX_DIMS, 2, "too many dims");
-    for (int i = 0; i < n; i++) {
-      lua_geti(L, 2, i + 1);
-      shape[i] = luaL_checkinteger(L, -1);
-      lua_pop(L, 1);
-    }
-  } else {
-    for (; !lua_isnone(L, 2 + n); n++) {
-      luaL_argcheck(L, n < ZOE_MAX_DIMS, 2 + n, "too many dims");
-      shape[n] = luaL_checkinteger(L, 2 + n);
-    }
-  }
+  int n = sizes_at(L, 2, shape);
   return lz_result(L, zoe_expand(t, n, shape, &e), &e);
 }
 

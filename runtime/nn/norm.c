@@ -136,6 +136,18 @@ zoe_tensor *zoe_rms_norm(const zoe_tensor *x, const zoe_tensor *w, double eps, z
   return row_norm(x, w, NULL, eps, true, out, "rms_norm", e);
 }
 
+/* The result 'y' handed over as is, or copied into 'out' when one is given (y is released). */
+static zoe_tensor *into_out(zoe_tensor *y, zoe_tensor *out, const zoe_tensor *x0, const char *op, zoe_err *e) {
+  if (!y || !out) return y;
+  zoe_tensor *r = zoe_out_prepare(out, ZOE_F32, x0->ndim, x0->shape, op, e);
+  if (r && zoe_copy_(r, y, e)) {
+    zoe_tensor_release(r);
+    r = NULL;
+  }
+  zoe_tensor_release(y);
+  return r;
+}
+
 /* ---- group norm: x [N, C, *] ---- */
 
 typedef struct group_ctx {
@@ -190,16 +202,7 @@ done:
   zoe_tensor_release(x);
   zoe_tensor_release(w);
   zoe_tensor_release(b);
-  if (y && out) {
-    zoe_tensor *r = zoe_out_prepare(out, ZOE_F32, x0->ndim, x0->shape, "group_norm", e);
-    if (r && zoe_copy_(r, y, e)) {
-      zoe_tensor_release(r);
-      r = NULL;
-    }
-    zoe_tensor_release(y);
-    return r;
-  }
-  return y;
+  return into_out(y, out, x0, "group_norm", e);
 }
 
 /* ---- channel RMS norm: x viewed as [outer, C, inner], normalized over C ---- */
@@ -261,14 +264,5 @@ done:
   zoe_tensor_release(x);
   zoe_tensor_release(g);
   zoe_tensor_release(b);
-  if (y && out) {
-    zoe_tensor *r = zoe_out_prepare(out, ZOE_F32, x0->ndim, x0->shape, "channel_rms_norm", e);
-    if (r && zoe_copy_(r, y, e)) {
-      zoe_tensor_release(r);
-      r = NULL;
-    }
-    zoe_tensor_release(y);
-    return r;
-  }
-  return y;
+  return into_out(y, out, x0, "channel_rms_norm", e);
 }

@@ -7,32 +7,9 @@ local wan = require "zoe.arch.wan"
 local wan_vae = require "zoe.arch.wan_vae"
 local T = zoe.tensor
 
-local root = "../shared/fixtures/wan2.1-tiny/"
-local f = io.open(root .. "README.md")
-if not f then
-  t.skip("Wan2.1 fixtures", "../shared/fixtures/wan2.1-tiny is absent")
-  t.done()
-end
-f:close()
-
-local function config(dir)
-  local fh = assert(io.open(root .. dir .. "/config.json"))
-  local cfg = zoe.json.decode(fh:read("a"))
-  fh:close()
-  return cfg
-end
-
-local function relerr(a, b)
-  return (a - b):norm():item() / b:norm():item()
-end
-
-local function close(got, want, tol, what)
-  t.eq(got:shape(), want:shape(), what .. " shape")
-  local err = relerr(got, want)
-  if err > tol then error(("%s: relative error %.3g > %g"):format(what, err, tol), 2) end
-  print(("# %s: relative error %.3g"):format(what, err))
-  return err
-end
+local fx = require "wan_fixtures"
+fx.require_fixtures("Wan2.1 fixtures")
+local root, config, relerr, close = fx.root, fx.config, fx.relerr, fx.close
 
 t.test("umT5 encoder matches the official T5Encoder", function()
   local cfg, io_ = config("umt5"), zoe.load(root .. "umt5/io.safetensors")

@@ -9,22 +9,9 @@ local wan_vae = require "zoe.arch.wan_vae"
 local names = require "zoe.family.wan_names"
 local util = require "zoe.arch.util"
 
-local root = "../shared/fixtures/wan2.1-tiny/"
-local f = io.open(root .. "README.md")
-if not f then
-  t.skip("Wan2.1 layouts", "../shared/fixtures/wan2.1-tiny is absent")
-  t.done()
-end
-f:close()
-
-local function config(dir)
-  local fh = assert(io.open(root .. dir .. "/config.json"))
-  local cfg = zoe.json.decode(fh:read("a"))
-  fh:close()
-  return cfg
-end
-
-local function relerr(a, b) return (a - b):norm():item() / b:norm():item() end
+local fx = require "wan_fixtures"
+fx.require_fixtures("Wan2.1 layouts")
+local root, config, relerr = fx.root, fx.config, fx.relerr
 
 -- the fixture's weights under the other layout's names (a plain table)
 local function renamed_copy(w, fn)
