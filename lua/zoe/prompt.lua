@@ -101,7 +101,7 @@ function prompt.plain(text)
 end
 
 -- Embeddings [L, dim] of a prompt. Weighted spans scale their tokens' rows, then the
--- whole is rescaled to the unweighted mean (as A1111 does), so weights shift emphasis
+-- whole is rescaled to the unweighted norm, so weights shift emphasis between tokens
 -- without changing the overall magnitude. A caller that encodes many prompts up front
 -- (zoe.storyboard) keeps them in model.text_cache (text -> embeddings): then the text
 -- encoder can be released before the DiT runs.
@@ -122,11 +122,11 @@ function prompt.encode(model, text)
   ids[#ids + 1] = model:eos_id()
   weights[#weights + 1] = 1
   local emb = model:encode_ids(ids)
-  local before = emb:mean():item()
-  local w = T.tensor(weights):unsqueeze(2)
-  local scaled = emb * w
-  local after = scaled:mean():item()
-  if after ~= 0 then scaled = scaled * (before / after) end
+  local scaled = emb * T.tensor(weights):unsqueeze(2)
+  -- back to the unweighted norm (T5 embeddings have a mean near 0: A1111's rescale of
+  -- the mean would divide by almost nothing)
+  local after = scaled:norm():item()
+  if after > 0 then scaled = scaled * (emb:norm():item() / after) end
   return scaled
 end
 

@@ -111,5 +111,47 @@ t.test("image2video and extend", function()
   t.raises(function() zoe.pipeline.extend{model = model, prompt = "a", video = frames, context_frames = 3} end,
     "context_frames must be 4n+1")
 end)
+t.test("prompt weighting scales the weighted tokens' embeddings", function()
+  local plain = zoe.prompt.encode(model, "a red circle")
+  local same = zoe.prompt.encode(model, "a (red:1) circle")
+  t.eq((plain - same):abs():max():item(), 0, "weight 1 changes nothing")
+  local heavy = zoe.prompt.encode(model, "a (red:1.5) circle")
+  t.eq(heavy:shape(), plain:shape())
+  -- the weighted token's row grows 1.5x relative to the others, whose direction stays
+  local ratio = function(i) return heavy[i]:norm():item() / plain[i]:norm():item() end
+  t.near(ratio(2) / ratio(1), 1.5, 1e-5, "token 2 against token 1")
+  t.near(ratio(3) / ratio(1), 1.0, 1e-5, "token 3 against token 1")
+  t.near(heavy:norm():item(), plain:norm():item(), 1e-5, "the overall norm is kept")
+  local frames = zoe.pipeline.text2video{model = model, prompt = "a (red:1.5) circle", seed = 1, steps = 2}
+  t.eq(frames:shape(), {3, 5, 32, 32})
+end)
+
+t.test("prompt travel gives each latent frame its own blend of the prompts", function()
+  local list = {{text = "a red circle", from = 1, to = 5}, {text = "a blue square", from = 6, to = 9}}
+  local per = zoe.prompt.travel(model, list, 9, model.text_len)
+  t.eq(#per, 3, "latent frames of a 9-frame clip")
+  local a, b = zoe.prompt.encode(model, "a red circle"), zoe.prompt.encode(model, "a blue square")
+  t.eq((per[1] - a):abs():max():item(), 0, "frame 1 is the first prompt")
+  t.ok((per[3] - b):abs():max():item() == 0, "frames 6-9 are the second prompt")
+  local frames = zoe.pipeline.text2video{model = model, prompt = list, frames = 9, seed = 2, steps = 2}
+  t.eq(frames:shape(), {3, 9, 32, 32})
+  t.raises(function() zoe.prompt.travel(model, {{text = "x", from = 1, to = 1}}, 9) end, "no prompt covers frames 2..5")
+end)
+
+t.test("a sweep renders every combination and one labelled contact sheet", function()
+  local out = dir .. "/sweep"
+  local results = zoe.sweep{model = model, prompt = "a circle", seed = 3, cfg = {1, 3}, steps = {1, 2}, out = out}
+  t.eq(#results, 4)
+  local labels = {}
+  for i, r in ipairs(results) do
+    labels[i] = r.label
+    t.ok(read(("%s/%03d.mp4"):format(out, i)), "video " .. i)
+  end
+  t.eq(labels, {"cfg=1 steps=1", "cfg=1 steps=2", "cfg=3 steps=1", "cfg=3 steps=2"})
+  local sheet = zoe.image.read(out .. "/sheet.png")
+  t.ok(sheet:size(2) > 4 * 32, "one row per combination")
+  t.raises(function() zoe.sweep{model = model, prompt = "x"} end, "give at least one setting as a list")
+end)
+
 os.execute(("rm -rf '%s'"):format(dir))
 t.done()

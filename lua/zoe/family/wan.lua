@@ -200,14 +200,22 @@ end
 -- for the whole clip, or a list of them, one per latent frame (prompt travel).
 function Model:cross_kv(embeddings) return self:dit().cross_kv(embeddings) end
 
--- Caches of several prompts as one batch, block by block.
+-- Caches of several prompts as one batch, block by block. A prompt with one context per
+-- latent frame (travel) next to one without: the single context is repeated per frame.
 local function merge_kv(list)
   if #list == 1 then return list[1] end
+  local frames = 1
+  for _, kv in ipairs(list) do frames = math.max(frames, kv[1][1]:size(1)) end
   local out = {}
   for b = 1, #list[1] do
     local ks, vs = {}, {}
     for i, kv in ipairs(list) do
-      ks[i], vs[i] = kv[b][1], kv[b][2]
+      local k, v = kv[b][1], kv[b][2]
+      if k:size(1) ~= frames then
+        local _, lc, h, dh = table.unpack(k:shape())
+        k, v = k:expand(frames, lc, h, dh), v:expand(frames, lc, h, dh)
+      end
+      ks[i], vs[i] = k, v
     end
     out[b] = {T.cat(ks, 1), T.cat(vs, 1)}
   end
