@@ -78,6 +78,11 @@ static void setup_paths(lua_State *L) {
     lua_getfield(L, -2, "path");
     lua_concat(L, 2);
     lua_setfield(L, -2, "path");
+  } else if (kind == 2) { /* PREFIX/share/zoe: the library is in PREFIX/share/lua/5.4 */
+    lua_pushfstring(L, "%s/../lua/5.4/?.lua;%s/../lua/5.4/?/init.lua;", root, root);
+    lua_getfield(L, -2, "path");
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "path");
   }
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_zoe_core);
