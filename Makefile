@@ -8,6 +8,8 @@
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      speed ratios measured in one run
 #   make fuzz       each fuzz/fuzz_*.c under libFuzzer + ASan for FUZZ_SECONDS (60) each
+#   make bench-wan  Wan2.1-T2V-1.3B at full size (random weights) against PyTorch
+#   make train-tiny / eval-tiny   train zoe-tiny again / its quality table
 #   make install PREFIX=/usr/local
 
 PREFIX ?= /usr/local
@@ -54,7 +56,7 @@ TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 
-.PHONY: all deps run test bench bench-wan fuzz install clean FORCE
+.PHONY: all deps run test bench bench-wan fuzz train-tiny eval-tiny tools-deps install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
@@ -114,7 +116,12 @@ run: deps all
 test: deps all $(TEST_BIN)
 	@ZOE="$(BIN)/zoe" TEST_BIN_DIR="$(BIN)/tests" SAN="$(SAN)" sh tests/run.sh
 
-bench: deps all $(BENCH_BIN)
+# the PyTorch sides of the benches (and training) run on Debian's torch
+TOOLS_DEB_PACKAGES = python3-torch python3-numpy sentencepiece
+tools-deps:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) $(TOOLS_DEB_PACKAGES)"
+
+bench: deps tools-deps all $(BENCH_BIN)
 	@ZOE="$(BIN)/zoe" BENCH_BIN_DIR="$(BIN)/bench" sh bench/run.sh
 
 # clang is needed only here, not for make test
@@ -127,13 +134,21 @@ fuzz: $(LIB)/libzoe.a
 
 # Wan2.1-T2V-1.3B at full size on random weights (about 15 GB on disk, made once).
 WAN_RANDOM ?= build/wan-random
-$(WAN_RANDOM)/Wan2.1_VAE.pth:
+$(WAN_RANDOM)/Wan2.1_VAE.pth: | tools-deps
 	/usr/bin/python3 tools/wan_random.py $(WAN_RANDOM)
 
 # ours, then the same stages in PyTorch (tools/train/wan.py) on the same files and threads
-bench-wan: deps all $(WAN_RANDOM)/Wan2.1_VAE.pth
+bench-wan: deps tools-deps all $(WAN_RANDOM)/Wan2.1_VAE.pth
 	$(BIN)/zoe bench/wan.lua $(WAN_RANDOM)
 	/usr/bin/python3 tools/bench_wan_torch.py $(WAN_RANDOM) $$(nproc)
+
+# zoe-tiny: train the shipped weights again (2 cores, within 90 minutes; nothing downloaded),
+# and measure them as the runtime renders them (the table in models/zoe-tiny/MODEL_CARD.md)
+train-tiny: tools-deps
+	sh tools/train/train_tiny.sh
+
+eval-tiny: tools-deps all
+	/usr/bin/python3 tools/eval/eval_zoe.py --zoe $(BIN)/zoe
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/lua/5.4 \

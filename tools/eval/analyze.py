@@ -11,9 +11,11 @@ Method
               colour c (the anti-aliasing model of the renderer); it goes to the colour with the
               smallest residual, with coverage a in [0, 1]. A colour is present when its coverage
               sums to >= MIN_AREA pixels in at least half of the frames.
-  shape       per frame, the coverage map is compared (IoU) with each world shape rendered at the
-              same area and centroid; the shape with the best IoU in most frames wins (frames where
-              the object touches the border are skipped when possible).
+  shape       per frame, the coverage map is compared (soft IoU) with each world shape rendered at
+              the same area and centroid, and blurred by a Gaussian of sigma 0, 0.7, 1.4 or 2.1 px
+              (a generated or decoded video is softer than the renderer; a soft square is still a
+              square); each shape scores its best IoU over the blurs, the best shape in most frames
+              wins (frames where the object touches the border are skipped when possible).
   motion      a line fitted to the centroid track and to log(area) over time: |log area change| >=
               log 2 -> growing/shrinking; else displacement >= MIN_TRAVEL px -> moving left/right/
               up/down along the larger axis; else staying still.
@@ -30,9 +32,20 @@ sys.path.insert(0, os.path.join(HERE, "..", "world"))
 from world import World  # noqa: E402
 
 MIN_AREA = 12.0
+BLURS = (0.0, 0.7, 1.4, 2.1)
 MAX_RESIDUAL = 70.0
 MIN_TRAVEL = 8.0
 SCALE_LOG = np.log(2.0)
+
+
+def gaussian_blur(img, sigma):
+    if sigma <= 0:
+        return img
+    r = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    out = np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 0, img)
+    return np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 1, out)
 
 
 def read_video(path, width=64, height=64):
@@ -111,10 +124,12 @@ class Analyzer:
             cy = (c * yy).sum() / A
             best, best_iou = None, -1
             for s in self.w.shape_names:
-                m = self._template(s, A, cx, cy)
-                iou = np.minimum(m, c).sum() / max(np.maximum(m, c).sum(), 1e-6)
-                if iou > best_iou:
-                    best, best_iou = s, iou
+                m0 = self._template(s, A, cx, cy)
+                for sg in BLURS:
+                    m = gaussian_blur(m0, sg)
+                    iou = np.minimum(m, c).sum() / max(np.maximum(m, c).sum(), 1e-6)
+                    if iou > best_iou:
+                        best, best_iou = s, iou
             votes[best] = votes.get(best, 0) + 1
         return max(votes.items(), key=lambda kv: kv[1])[0]
 

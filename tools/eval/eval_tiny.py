@@ -60,6 +60,7 @@ def main():
     ap.add_argument("--sampler")
     ap.add_argument("--sheet", help="write a contact sheet PNG of the first 12 samples")
     ap.add_argument("--vae-roundtrip", action="store_true")
+    ap.add_argument("--i2v", action="store_true", help="give the ground-truth first frame (image-to-video)")
     ap.add_argument("--json", help="write per-sample results")
     a = ap.parse_args()
     world = World(os.path.join(a.model, "world.json"))
@@ -83,8 +84,11 @@ def main():
                 z = m.vae.encode(x, m.scale)
                 vids.append(m.decode_batch(z)[0])
         else:
+            ff = None
+            if a.i2v:
+                ff = [torch.from_numpy(to_tensor_layout(world.render(world.sample_scene(sd))))[:, 0] for _, sd in chunk]
             z = m.sample_latents([p for p, _ in chunk], [sd for _, sd in chunk], steps=a.steps, shift=a.shift,
-                                 cfg=a.cfg, sampler=a.sampler)
+                                 cfg=a.cfg, sampler=a.sampler, first_frames=ff)
             vids = list(m.decode_batch(z))
         for (p, sd), v in zip(chunk, vids):
             frames = to_uint8_frames(v)
@@ -97,7 +101,7 @@ def main():
             if len(sheets) < 12:
                 sheets.append(contact_sheet(frames[::2]))
         print(f"{len(rows)}/{len(pairs)} ({time.time() - t0:.0f}s) {json.dumps(tally.rates())}", file=sys.stderr, flush=True)
-    print(f"zoe-tiny eval: {len(rows)} held-out prompt+seed pairs ({desc}{', VAE round trip of ground truth' if a.vae_roundtrip else ''}); "
+    print(f"zoe-tiny eval: {len(rows)} held-out prompt+seed pairs ({desc}{', VAE round trip of ground truth' if a.vae_roundtrip else ''}{', image-to-video from the true first frame' if a.i2v else ''}); "
           f"{time.time() - t0:.0f}s")
     print(tally.table())
     for k in (1, 2):

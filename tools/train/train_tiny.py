@@ -40,22 +40,23 @@ torch.set_num_threads(int(os.environ.get("ZOE_THREADS", "2")))
 # configuration
 # ------------------------------------------------------------------------------------------------
 C = dict(
-    n_clips=6000,            # rendered training clips
+    n_clips=5000,            # rendered training clips
     i2v_fraction=0.5,        # share of clips that also get the first-frame conditioning latent
     heldout_mod=10,          # prompts with crc32 % heldout_mod == 0 never appear in training
-    vae=dict(dim=16, z_dim=8, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
+    vae=dict(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0),
-    vae_steps=1200, vae_batch=4, vae_frames=9, vae_lr=3e-4, vae_kl=1e-6, vae_obj_weight=5.0,
+    vae_steps=1500, vae_batch=4, vae_frames=9, vae_lr=5e-4,
+    vae_crop_frac=0.4, vae_crop_batch=8, vae_crop_frames=5, vae_crop=32, vae_kl=1e-6, vae_obj_weight=5.0, vae_latent_noise=0.1,
     t5=dict(vocab=None, dim=128, dim_attn=128, dim_ffn=256, num_heads=4, num_layers=3, num_buckets=32,
             shared_pos=False, dropout=0.0),
     dit=dict(model_type="t2v", patch_size=[1, 2, 2], text_len=32, in_dim=None, dim=256, ffn_dim=1024,
              freq_dim=256, text_dim=128, out_dim=None, num_heads=4, num_layers=8, window_size=[-1, -1],
              qk_norm=True, cross_attn_norm=True, eps=1e-6),
     dit_steps=3000, dit_batch=32, dit_lr=4e-4, dit_warmup=200, dit_min_lr=0.1, ema=0.999,
-    text_dropout=0.1, i2v_prob=0.5, train_shift=3.0,
+    text_dropout=0.1, i2v_prob=0.6, train_shift=3.0,
     sampling=dict(sampler="euler", steps=20, shift=3.0, cfg=4.0),
 )
-QUICK = dict(n_clips=1200, vae_steps=300, dit_steps=500, dit=dict(dim=192, ffn_dim=768, num_layers=6))
+QUICK = dict(n_clips=1200, vae_steps=400, dit_steps=500, dit=dict(dim=192, ffn_dim=768, num_layers=6))
 
 LOG = None
 
@@ -114,28 +115,82 @@ def lr_at(step, total, base, warmup, min_frac):
 
 
 def init_vae(vae):
-    """Start as a per-frame image autoencoder: 3x3x3 causal convs see only the current frame
-    (earlier temporal taps zero), upsample3d's time_conv copies each frame into its two output
-    frames, downsample3d's time_conv keeps the latest frame; the log-variance starts at -6 so the
-    posterior noise does not drown the signal at the start."""
-    from wan import CausalConv3d, Resample
+    """Initialize the VAE as a working block-average autoencoder, so that training starts with a
+    clean signal path instead of fighting the RMS norms (a randomly initialized Wan VAE this small
+    spends hundreds of steps predicting the mean colour; its residual stream is a linear chain whose
+    direction only keeps the sign of the brightness):
+      - every residual branch ends in a zero conv (the blocks start as identities);
+      - every conv on the residual stream (conv1s, shortcuts, resample convs, heads) copies channel i
+        to channel i on its centre tap (downsampling convs average the 2x2 block they cover), so
+        the stream carries [R+1, G+1, B+1, 1, 0...] block means down to the latent and back;
+      - temporal: upsample3d's time_conv copies each frame into its two output frames,
+        downsample3d's keeps the latest frame; the causal 3x3x3 convs see only the current frame;
+      - the log-variance starts at -6 so the posterior noise does not drown the signal."""
+    from wan import CausalConv3d, Resample, ResidualBlock
+
+    def copy_centre(w, scale=1.0):
+        w.zero_()
+        n = min(w.shape[0], w.shape[1])
+        idx = torch.arange(n)
+        if w.dim() == 5:
+            w[idx, idx, w.shape[2] - 1, w.shape[3] // 2, w.shape[4] // 2] = scale
+        else:
+            w[idx, idx, w.shape[2] // 2, w.shape[3] // 2] = scale
+
     with torch.no_grad():
-        for m in vae.modules():
-            if isinstance(m, Resample) and m.mode in ("upsample3d", "downsample3d"):
-                w = m.time_conv.weight
-                w.zero_()
-                m.time_conv.bias.zero_()
-                c = w.shape[1]
-                eye = torch.eye(c)
-                if m.mode == "upsample3d":
-                    w[:c, :, 2, 0, 0] = eye
-                    w[c:, :, 2, 0, 0] = eye
-                else:
-                    w[:, :, 2, 0, 0] = eye
         for m in vae.modules():
             if isinstance(m, CausalConv3d) and m.kernel_size == (3, 3, 3):
                 m.weight[:, :, :2] = 0
+        for m in vae.modules():
+            if isinstance(m, ResidualBlock):
+                m.residual[6].weight.zero_()
+                m.residual[6].bias.zero_()
+                if isinstance(m.shortcut, CausalConv3d):
+                    copy_centre(m.shortcut.weight)
+                    m.shortcut.bias.zero_()
+            if isinstance(m, Resample) and m.mode != "none":
+                conv = m.resample[1]
+                conv.bias.zero_()
+                if m.mode.startswith("up"):
+                    copy_centre(conv.weight)
+                else:   # ZeroPad2d((0,1,0,1)) then 3x3 stride 2: taps 0,1 cover the 2x2 block
+                    conv.weight.zero_()
+                    n = min(conv.weight.shape[0], conv.weight.shape[1])
+                    idx = torch.arange(n)
+                    for a in (0, 1):
+                        for b in (0, 1):
+                            conv.weight[idx, idx, a, b] = 0.25
+                if m.mode in ("upsample3d", "downsample3d"):
+                    w = m.time_conv.weight
+                    w.zero_()
+                    m.time_conv.bias.zero_()
+                    c = w.shape[1]
+                    eye = torch.eye(c)
+                    if m.mode == "upsample3d":
+                        w[:c, :, 2, 0, 0] = eye
+                        w[c:, :, 2, 0, 0] = eye
+                    else:
+                        w[:, :, 2, 0, 0] = eye
+        enc, dec = vae.encoder, vae.decoder
+        copy_centre(enc.conv1.weight)
+        enc.conv1.bias.zero_()
+        enc.conv1.bias[:3] = 1.0
+        enc.conv1.bias[3] = 1.0
+        copy_centre(enc.head[2].weight)
+        enc.head[2].bias.zero_()
+        copy_centre(vae.conv1.weight)
+        vae.conv1.bias.zero_()
         vae.conv1.bias[vae.z_dim:] = -6.0
+        copy_centre(vae.conv2.weight)
+        vae.conv2.bias.zero_()
+        copy_centre(dec.conv1.weight)
+        dec.conv1.bias.zero_()
+        copy_centre(dec.head[2].weight)
+        dec.head[2].bias.fill_(-1.0)
+
+
+def world_size(clips):
+    return clips.shape[2]
 
 
 def stage_vae(work):
@@ -147,22 +202,32 @@ def stage_vae(work):
     vae = WanVAE_(**C["vae"])
     init_vae(vae)
     opt = torch.optim.AdamW(vae.parameters(), lr=C["vae_lr"], betas=(0.9, 0.99), weight_decay=0.0)
-    S, B, Tw = C["vae_steps"], C["vae_batch"], C["vae_frames"]
+    S = C["vae_steps"]
     T = clips.shape[1]
     hist = []
     for step in range(S):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, S, C["vae_lr"], 50, 0.05)
+            g["lr"] = lr_at(step, S, C["vae_lr"], 20, 0.05)
+        # curriculum: many cheap steps on crops of short windows first, then whole frames
+        if step < C["vae_crop_frac"] * S:
+            B, Tw, cs = C["vae_crop_batch"], C["vae_crop_frames"], C["vae_crop"]
+        else:
+            B, Tw, cs = C["vae_batch"], C["vae_frames"], world_size(clips)
         idx = rng.integers(0, n, B)
         off = rng.integers(0, T - Tw + 1, B)
-        batch = np.stack([clips[i, o:o + Tw] for i, o in zip(idx, off)])
+        oy = rng.integers(0, clips.shape[2] - cs + 1, B)
+        ox = rng.integers(0, clips.shape[3] - cs + 1, B)
+        batch = np.stack([clips[i, o:o + Tw, y0:y0 + cs, x0:x0 + cs] for i, o, y0, x0 in zip(idx, off, oy, ox)])
         if rng.random() < 0.5:   # horizontal flips: more layouts for free
             batch = batch[:, :, :, ::-1]
         x = to_video(np.ascontiguousarray(batch))
         with torch.cpu.amp.autocast(dtype=torch.bfloat16):
             mu, logvar = vae.encode_seq(x)
             mu, logvar = mu.float(), logvar.float().clamp(-30, 20)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            # posterior sample plus a noise floor (a fraction of the latent's spread), so that the
+            # decoder tolerates the small errors a denoiser makes
+            floor = C["vae_latent_noise"] * mu.detach().std(dim=(0, 2, 3, 4), keepdim=True)
+            z = mu + torch.randn_like(mu) * torch.sqrt(torch.exp(logvar) + floor ** 2)
             y = vae.decode_seq(z).float()
         # objects are ~10% of the pixels: weight pixels that differ from the clip's background
         # (its median colour) so that shapes are learned early, not only the background
@@ -175,12 +240,12 @@ def stage_vae(work):
         loss = l1 + l2 + C["vae_kl"] * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 10.0)
         opt.step()
-        hist.append([l1.item(), l2.item(), kl.item(), torch.exp(0.5 * logvar).mean().item(), mu.std().item()])
+        hist.append([(y - x).abs().mean().item(), l2.item(), kl.item(), torch.exp(0.5 * logvar).mean().item(), mu.std().item()])
         if step % 25 == 0 or step == S - 1:
             h = np.mean(hist[-25:], 0)
-            log(f"vae step {step:5d}/{S} l1 {h[0]:.4f} mse {h[1]:.5f} kl {h[2]:.3f} post_std {h[3]:.3f} "
+            log(f"vae step {step:5d}/{S} {cs}x{cs}x{Tw} l1 {h[0]:.4f} wmse {h[1]:.5f} kl {h[2]:.3f} post_std {h[3]:.3f} "
                 f"mu_std {h[4]:.3f} ({time.time() - t0:.0f}s)")
     torch.save(vae.state_dict(), os.path.join(work, "vae.pt"))
     log(f"vae: {S} steps in {time.time() - t0:.0f}s")
@@ -332,6 +397,10 @@ def stage_export(work, out, world_path):
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
         f.write("\n")
+    with open(os.path.join(out, "model.lua"), "w") as f:
+        f.write("-- zoe-tiny: a Wan2.1-style model (umT5-style encoder, DiT, causal 3-D VAE) in miniature.\n"
+                "-- Read as data by zoe.models (no io, os or require); the parts' configs are in config.json.\n"
+                'return {family = "wan", name = "zoe-tiny", config = "config.json"}\n')
     log(f"export: wrote {out}")
 
 

@@ -126,9 +126,11 @@ class ZoeTiny:
         return lat[-1]
 
     @torch.no_grad()
-    def sample_latents(self, prompts, seeds, steps=None, shift=None, cfg=None, sampler=None, negative_prompt=""):
-        """Text-to-video for several prompts at once (batched DiT calls; same result per prompt as
-        sample_latent up to float rounding). -> [N, z, F', h, w]."""
+    def sample_latents(self, prompts, seeds, steps=None, shift=None, cfg=None, sampler=None, negative_prompt="",
+                       first_frames=None):
+        """Text-to-video (or image-to-video with first_frames, a list of [3, H, W]) for several prompts at
+        once (batched DiT calls; same result per prompt as sample_latent up to float rounding).
+        -> [N, z, F', h, w]."""
         s = self.cfg["sampling"]
         steps = steps or s["steps"]
         shift = shift or s["shift"]
@@ -147,6 +149,10 @@ class ZoeTiny:
         noise = torch.stack(noise)
         zc, fl, h, w = self.latent_shape()
         extra = torch.zeros(2 * n, 4 + zc, fl, h, w)
+        if first_frames is not None:
+            for i, fr in enumerate(first_frames):
+                msk, y = self.encode_first_frame(fr)
+                extra[i] = extra[n + i] = torch.cat([msk, y], 0)
 
         def fn(x, t):
             inp = torch.cat([torch.cat([x, x]), extra], 1)
