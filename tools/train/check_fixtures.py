@@ -2,7 +2,7 @@
 with the official code): loads weights.safetensors + config.json of umt5/, dit/, vae/ and prints
 the relative error ||out - ref|| / ||ref|| of each output (must be <= 1e-4).
 
-    /usr/bin/python3 tools/train/check_fixtures.py [/work/shared/fixtures/wan2.1-tiny]
+    /usr/bin/python3 tools/train/check_fixtures.py [../shared/fixtures/wan2.1-tiny]
 """
 import json
 import os
@@ -16,7 +16,8 @@ import st  # noqa: E402
 from wan import T5Encoder, WanModel, WanVAE_  # noqa: E402
 
 torch.set_num_threads(2)
-ROOT = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/fixtures/wan2.1-tiny"
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "..", "shared", "fixtures", "wan2.1-tiny")
 TOL = 1e-4
 
 
