@@ -4,7 +4,7 @@ port can prove it computes the same thing.
 
     /usr/bin/python3 tools/train/dump_parity.py [--model models/zoe-tiny] [--out tests/fixtures/zoe_tiny_parity.safetensors]
 
-Tensors (f32 unless said; latent shapes are [z_dim=8, F'=5, h=8, w=8]):
+Tensors (f32 unless said; latent shapes are [z_dim=16, F'=5, h=8, w=8]):
 
   text
     ids            i64 [1, 32]   token ids of PROMPT (metadata "prompt"), </s> appended, padded with 0
@@ -16,30 +16,30 @@ Tensors (f32 unless said; latent shapes are [z_dim=8, F'=5, h=8, w=8]):
     context_null   [1, 128]      T5 output for ""
 
   one denoiser forward (image-to-video channels in use)
-    dit.x          [20, 5, 8, 8] DiT input = cat([noisy latent (8), mask (4), y (8)]) along channels
+    dit.x          [36, 5, 8, 8] DiT input = cat([noisy latent (16), mask (4), y (16)]) along channels
     dit.t          [1]           timestep t = sigma * 1000 (a float, 637.5 here)
     dit.context    [L, 128]      = context (the DiT zero-pads it to text_len = 32 rows itself)
-    dit.out        [8, 5, 8, 8]  predicted v (= noise - x0), no guidance
+    dit.out        [16, 5, 8, 8]  predicted v (= noise - x0), no guidance
 
   first-frame conditioning (image-to-video), as the pipeline builds it
     i2v.frame      [3, 64, 64]   the given first frame in [-1, 1]
     i2v.mask       [4, 5, 8, 8]  1 on latent frame 0, else 0
-    i2v.y          [8, 5, 8, 8]  normalized VAE mean of the video [frame, 16 zero frames]:
+    i2v.y          [16, 5, 8, 8]  normalized VAE mean of the video [frame, 16 zero frames]:
                                  (mu - latent_mean) / latent_std, encoded in chunks 1, 4, 4, 4, 4
 
   text-to-video sampling, Euler, 20 steps, shift and cfg from config.json (metadata too)
-    sample.noise     [8, 5, 8, 8]       initial latent (sigma = 1)
+    sample.noise     [16, 5, 8, 8]       initial latent (sigma = 1)
     sample.sigmas    [21]               sigma_0 = 1 ... sigma_20 = 0
     sample.timesteps [20]               t_i = sigma_i * 1000 given to the DiT (floats)
-    sample.latents   [20, 8, 5, 8, 8]   latent after each step:
+    sample.latents   [20, 16, 5, 8, 8]   latent after each step:
                        v = v_null + cfg * (v_cond - v_null)  (cond = context, null = context_null,
                        both with mask = y = 0)
                        x_{i+1} = x_i + (sigma_{i+1} - sigma_i) * v
   the same with Wan's UniPC (order 2, bh2; integer timesteps int(sigma * 1000)):
-    unipc.sigmas [21], unipc.timesteps [20], unipc.latents [20, 8, 5, 8, 8]
+    unipc.sigmas [21], unipc.timesteps [20], unipc.latents [20, 16, 5, 8, 8]
 
   one VAE decode of the Euler sample's final latent
-    vae.z          [1, 8, 5, 8, 8]     = sample.latents[-1], normalized
+    vae.z          [1, 16, 5, 8, 8]     = sample.latents[-1], normalized
     vae.video      [1, 3, 17, 64, 64]  decode: z * latent_std + latent_mean, conv2, the decoder one
                                        latent frame at a time with the feature cache; NOT clamped
                                        (the pipeline clamps to [-1, 1] afterwards)

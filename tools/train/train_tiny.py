@@ -2,7 +2,7 @@
 the DiT jointly on latents cached from the trained VAE. Writes models/zoe-tiny/.
 
     /usr/bin/python3 tools/train/train_tiny.py [--out models/zoe-tiny] [--work tools/train/work]
-                                               [--stages tok,data,vae,encode,dit,export] [--quick]
+                                               [--stages tok,data,vae,encode,dit,dit2,export] [--quick]
 
 Every stage saves its result in the work directory, so a later stage can be rerun alone.
 Deterministic: fixed seeds everywhere, 2 threads. Losses go to stdout and WORK/train.log.
@@ -53,10 +53,13 @@ C = dict(
              freq_dim=256, text_dim=128, out_dim=None, num_heads=4, num_layers=8, window_size=[-1, -1],
              qk_norm=True, cross_attn_norm=True, eps=1e-6),
     dit_steps=3000, dit_batch=32, dit_lr=4e-4, dit_warmup=200, dit_min_lr=0.1, ema=0.999,
+    dit_resume=None,         # a dit.pt in the work folder to go on from (see the dit2 stage)
+    dit2=dict(dit_steps=1800, dit_lr=2e-4, dit_warmup=50),   # the second DiT run, from the first's weights
     text_dropout=0.1, i2v_prob=0.6, train_shift=3.0,
     sampling=dict(sampler="euler", steps=20, shift=3.0, cfg=4.0),
 )
-QUICK = dict(n_clips=1200, vae_steps=400, dit_steps=500, dit=dict(dim=192, ffn_dim=768, num_layers=6))
+QUICK = dict(n_clips=1200, vae_steps=400, dit_steps=500, dit=dict(dim=192, ffn_dim=768, num_layers=6),
+             dit2=dict(dit_steps=100, dit_lr=2e-4, dit_warmup=10))
 
 LOG = None
 
@@ -317,8 +320,16 @@ def stage_dit(work):
     log(f"dit: DiT {sum(p.numel() for p in dit.parameters()) / 1e6:.2f}M params, "
         f"T5 {sum(p.numel() for p in t5.parameters()) / 1e6:.2f}M params")
     opt = torch.optim.AdamW(params, lr=C["dit_lr"], betas=(0.9, 0.99), weight_decay=0.01)
+    if C["dit_resume"]:   # go on from an earlier run's weights and EMA (a fresh optimizer, warmed up again)
+        prev = torch.load(os.path.join(work, C["dit_resume"]))
+        t5.load_state_dict(prev["t5_raw"])
+        dit.load_state_dict(prev["dit_raw"])
+        rng = np.random.default_rng(3)   # other batches than the first run's
+        log(f"dit: resumed from {C['dit_resume']}")
     ema_t5 = {k: v.detach().clone() for k, v in t5.state_dict().items()}
     ema_dit = {k: v.detach().clone() for k, v in dit.state_dict().items()}
+    if C["dit_resume"]:
+        ema_t5, ema_dit = prev["t5"], prev["dit"]
     msk1 = first_frame_mask(fl, h, w)
     S, B = C["dit_steps"], C["dit_batch"]
     rope_cache = {}
@@ -352,7 +363,7 @@ def stage_dit(work):
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        d = min(C["ema"], (1 + step) / (10 + step))
+        d = C["ema"] if C["dit_resume"] else min(C["ema"], (1 + step) / (10 + step))
         ema_update(ema_t5, t5, d)
         ema_update(ema_dit, dit, d)
         hist.append([loss.item(), gn.item()])
@@ -363,6 +374,14 @@ def stage_dit(work):
     torch.save(dict(t5=ema_t5, dit=ema_dit, t5_raw=t5.state_dict(), dit_raw=dit.state_dict()),
                os.path.join(work, "dit.pt"))
     log(f"dit: {S} steps in {time.time() - t0:.0f}s")
+
+
+def stage_dit2(work):
+    """A second DiT run from the first one's weights and EMA (a fresh optimizer, a short warm-up,
+    a lower learning rate, other batches): the first run's loss was still falling at its end."""
+    shutil.copyfile(os.path.join(work, "dit.pt"), os.path.join(work, "dit_first.pt"))
+    C.update(C["dit2"], dit_resume="dit_first.pt")
+    stage_dit(work)
 
 
 def stage_export(work, out, world_path):
@@ -410,7 +429,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "zoe-tiny"))
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--world", default=os.path.join(ROOT, "models", "zoe-tiny", "world.json"))
-    ap.add_argument("--stages", default="tok,data,vae,encode,dit,export")
+    ap.add_argument("--stages", default="tok,data,vae,encode,dit,dit2,export")
     ap.add_argument("--quick", action="store_true", help="a short run to find problems")
     ap.add_argument("--set", action="append", default=[], help="override a config value, e.g. dit_steps=100")
     a = ap.parse_args()
@@ -437,11 +456,12 @@ def main():
     C["dit"]["out_dim"] = C["vae"]["z_dim"]
     C["dit"]["text_dim"] = C["t5"]["dim"]
     log("config " + json.dumps(C))
-    for name in ("data", "vae", "encode", "dit"):
+    for name in ("data", "vae", "encode", "dit", "dit2"):
         if name in stages:
             s = time.time()
             {"data": lambda: stage_data(a.work, world), "vae": lambda: stage_vae(a.work),
-             "encode": lambda: stage_encode(a.work), "dit": lambda: stage_dit(a.work)}[name]()
+             "encode": lambda: stage_encode(a.work), "dit": lambda: stage_dit(a.work),
+             "dit2": lambda: stage_dit2(a.work)}[name]()
             log(f"stage {name}: {time.time() - s:.0f}s")
     if "export" in stages:
         stage_export(a.work, a.out, a.world)
