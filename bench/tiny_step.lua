@@ -1,6 +1,7 @@
 -- One guided denoise step of zoe-tiny (cond and uncond as one batch of two, as the pipeline
--- runs it) at the model's default size; prints the best of N and the peak RSS, in the form
--- bench_tiny.sh reads. usage: zoe bench/tiny_step.lua [MODEL] [REPS]
+-- runs it) at the model's default size, with f32 products (the default) and with bf16 products
+-- (zoe.precision "bf16"); prints the best of N and the peak RSS, in the form bench_tiny.sh reads.
+-- usage: zoe bench/tiny_step.lua [MODEL] [REPS]
 local zoe = require "zoe"
 local T = zoe.tensor
 
@@ -19,16 +20,25 @@ local function step()
   local out = den(xs, 500.0, {kv, kv0})
   return out[2] + (out[1] - out[2]) * cfg
 end
-step() -- warm up: weights paged in, caches built
-local best, total = math.huge, 0
-for _ = 1, reps do
-  local t0 = zoe.uv.hrtime()
-  step()
-  local dt = (zoe.uv.hrtime() - t0) / 1e9
-  best, total = math.min(best, dt), total + dt
+local function measure(precision)
+  local _, before = zoe.precision(precision)
+  step() -- warm up: weights paged in, caches built
+  local best, total = math.huge, 0
+  for _ = 1, reps do
+    local t0 = zoe.uv.hrtime()
+    step()
+    local dt = (zoe.uv.hrtime() - t0) / 1e9
+    best, total = math.min(best, dt), total + dt
+  end
+  zoe.precision(before)
+  return best, total / reps
 end
-local hwm
-for line in io.lines("/proc/self/status") do hwm = hwm or tonumber(line:match("^VmHWM:%s+(%d+)")) end
-print(("zoe denoise step %dx%dx%d (batch 2): best %.2f ms, mean %.2f ms over %d; peak RSS %.0f MB"):format(
-  s.width, s.height, s.frames, best * 1e3, total / reps * 1e3, reps, hwm / 1024))
-print(("RESULT zoe %.6f %.0f"):format(best, hwm / 1024))
+
+for _, precision in ipairs {"f32", "bf16"} do
+  local best, mean = measure(precision)
+  local hwm
+  for line in io.lines("/proc/self/status") do hwm = hwm or tonumber(line:match("^VmHWM:%s+(%d+)")) end
+  print(("zoe denoise step %dx%dx%d (batch 2), %s products: best %.2f ms, mean %.2f ms over %d; peak RSS %.0f MB"):format(
+    s.width, s.height, s.frames, precision, best * 1e3, mean * 1e3, reps, hwm / 1024))
+  print(("RESULT zoe_%s %.6f %.0f"):format(precision, best, hwm / 1024))
+end
