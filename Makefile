@@ -137,10 +137,10 @@ WAN_RANDOM ?= build/wan-random
 $(WAN_RANDOM)/Wan2.1_VAE.pth: | tools-deps
 	/usr/bin/python3 tools/wan_random.py $(WAN_RANDOM)
 
-# ours, then the same stages in PyTorch (tools/train/wan.py) on the same files and threads
+# ours, then the same stages in PyTorch (tools/train/wan.py) on the same files and threads,
+# then the ratio of each stage
 bench-wan: deps tools-deps all $(WAN_RANDOM)/Wan2.1_VAE.pth
-	$(BIN)/zoe bench/wan.lua $(WAN_RANDOM)
-	/usr/bin/python3 tools/bench_wan_torch.py $(WAN_RANDOM) $$(nproc)
+	ZOE="$(BIN)/zoe" sh bench/bench_wan.sh $(WAN_RANDOM)
 
 # zoe-tiny: train the shipped weights again (2 cores, within 90 minutes; nothing downloaded),
 # and measure them as the runtime renders them (the table in models/zoe-tiny/MODEL_CARD.md)

@@ -44,7 +44,9 @@ print(("zoe bench-wan: %s, %d threads, gemm %s, OPENBLAS_CORETYPE=%s"):format(di
 local ceil = sgemm_ceiling()
 print(("sgemm ceiling (1200x1536x1536): %.1f GFLOP/s"):format(ceil))
 local rows = {}
-local function row(name, seconds, flop, rss)
+-- key: the stage's name in the RESULT line that bench/bench_wan.sh compares with PyTorch's
+local function row(name, seconds, flop, rss, key)
+  if key then print(("RESULT %s %.4f"):format(key, seconds)) end
   local gf = flop and flop / seconds / 1e9
   rows[#rows + 1] = ("%-40s %8.2f s %s %s"):format(name, seconds,
     gf and ("%7.1f GFLOP/s (%.2f of sgemm)"):format(gf, gf / ceil) or (" "):rep(29),
@@ -63,7 +65,7 @@ if all or want.t5 then
   local out = enc(ids:unsqueeze(1), T.ones({1, 40}, "i32"))
   local dt = now() - t0
   local flop = 2 * 40 * (24 * (4 * 4096 * 4096 + 3 * 4096 * 10240)) + 24 * 4 * 40 * 40 * 4096
-  row("umT5-XXL, 40-token prompt", dt, flop, status("VmHWM"))
+  row("umT5-XXL, 40-token prompt", dt, flop, status("VmHWM"), "t5")
   assert(out:size(2) == 40)
   model:release_text_encoder()
 end
@@ -82,7 +84,7 @@ if all or want.dit then
   reset_peak()
   local t0 = now()
   dit.forward({x}, 500, kv1)
-  row("DiT step 320x192x17, no guidance", now() - t0, flop, status("VmHWM"))
+  row("DiT step 320x192x17, no guidance", now() - t0, flop, status("VmHWM"), "dit")
   t0 = now()
   dit.forward({x, x}, 500, kv2)
   row("DiT step 320x192x17, with guidance", now() - t0, 2 * flop, status("VmHWM"))
@@ -94,7 +96,7 @@ if all or want.vae then
   reset_peak()
   local t0 = now()
   local video = vae:decode(z, model.latent.mean, model.latent.std)
-  row("VAE decode, 17 frames at 320x192", now() - t0, nil, status("VmHWM"))
+  row("VAE decode, 17 frames at 320x192", now() - t0, nil, status("VmHWM"), "vae")
   assert(video:size(2) == 17)
 end
 

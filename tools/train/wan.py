@@ -48,6 +48,8 @@ class T5LayerNorm(nn.Module):
 
     def forward(self, x):
         x = x * torch.rsqrt(x.float().pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        if self.weight.dtype in (torch.float16, torch.bfloat16):
+            x = x.type_as(self.weight)  # as the official T5LayerNorm: a bf16 encoder stays bf16
         return self.weight * x
 
 

@@ -1,0 +1,24 @@
+#!/bin/sh
+# make bench-wan: bench/wan.lua (zoe) and tools/bench_wan_torch.py (the PyTorch mirror, f32 and
+# bf16 autocast) on the same checkpoint and thread count, one after the other, then each
+# stage's ratio: PyTorch's seconds over zoe's (above 1: zoe is faster).
+# usage: ZOE=bin/zoe sh bench/bench_wan.sh CHECKPOINT_DIR
+set -u
+ZOE=${ZOE:-bin/zoe}
+dir=${1:-build/wan-random}
+threads=${ZOE_THREADS:-$(nproc)}
+zoe_out=$("$ZOE" bench/wan.lua "$dir" | tee /dev/stderr) || exit 1
+torch_out=$(/usr/bin/python3 tools/bench_wan_torch.py "$dir" "$threads" | tee /dev/stderr) || exit 1
+result() { echo "$1" | awk -v k="$2" '$1 == "RESULT" && $2 == k {print $3}'; }
+echo
+echo "zoe against PyTorch 1.13 ($threads threads): PyTorch's seconds / zoe's"
+for pair in "t5 t5_bf16 umT5-XXL 40 tokens, PyTorch bf16" "dit dit_f32 DiT forward, PyTorch f32" \
+            "dit dit_bf16 DiT forward, PyTorch bf16 autocast" "vae vae_f32 VAE decode 17 frames, PyTorch f32"; do
+  set -- $pair
+  z=$(result "$zoe_out" "$1")
+  t=$(result "$torch_out" "$2")
+  shift 2
+  [ -n "$z" ] && [ -n "$t" ] && awk -v z="$z" -v t="$t" -v n="$*" \
+    'BEGIN {printf "%-46s zoe %7.2f s  PyTorch %7.2f s  ratio %.2f\n", n, z, t, t / z}'
+done
+exit 0
