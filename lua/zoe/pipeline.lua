@@ -209,6 +209,7 @@ local function run(mode, spec)
   }
   timings.denoise = now() - t0
   model_precision(false)
+  if model.release_dit then model:release_dit() end
 
   -- decode (streamed into the writer when there is an output)
   t0 = now()

@@ -77,6 +77,8 @@ end
 
 function Model:weights(part)
   local w = zoe.load(self.files[part])
+  self._mapped = self._mapped or {}
+  self._mapped[part] = w -- the last mapping of each part (release_dit gives its pages back)
   local rename = self.rename[part]
   return rename and require("zoe.arch.util").renamed(w, rename) or w
 end
@@ -113,6 +115,24 @@ end
 -- Drop the text encoder (umT5-XXL is 11 GB): its weights unmap once unreferenced.
 function Model:release_text_encoder()
   self._t5, self._tok = nil, nil
+  collectgarbage()
+  zoe.mem_trim()
+end
+
+-- Between denoising and decoding: a DiT over 1 GB (release_bytes) gives its mapped pages back (they stay in
+-- the page cache and fault back in on the next shot) and the allocator its cached activation
+-- blocks, so that the pipeline's peak memory is the larger of the two stages, not their sum.
+function Model:release_dit()
+  local w = self._mapped and self._mapped.dit
+  if w and w.keys then
+    local ts, bytes = {}, 0
+    for _, name in ipairs(w:keys()) do
+      local t = w:get(name)
+      ts[#ts + 1] = t
+      bytes = bytes + t:numel() * (t:dtype() == "f32" and 4 or 2)
+    end
+    if bytes > (self.release_bytes or 2 ^ 30) then zoe.drop_pages(ts) end
+  end
   collectgarbage()
   zoe.mem_trim()
 end
