@@ -28,8 +28,11 @@ zoe_tensor *lz_checktensor(lua_State *L, int arg) {
 /*
 ** Lua sees only a small box per tensor, not the memory behind it, so a loop
 ** making big temporaries would grow without bound before the GC ran. When live
-** C memory passes a threshold, collect fully and reset the threshold to twice
-** what survived (torch7's fix, with a floor so small scripts never pay for it).
+** C memory passes a threshold, collect fully and reset the threshold to what
+** survived plus an eighth of it (torch7's fix, with a floor so small scripts
+** never pay for it). An eighth, not torch7's doubling: a full collection costs
+** about a millisecond while a big model's temporaries are hundreds of MB each, and
+** doubling let Wan's VAE at 832x480 peak 2 GB higher (11.7 GB against 9.6 GB).
 */
 #define GC_FLOOR ((int64_t)64 << 20)
 static int64_t gc_threshold = GC_FLOOR;
@@ -40,7 +43,7 @@ static void gc_nudge(lua_State *L) {
   if (m.live < gc_threshold) return;
   lua_gc(L, LUA_GCCOLLECT);
   zoe_mem_get(&m);
-  gc_threshold = 2 * m.live > GC_FLOOR ? 2 * m.live : GC_FLOOR;
+  gc_threshold = m.live + (m.live / 8 > GC_FLOOR ? m.live / 8 : GC_FLOOR);
 }
 
 void lz_pushtensor(lua_State *L, zoe_tensor *t) {
