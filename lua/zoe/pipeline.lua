@@ -168,7 +168,7 @@ local function run(mode, spec)
   local s = settings(spec, model, mode)
   local shape = model:latent_shape(s.frames, s.height, s.width)
   local cond_frames, source = conditioning(spec, mode, s)
-  local extra
+  local extra, given
   if cond_frames then
     local h, w = cond_frames:size(3), cond_frames:size(4)
     if h ~= s.height or w ~= s.width then
@@ -187,6 +187,9 @@ local function run(mode, spec)
     progress {stage = "encode image"}
     local mask, y = model:condition(cond_frames, shape)
     extra = T.cat({mask, y}, 1)
+    -- the latent frames that the given frames alone determine (a causal VAE: latent frame 1
+    -- is pixel frame 1, latent frame k + 1 is pixel frames 4k - 2 .. 4k + 1)
+    given = y:narrow(2, 1, 1 + (cond_frames:size(2) - 1) // 4)
   end
   local kv_cond = model:cross_kv(cond)
   local kv_uncond = uncond and model:cross_kv(uncond) or nil
@@ -209,6 +212,9 @@ local function run(mode, spec)
   }
   timings.denoise = now() - t0
   model_precision(false)
+  -- those latent frames are the given frames' encoding, not the model's redraw of it: a
+  -- continued shot starts on the frame it continues (as closely as the VAE gives it back)
+  if given then x:narrow(2, 1, given:size(2)):copy_(given) end
   if model.release_dit then model:release_dit() end
 
   -- decode (streamed into the writer when there is an output)
