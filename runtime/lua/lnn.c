@@ -356,7 +356,8 @@ static void wan_weights(lua_State *L, int tbl, block_args *b, const char *op) {
   b->wan.ffn2_b = weight(L, tbl, b, op, "ffn.2.bias", false);
 }
 
-/* wan_block(x, e0, weights, {heads =, eps = 1e-6, grid = {f, h, w}, cross_k =, cross_v =}) */
+/* wan_block(x, e0, weights, {heads =, eps = 1e-6, grid = {f, h, w}, cross_k =, cross_v =,
+   ffn_rows = 8192}) */
 static int nn_wan_block(lua_State *L) {
   zoe_tensor *x = lz_checktensor(L, 1), *e0 = lz_checktensor(L, 2);
   luaL_checktype(L, 4, LUA_TTABLE);
@@ -372,6 +373,7 @@ static int nn_wan_block(lua_State *L) {
   int64_t dh = x->ndim == 3 ? x->shape[2] / heads : 0;
   b->wan_opts = (zoe_wan_block_opts){.heads = heads, .eps = opt_number(L, 4, "eps", 1e-6),
                                      .grid = {grid[0], grid[1], grid[2]}, .rope_theta = 10000,
+                                     .ffn_rows = (int64_t)opt_number(L, 4, "ffn_rows", 0),
                                      /* Wan: the head dim splits as d - 4(d/6) | 2(d/6) | 2(d/6) */
                                      .rope_pairs = {(int)(dh / 2 - 2 * (dh / 6)), (int)(dh / 6), (int)(dh / 6)}};
   lz_task_in(t, x);

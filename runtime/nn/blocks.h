@@ -26,6 +26,7 @@ typedef struct zoe_wan_block_opts {
   int64_t grid[3];     /* token grid (frames, rows, cols) for the 3-D RoPE */
   int rope_pairs[3];   /* pairs of the head dim per axis (Wan: Dh/2 - 2*(Dh/6), Dh/6, Dh/6) */
   double rope_theta;   /* 10000 */
+  int64_t ffn_rows;    /* feed-forward in chunks of at most this many tokens; 0: 8192 */
 } zoe_wan_block_opts;
 
 /*

@@ -41,6 +41,56 @@ int zoe_wan_cross_kv(const zoe_wan_block_w *w, int h, double eps, const zoe_tens
   return e ? e->code : ZOE_EINVAL;
 }
 
+/* x += ffn(LN(x) * (1 + m4) + m3) * m5 on x [1, n, D], a view of the block's rows */
+static int ffn_part(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, zoe_tensor *x, zoe_tensor *m3,
+                    zoe_tensor *m4, zoe_tensor *m5, zoe_err *e) {
+  zoe_tensor *h = zoe_layer_norm(x, NULL, NULL, o->eps, NULL, e), *y = NULL, *r = NULL;
+  int ok = h && (r = zoe_modulate(h, m3, m4, h, e));
+  zoe_tensor_release(r); /* modulate hands back another reference to h */
+  ok = ok && (y = zoe_linear(h, w->ffn0_w, w->ffn0_b, NULL, e));
+  zoe_tensor_release(h);
+  h = NULL;
+  ok = ok && (r = zoe_unary(ZOE_GELU_TANH, y, y, e));
+  zoe_tensor_release(r);
+  ok = ok && (h = zoe_linear(y, w->ffn2_w, w->ffn2_b, NULL, e));
+  zoe_tensor_release(y);
+  ok = ok && (r = zoe_gated_add(x, h, m5, x, e));
+  zoe_tensor_release(r);
+  zoe_tensor_release(h);
+  return ok ? 0 : (e && e->code ? e->code : ZOE_EINVAL);
+}
+
+/* a modulation chunk [B or 1, 1, D] for batch entry b */
+static zoe_tensor *entry(zoe_tensor *m, int64_t b, zoe_err *e) {
+  return m->shape[0] == 1 ? zoe_tensor_retain(m) : zoe_narrow(m, 0, b, 1, e);
+}
+
+/*
+** The feed-forward, a batch entry and at most ffn_rows tokens at a time when x is longer:
+** its hidden layer is ffn_dim wide (5.8x D in Wan) and the GEMM packs a bf16 copy of it,
+** so in one piece it would grow with the video (832x480x81 with guidance: 65k rows, 4 GB);
+** in pieces it costs a bounded amount. Rows are independent, so the result is the same.
+*/
+static int ffn(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, zoe_tensor *x, zoe_tensor *const mc[6],
+               zoe_err *e) {
+  int64_t B = x->shape[0], L = x->shape[1], rows = o->ffn_rows > 0 ? o->ffn_rows : 8192;
+  if (B * L <= rows) return ffn_part(w, o, x, mc[3], mc[4], mc[5], e);
+  int rc = 0;
+  for (int64_t b = 0; b < B && !rc; b++) {
+    zoe_tensor *m3 = entry(mc[3], b, e), *m4 = entry(mc[4], b, e), *m5 = entry(mc[5], b, e);
+    zoe_tensor *xb = m3 && m4 && m5 ? zoe_narrow(x, 0, b, 1, e) : NULL;
+    if (!xb) rc = e && e->code ? e->code : ZOE_EINVAL;
+    for (int64_t r0 = 0; r0 < L && !rc; r0 += rows) {
+      zoe_tensor *xc = zoe_narrow(xb, 1, r0, r0 + rows < L ? rows : L - r0, e);
+      rc = xc ? ffn_part(w, o, xc, m3, m4, m5, e) : (e && e->code ? e->code : ZOE_EINVAL);
+      zoe_tensor_release(xc);
+    }
+    zoe_tensor *all[] = {m3, m4, m5, xb};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) zoe_tensor_release(all[i]);
+  }
+  return rc;
+}
+
 static int check(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, const zoe_tensor *x,
                  const zoe_tensor *e0, const zoe_tensor *ck, const zoe_tensor *cv, zoe_err *e) {
   char a[96], b[96];
@@ -137,18 +187,7 @@ zoe_tensor *zoe_wan_block(const zoe_wan_block_w *w, const zoe_wan_block_opts *o,
   zoe_tensor_release(y);
   y = NULL;
 
-  /* feed-forward */
-  STEP(h = zoe_layer_norm(x, NULL, NULL, o->eps, NULL, e));
-  STEP(zoe_modulate(h, mc[3], mc[4], h, e));
-  zoe_tensor_release(h);
-  STEP(y = zoe_linear(h, w->ffn0_w, w->ffn0_b, NULL, e));
-  zoe_tensor_release(h);
-  STEP(h = zoe_unary(ZOE_GELU_TANH, y, y, e));
-  zoe_tensor_release(y);
-  y = NULL;
-  STEP(y = zoe_linear(h, w->ffn2_w, w->ffn2_b, NULL, e));
-  STEP(zoe_gated_add(x, y, mc[5], x, e));
-  zoe_tensor_release(x);
+  if (ffn(w, o, x, mc, e)) goto done;
   res = zoe_tensor_retain(x);
 #undef STEP
 done:

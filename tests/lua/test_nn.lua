@@ -117,6 +117,24 @@ t.test("Wan DiT block with f32 and bf16 weights", function()
   close(nn.wan_block(F["blk.x"], F["blk.e0"], w16, o16), F["blk.y"], 1e-2, "bf16")
 end)
 
+t.test("Wan DiT block: the feed-forward in row chunks, a batch entry at a time, gives the same", function()
+  local w = under("blk.")
+  local opts = {heads = 4, grid = {3, 4, 6}, eps = 1e-6}
+  opts.cross_k, opts.cross_v = nn.wan_cross_kv(F["blk.context"], w, opts)
+  local whole = nn.wan_block(F["blk.x"], F["blk.e0"], w, opts)
+  opts.ffn_rows = 7 -- 72 tokens: ten chunks and a short one
+  close(nn.wan_block(F["blk.x"], F["blk.e0"], w, opts), whole, 1e-6, "chunks of 7 rows")
+  -- the fixture has two batch entries, each with its own modulation; one shared also works
+  t.eq(F["blk.e0"]:size(1), 2, "a modulation per entry")
+  local e1 = F["blk.e0"]:narrow(1, 1, 1)
+  local shared = nn.wan_block(F["blk.x"], e1, w, {heads = 4, grid = {3, 4, 6}, eps = 1e-6,
+    cross_k = opts.cross_k, cross_v = opts.cross_v})
+  opts.ffn_rows = 16
+  close(nn.wan_block(F["blk.x"], e1, w, opts), shared, 1e-6, "shared modulation, chunks of 16")
+  close(shared:narrow(1, 1, 1), whole:narrow(1, 1, 1), 1e-6, "entry 1 is the same either way")
+  t.ok(relerr(shared:narrow(1, 2, 1), whole:narrow(1, 2, 1)) > 1e-3, "entry 2 had its own")
+end)
+
 t.test("umT5 layer with its relative position table and padding mask", function()
   local w = under("t5l.")
   local y = nn.t5_layer(F["t5l.x"], w, {heads = 4, mask = F["t5l.mask"]})
