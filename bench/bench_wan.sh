@@ -1,14 +1,17 @@
 #!/bin/sh
 # make bench-wan: bench/wan.lua (zoe) and tools/bench_wan_torch.py (the PyTorch mirror, f32 and
-# bf16 autocast) on the same checkpoint and thread count, one after the other, then each
-# stage's ratio: PyTorch's seconds over zoe's (above 1: zoe is faster).
+# bf16 autocast) on the same checkpoint and thread count, stage after stage, then each
+# stage's ratio: PyTorch's seconds over zoe's (above 1: zoe is faster); zoe's whole-pipeline
+# memory runs last, so that the timed stages of both sides run minutes apart, not a quarter
+# of an hour (this machine's speed drifts by 30% over an hour).
 # usage: ZOE=bin/zoe sh bench/bench_wan.sh CHECKPOINT_DIR
 set -u
 ZOE=${ZOE:-bin/zoe}
 dir=${1:-build/wan-random}
 threads=${ZOE_THREADS:-$(nproc)}
-zoe_out=$("$ZOE" bench/wan.lua "$dir" | tee /dev/stderr) || exit 1
+zoe_out=$("$ZOE" bench/wan.lua "$dir" t5 dit vae | tee /dev/stderr) || exit 1
 torch_out=$(/usr/bin/python3 tools/bench_wan_torch.py "$dir" "$threads" | tee /dev/stderr) || exit 1
+"$ZOE" bench/wan.lua "$dir" pipeline | grep -v '^zoe bench-wan\|^sgemm' || exit 1
 result() { echo "$1" | awk -v k="$2" '$1 == "RESULT" && $2 == k {print $3}'; }
 echo
 echo "zoe against PyTorch 1.13 ($threads threads): PyTorch's seconds / zoe's"
