@@ -9,10 +9,13 @@ set -u
 ZOE=${ZOE:-bin/zoe}
 dir=${1:-build/wan-random}
 threads=${ZOE_THREADS:-$(nproc)}
-zoe_out=$("$ZOE" bench/wan.lua "$dir" t5 dit vae | tee /dev/stderr) || exit 1
-torch_out=$(/usr/bin/python3 tools/bench_wan_torch.py "$dir" "$threads" | tee /dev/stderr) || exit 1
-"$ZOE" bench/wan.lua "$dir" pipeline | grep -v '^zoe bench-wan\|^sgemm' || exit 1
-result() { echo "$1" | awk -v k="$2" '$1 == "RESULT" && $2 == k {print $3}'; }
+zoe_out=$(mktemp)
+torch_out=$(mktemp)
+trap 'rm -f "$zoe_out" "$torch_out"' EXIT
+"$ZOE" bench/wan.lua "$dir" t5 dit vae | tee "$zoe_out"
+/usr/bin/python3 tools/bench_wan_torch.py "$dir" "$threads" | tee "$torch_out"
+"$ZOE" bench/wan.lua "$dir" pipeline | grep -v '^zoe bench-wan\|^sgemm'
+result() { awk -v k="$2" '$1 == "RESULT" && $2 == k {print $3}' "$1"; }
 echo
 echo "zoe against PyTorch 1.13 ($threads threads): PyTorch's seconds / zoe's"
 for pair in "t5 t5_bf16 umT5-XXL 40 tokens, PyTorch bf16" "dit dit_f32 DiT forward, PyTorch f32" \
