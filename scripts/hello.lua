@@ -1,18 +1,26 @@
--- hello.lua: the default recipe. Until zoe-tiny ships (issue 7) it shows the
--- tensor core doing real work: a seeded random latent, attention-style math,
--- and a check that the result is the same on every run.
+-- hello.lua: the default recipe (make run). One prompt on zoe-tiny, the model shipped in
+-- models/, rendered to out/hello.mp4 with its record (out/hello.json) and a contact sheet
+-- (out/hello.png). Change the prompt, seed or sampler here, or give them as arguments:
+--   zoe scripts/hello.lua "a blue square moving up on a black background" 7
 local zoe = require "zoe"
-local T = zoe.tensor
 
-print("zoe " .. zoe.version .. " on " .. zoe.threads() .. " threads")
+local prompt = arg[1] or "a red circle moving right and a green triangle moving up on a white background"
+local seed = tonumber(arg[2]) or 1
+local model = arg[3] or "zoe-tiny"
 
--- one self-attention head over 256 tokens of 64 dims, from seed 1
-local x = T.randn({256, 64}, {seed = 1})
-local wq, wk, wv = T.randn({64, 64}, {seed = 2}) / 8, T.randn({64, 64}, {seed = 3}) / 8, T.randn({64, 64}, {seed = 4}) / 8
-local q, k, v = x:matmul(wq), x:matmul(wk), x:matmul(wv)
-local scores = q:matmul(k:t()) / math.sqrt(64)
-local out = scores:softmax(2):matmul(v)
-print("attention output", out)
-print(("mean %.6f, std %.6f"):format(out:mean():item(), math.sqrt(out:var():item())))
-local m = zoe.mem()
-print(("memory: %.1f MiB live, peak %.1f MiB"):format(m.live / 2 ^ 20, m.peak / 2 ^ 20))
+os.execute("mkdir -p out")
+local frames, record = zoe.pipeline.text2video{
+  model = model,
+  prompt = prompt,
+  seed = seed,
+  out = "out/hello.mp4",
+  -- everything else is the model's default: 64x64, 17 frames at 8 fps, 20 steps, cfg 4
+}
+zoe.video.contact_sheet({frames}, "out/hello.png", {every = 2, scale = 3, labels = {prompt}})
+
+local r, t = record.recipe, record.timings
+print(("%q, seed %d: %d frames of %dx%d, %s %d steps, cfg %g"):format(r.prompt_expanded, r.seed, frames:size(2),
+  r.width, r.height, r.sampler, r.steps, r.cfg))
+print(("text %.2f s, denoise %.2f s, decode %.2f s, write %.2f s: %.2f s in all"):format(t.encode, t.denoise,
+  t.decode, t.write or 0, t.total))
+print("wrote out/hello.mp4, out/hello.json and out/hello.png")
