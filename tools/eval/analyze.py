@@ -231,6 +231,25 @@ class Tally:
         return "\n".join(lines)
 
 
+class Report:
+    """The scores of every pair and of the one- and two-object prompts apart, printed as the
+    model card's table and one line per object count."""
+
+    def __init__(self):
+        self.all, self.by_count = Tally(), {1: Tally(), 2: Tally()}
+
+    def add(self, sc, n_objects):
+        self.all.add(sc)
+        self.by_count[n_objects].add(sc)
+
+    def text(self):
+        lines = [self.all.table()]
+        for k, t in self.by_count.items():
+            lines.append(f"  {k}-object prompts: " +
+                         ", ".join(f"{n} {100 * v:.1f}%" for n, v in t.rates().items() if v == v))
+        return "\n".join(lines)
+
+
 def selftest(n=300):
     w = World()
     an = Analyzer(w)

@@ -24,7 +24,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 sys.path.insert(0, os.path.join(HERE, "..", "world"))
-from analyze import Analyzer, Tally, score  # noqa: E402
+from analyze import Analyzer, Report, score  # noqa: E402
 from world import World, contact_sheet, write_png, to_tensor_layout  # noqa: E402
 from zoe_tiny import ZoeTiny, to_uint8_frames  # noqa: E402
 
@@ -67,8 +67,7 @@ def main():
     an = Analyzer(world)
     m = ZoeTiny(a.model)
     pairs = eval_pairs(world, a.n)
-    tally = Tally()
-    sub = {1: Tally(), 2: Tally()}
+    report = Report()
     rows, sheets = [], []
     t0 = time.time()
     s = m.cfg["sampling"]
@@ -95,18 +94,14 @@ def main():
             res = an.analyze(frames)
             spec = world.parse(p)
             sc = score(res, spec)
-            tally.add(sc)
-            sub[len(spec["objects"])].add(sc)
+            report.add(sc, len(spec["objects"]))
             rows.append(dict(prompt=p, seed=sd, result=res, score=sc))
             if len(sheets) < 12:
                 sheets.append(contact_sheet(frames[::2]))
-        print(f"{len(rows)}/{len(pairs)} ({time.time() - t0:.0f}s) {json.dumps(tally.rates())}", file=sys.stderr, flush=True)
+        print(f"{len(rows)}/{len(pairs)} ({time.time() - t0:.0f}s) {json.dumps(report.all.rates())}", file=sys.stderr, flush=True)
     print(f"zoe-tiny eval: {len(rows)} held-out prompt+seed pairs ({desc}{', VAE round trip of ground truth' if a.vae_roundtrip else ''}{', image-to-video from the true first frame' if a.i2v else ''}); "
           f"{time.time() - t0:.0f}s")
-    print(tally.table())
-    for k in (1, 2):
-        r = sub[k].rates()
-        print(f"  {k}-object prompts: " + ", ".join(f"{n} {100 * v:.1f}%" for n, v in r.items() if v == v))
+    print(report.text())
     if a.sheet and sheets:
         write_png(a.sheet, np.concatenate(sheets, 0))
     if a.json:

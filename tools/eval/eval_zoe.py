@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "world"))
-from analyze import Analyzer, Tally, read_video, score  # noqa: E402
+from analyze import Analyzer, Report, read_video, score  # noqa: E402
 from eval_tiny import eval_pairs  # noqa: E402
 from world import World  # noqa: E402
 
@@ -43,19 +43,15 @@ def main():
                    check=True, cwd=ROOT)
     render_s = time.time() - t0
     an = Analyzer(world)
-    tally, sub = Tally(), {1: Tally(), 2: Tally()}
+    report = Report()
     for i, (p, s) in enumerate(pairs, 1):
         frames = read_video(os.path.join(work, f"{i:04d}.mp4"), world.W, world.H)
         spec = world.parse(p)
         sc = score(an.analyze(frames), spec)
-        tally.add(sc)
-        sub[len(spec["objects"])].add(sc)
+        report.add(sc, len(spec["objects"]))
     print(f"zoe-tiny eval, rendered by the runtime: {len(pairs)} held-out prompt+seed pairs, "
           f"{render_s:.0f} s to render ({render_s / len(pairs):.2f} s per video)")
-    print(tally.table())
-    for k in (1, 2):
-        r = sub[k].rates()
-        print(f"  {k}-object prompts: " + ", ".join(f"{n} {100 * v:.1f}%" for n, v in r.items() if v == v))
+    print(report.text())
     if not a.keep:
         shutil.rmtree(work)
 
