@@ -119,9 +119,10 @@ function Model:release_text_encoder()
   zoe.mem_trim()
 end
 
--- Between denoising and decoding: a DiT over 1 GB (release_bytes) gives its mapped pages back (they stay in
--- the page cache and fault back in on the next shot) and the allocator its cached activation
--- blocks, so that the pipeline's peak memory is the larger of the two stages, not their sum.
+-- Between denoising and decoding: a DiT over 1 GB (release_bytes) gives its mapped pages back
+-- (they stay in the page cache and fault back in on the next shot) and the allocator its
+-- cached activation blocks, so that the pipeline's peak memory is the larger of the two
+-- stages, not their sum.
 function Model:release_dit()
   local w = self._mapped and self._mapped.dit
   if w and w.keys then
