@@ -6,17 +6,7 @@ local zoe = require "zoe"
 local T, nn = zoe.tensor, zoe.nn
 local F = zoe.load("tests/fixtures/nn.safetensors")
 
-local function relerr(a, b)
-  local d = (a:to("f32") - b:to("f32")):norm():item()
-  local n = b:to("f32"):norm():item()
-  return n > 0 and d / n or d
-end
-
-local function close(got, want, tol, what)
-  t.eq(got:shape(), want:shape(), (what or "") .. " shape")
-  local err = relerr(got, want)
-  if err > tol then error(string.format("%s: relative error %.3g > %g", what or "", err, tol), 2) end
-end
+local relerr, close = t.tensor_relerr, t.close
 
 -- the weights of a block: the fixture's tensors under a prefix, keyed by the rest of the name
 local function under(prefix)

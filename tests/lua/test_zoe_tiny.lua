@@ -11,13 +11,7 @@ local model = zoe.models.load("zoe-tiny")
 local P = zoe.load("tests/fixtures/zoe_tiny_parity.safetensors")
 local meta = P:metadata()
 
-local function relerr(a, b) return (a - b):norm():item() / b:norm():item() end
-local function close(got, want, tol, what)
-  t.eq(got:shape(), want:shape(), what .. " shape")
-  local err = relerr(got, want)
-  if err > tol then error(("%s: relative error %.3g > %g"):format(what, err, tol), 2) end
-  print(("# %s: relative error %.3g"):format(what, err))
-end
+local relerr, close = t.tensor_relerr, t.close
 
 t.test("the tokenizer gives the same ids and mask", function()
   local ids, mask = model:tokenizer():encode(meta.prompt, {length = model.text_len})

@@ -75,6 +75,24 @@ function M.relerr(a, b)
   return math.sqrt(num / den)
 end
 
+-- relative error ||a - b|| / ||b|| of two tensors, computed in f32 (bf16 outputs too)
+function M.tensor_relerr(a, b)
+  local d = (a:to("f32") - b:to("f32")):norm():item()
+  local n = b:to("f32"):norm():item()
+  return n > 0 and d / n or d
+end
+
+-- a tensor against a reference: same shape, relative error at most 'tol' (else the test
+-- fails); the error is printed as a comment line and returned
+function M.close(got, want, tol, what)
+  what = what or ""
+  M.eq(got:shape(), want:shape(), what .. " shape")
+  local err = M.tensor_relerr(got, want)
+  if err > tol then error(("%s: relative error %.3g > %g"):format(what, err, tol), 2) end
+  print(("# %s: relative error %.3g"):format(what, err))
+  return err
+end
+
 function M.done()
   print(string.format("# passed %d failed %d", passed, failed))
   os.exit(failed == 0 and 0 or 1, true)

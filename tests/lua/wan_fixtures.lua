@@ -1,5 +1,5 @@
 -- The official Wan2.1 fixtures in ../shared (see its README): where they are, each part's
--- config.json, and a relative-error check. A test file calls require_fixtures() first:
+-- config.json, and testlib's relative-error check. A test file calls require_fixtures() first:
 -- without ../shared it reports a skip and ends.
 local t = require "testlib"
 local zoe = require "zoe"
@@ -22,15 +22,6 @@ function M.config(dir)
   return cfg
 end
 
-function M.relerr(a, b) return (a - b):norm():item() / b:norm():item() end
-
--- errors past 'tol' fail the test; the error is printed as a comment line
-function M.close(got, want, tol, what)
-  t.eq(got:shape(), want:shape(), what .. " shape")
-  local err = M.relerr(got, want)
-  if err > tol then error(("%s: relative error %.3g > %g"):format(what, err, tol), 2) end
-  print(("# %s: relative error %.3g"):format(what, err))
-  return err
-end
+M.relerr, M.close = t.tensor_relerr, t.close
 
 return M
