@@ -131,14 +131,14 @@ def init_vae(vae):
       - the log-variance starts at -6 so the posterior noise does not drown the signal."""
     from wan import CausalConv3d, Resample, ResidualBlock
 
-    def copy_centre(w, scale=1.0):
+    def copy_centre(w):
         w.zero_()
         n = min(w.shape[0], w.shape[1])
         idx = torch.arange(n)
         if w.dim() == 5:
-            w[idx, idx, w.shape[2] - 1, w.shape[3] // 2, w.shape[4] // 2] = scale
+            w[idx, idx, w.shape[2] - 1, w.shape[3] // 2, w.shape[4] // 2] = 1.0
         else:
-            w[idx, idx, w.shape[2] // 2, w.shape[3] // 2] = scale
+            w[idx, idx, w.shape[2] // 2, w.shape[3] // 2] = 1.0
 
     with torch.no_grad():
         for m in vae.modules():
