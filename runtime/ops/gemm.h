@@ -58,6 +58,14 @@ const char *zoe_gemm_set_precision(const char *mode);
 /* The precision products run at now: "f32", "auto" (bf16 weights in bf16) or "bf16". */
 const char *zoe_gemm_precision(void);
 
+/*
+** A few rows of f32 activations times a bf16 weight go in as two bf16 halves, hi
+** and lo, for nearly f32 accuracy at twice the flops (gemm_dispatch.c). A caller
+** whose products tolerate plain bf16 (a T5's feed-forward layers) turns that off
+** around them. Per thread, on by default; returns the previous setting.
+*/
+bool zoe_gemm_few_rows_exact(bool on);
+
 typedef enum zoe_gemm_kind { ZOE_GEMM_AUTO, ZOE_GEMM_OPENBLAS, ZOE_GEMM_BF16 } zoe_gemm_kind;
 /*
 ** For tests and benchmarks: run every product, whatever its size and dtypes,

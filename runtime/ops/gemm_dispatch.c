@@ -94,8 +94,16 @@ bool zoe_gemm_bf16_wanted(int64_t M, int64_t N, int64_t K, zoe_gemm_arg A, zoe_g
 */
 #define SPLIT_MAX_ROWS 256
 
+static _Thread_local bool few_rows_plain; /* zoe_gemm_few_rows_exact(false) */
+
+bool zoe_gemm_few_rows_exact(bool on) {
+  bool was = !few_rows_plain;
+  few_rows_plain = !on;
+  return was;
+}
+
 static bool wants_split(int64_t M, zoe_gemm_arg A, zoe_gemm_arg B) {
-  return M <= SPLIT_MAX_ROWS && A.dtype == ZOE_F32 && !A.trans && B.dtype == ZOE_BF16 &&
+  return !few_rows_plain && M <= SPLIT_MAX_ROWS && A.dtype == ZOE_F32 && !A.trans && B.dtype == ZOE_BF16 &&
          atomic_load_explicit(&forced, memory_order_relaxed) != ZOE_GEMM_BF16;
 }
 

@@ -259,6 +259,15 @@ static void test_few_rows_split(void) {
   double split = rel_diff(au, ob, M * N), plain = rel_diff(bf, ob, M * N);
   CHECK(split < 2e-5, "few rows: %.3g from f32 products", split);
   CHECK(plain > 20 * split, "the split is what makes the difference (%.3g vs %.3g)", plain, split);
+  /* turned off for this thread: AUTO gives the plain bf16 product's bits; then on again */
+  CHECK(zoe_gemm_few_rows_exact(false), "on by default");
+  float *off = run(ZOE_GEMM_AUTO, M, N, K, &x, &w);
+  CHECK(!zoe_gemm_few_rows_exact(true), "the previous setting comes back");
+  float *on = run(ZOE_GEMM_AUTO, M, N, K, &x, &w);
+  CHECK(memcmp(off, bf, sizeof(float) * (size_t)(M * N)) == 0, "few rows, not exact: plain bf16");
+  CHECK(memcmp(on, au, sizeof(float) * (size_t)(M * N)) == 0, "exact again: split");
+  free(off);
+  free(on);
   free(ob);
   free(au);
   free(bf);
