@@ -55,6 +55,11 @@ local function row(name, seconds, flop, rss, key)
   print(rows[#rows])
 end
 
+-- the text encoder and the DiT run at the checkpoint's precision, as the pipeline runs
+-- them (bf16 weights: every product of some size in bf16, attention's too); the VAE after
+-- them as its weights are
+local _, precision_before = zoe.precision(model.precision or "auto")
+
 if all or want.t5 then
   -- 40 real tokens: the encoder never sees padding (Wan masks it)
   local ids = T.arange(100, 139, "i32")
@@ -90,6 +95,8 @@ if all or want.dit then
   dit.forward({x, x}, 500, kv2)
   row("DiT step 320x192x17, with guidance", now() - t0, 2 * flop, status("VmHWM"))
 end
+
+zoe.precision(precision_before)
 
 if all or want.vae then
   local vae = model:vae()

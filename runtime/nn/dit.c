@@ -47,11 +47,9 @@ static int ffn_part(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, zoe_t
   zoe_tensor *h = zoe_layer_norm(x, NULL, NULL, o->eps, NULL, e), *y = NULL, *r = NULL;
   int ok = h && (r = zoe_modulate(h, m3, m4, h, e));
   zoe_tensor_release(r); /* modulate hands back another reference to h */
-  ok = ok && (y = zoe_linear(h, w->ffn0_w, w->ffn0_b, NULL, e));
+  ok = ok && (y = zoe_linear_act(h, w->ffn0_w, w->ffn0_b, ZOE_ACT_GELU_TANH, NULL, e));
   zoe_tensor_release(h);
   h = NULL;
-  ok = ok && (r = zoe_unary(ZOE_GELU_TANH, y, y, e));
-  zoe_tensor_release(r);
   ok = ok && (h = zoe_linear(y, w->ffn2_w, w->ffn2_b, NULL, e));
   zoe_tensor_release(y);
   ok = ok && (r = zoe_gated_add(x, h, m5, x, e));

@@ -16,6 +16,10 @@ VECTORIZE static void gated_k(float *o, const float *x, const float *y, const fl
   for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i] * g[i];
 }
 
+VECTORIZE static void gated_scalar_k(float *o, const float *x, const float *y, float g, int64_t n) {
+  for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i] * g;
+}
+
 typedef struct fused_ctx {
   bool gated;
   zoe_dtype t[4];
@@ -27,6 +31,10 @@ static void fused_inner(void *arg, int64_t n, char **p, const int64_t *s) {
   if (f32 && s[0] == 4 && s[1] == 4 && s[2] == 4 && s[3] == 4) {
     if (c->gated) gated_k((float *)p[0], (float *)p[1], (float *)p[2], (float *)p[3], n);
     else modulate_k((float *)p[0], (float *)p[1], (float *)p[2], (float *)p[3], n);
+    return;
+  }
+  if (f32 && c->gated && s[0] == 4 && s[1] == 4 && s[2] == 4 && s[3] == 0) { /* one gate (or none: 1) */
+    gated_scalar_k((float *)p[0], (float *)p[1], (float *)p[2], *(float *)p[3], n);
     return;
   }
   for (int64_t i = 0; i < n; i++) {

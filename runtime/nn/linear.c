@@ -13,29 +13,19 @@ static zoe_tensor *as_rows(const zoe_tensor *x, zoe_err *e) {
   return zoe_to_dtype(x, ZOE_F32, e); /* to_dtype always gives a contiguous copy */
 }
 
-typedef struct bias_ctx {
-  float *y;
-  const zoe_tensor *b;
-  int64_t n;
-} bias_ctx;
-
-static void add_bias(void *arg, int64_t r0, int64_t r1) {
-  bias_ctx *c = arg;
-  const void *bd = zoe_data(c->b);
-  int64_t bs = c->b->stride[0];
-  float tmp[256];
-  for (int64_t j0 = 0; j0 < c->n; j0 += 256) { /* bias widened in slices, reused across rows */
-    int64_t m = c->n - j0 < 256 ? c->n - j0 : 256;
-    for (int64_t j = 0; j < m; j++) tmp[j] = (float)zoe_load_elem(c->b->dtype, bd, (j0 + j) * bs);
-    for (int64_t r = r0; r < r1; r++) {
-      float *row = c->y + r * c->n + j0;
-      for (int64_t j = 0; j < m; j++) row[j] += tmp[j];
-    }
-  }
+/* the bias as N contiguous floats: itself, or a widened copy */
+static zoe_tensor *bias_f32(const zoe_tensor *b, zoe_err *e) {
+  if (b->dtype == ZOE_F32 && b->stride[0] == 1) return zoe_tensor_retain(b);
+  return zoe_to_dtype(b, ZOE_F32, e);
 }
 
 zoe_tensor *zoe_linear(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b,
                        zoe_tensor *out, zoe_err *e) {
+  return zoe_linear_act(x, w, b, ZOE_ACT_NONE, out, e);
+}
+
+zoe_tensor *zoe_linear_act(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b, zoe_gemm_act act,
+                           zoe_tensor *out, zoe_err *e) {
   char sx[96], sw[96];
   if (w->ndim != 2 || !zoe_dtype_is_float(w->dtype)) {
     zoe_errf(e, ZOE_ESHAPE, "linear: weight must be a 2-D float matrix [out, in], got %s %s",
@@ -61,8 +51,11 @@ zoe_tensor *zoe_linear(const zoe_tensor *x, const zoe_tensor *w, const zoe_tenso
   int64_t shape[ZOE_MAX_DIMS];
   for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
   shape[x->ndim - 1] = nout;
-  zoe_tensor *xr = as_rows(x, e);
-  if (!xr) return NULL;
+  zoe_tensor *xr = as_rows(x, e), *bf = NULL;
+  if (!xr || (b && !(bf = bias_f32(b, e)))) {
+    zoe_tensor_release(xr);
+    return NULL;
+  }
   bool direct = !out || (out->dtype == ZOE_F32 && zoe_is_contiguous(out));
   zoe_tensor *y = direct ? zoe_out_prepare(out, ZOE_F32, x->ndim, shape, "linear", e)
                          : zoe_empty(ZOE_F32, x->ndim, shape, e);
@@ -71,19 +64,8 @@ zoe_tensor *zoe_linear(const zoe_tensor *x, const zoe_tensor *w, const zoe_tenso
   int64_t rows = nin ? zoe_numel(xr) / nin : zoe_numel(y) / (nout ? nout : 1);
   zoe_gemm_arg A = {zoe_data(xr), ZOE_F32, false, nin ? nin : 1};
   zoe_gemm_arg B = {zoe_data(w), w->dtype, true, w->stride[0]};
-  if (nin == 0) {
-    float *p = zoe_data(y);
-    for (int64_t i = 0; i < zoe_numel(y); i++) p[i] = 0;
-  } else if (zoe_gemm(rows, nout, nin, 1.0f, A, B, 0.0f, zoe_data(y), nout, e)) {
-    goto done;
-  }
-  if (b) {
-    bias_ctx c = {zoe_data(y), b, nout};
-    if (zoe_parallel_for(rows, 1 + 65536 / (nout + 1), add_bias, &c)) {
-      zoe_errf(e, ZOE_ECANCELED, "linear: canceled");
-      goto done;
-    }
-  }
+  zoe_gemm_epilogue ep = {bf ? zoe_data(bf) : NULL, act};
+  if (zoe_gemm_ep(rows, nout, nin, 1.0f, A, B, 0.0f, zoe_data(y), nout, &ep, e)) goto done;
   if (direct) {
     res = zoe_tensor_retain(y);
   } else {
@@ -95,6 +77,7 @@ zoe_tensor *zoe_linear(const zoe_tensor *x, const zoe_tensor *w, const zoe_tenso
   }
 done:
   zoe_tensor_release(xr);
+  zoe_tensor_release(bf);
   zoe_tensor_release(y);
   return res;
 }

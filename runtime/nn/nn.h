@@ -11,11 +11,15 @@
 #define ZOE_NN_H
 
 #include "../core/tensor.h"
+#include "../ops/gemm.h"
 
 /* ---- linear and embeddings ---- */
 /* y = x W^T + b: x [..., in], w [out, in], b [out] or NULL -> [..., out] */
 zoe_tensor *zoe_linear(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b,
                        zoe_tensor *out, zoe_err *e);
+/* act(x W^T + b) with the bias and the activation applied as the product is written */
+zoe_tensor *zoe_linear_act(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b, zoe_gemm_act act,
+                           zoe_tensor *out, zoe_err *e);
 /* rows of 'weight' [V, D] for integer ids of any shape -> [..., D] f32 */
 zoe_tensor *zoe_embedding(const zoe_tensor *weight, const zoe_tensor *ids, zoe_err *e);
 

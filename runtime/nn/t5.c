@@ -68,9 +68,7 @@ zoe_tensor *zoe_t5_layer(const zoe_t5_layer_w *w, int nheads, double eps, const 
 
   STEP(h = zoe_rms_norm(x, w->norm2, eps, NULL, e));
   zoe_gemm_few_rows_exact(false);
-  STEP(g = zoe_linear(h, w->gate, NULL, NULL, e));
-  STEP(zoe_unary(ZOE_GELU_TANH, g, g, e));
-  zoe_tensor_release(g);
+  STEP(g = zoe_linear_act(h, w->gate, NULL, ZOE_ACT_GELU_TANH, NULL, e));
   STEP(y = zoe_linear(h, w->fc1, NULL, NULL, e));
   STEP(zoe_binary(ZOE_MUL, y, g, y, e));
   zoe_tensor_release(y);

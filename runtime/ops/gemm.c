@@ -139,13 +139,29 @@ static void panel_range(void *arg, int64_t begin, int64_t end) {
 
 int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
              float beta, float *C, int64_t ldc, zoe_err *e) {
+  return zoe_gemm_ep(M, N, K, alpha, A, B, beta, C, ldc, NULL, e);
+}
+
+/* The OpenBLAS paths; the epilogue runs after them. */
+static int gemm_widened(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
+                        float beta, float *C, int64_t ldc, zoe_err *e);
+
+int zoe_gemm_ep(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B, float beta,
+                float *C, int64_t ldc, const zoe_gemm_epilogue *ep, zoe_err *e) {
   if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(A.ld) || !fits_int(B.ld) ||
       !fits_int(ldc))
     return zoe_errf(e, ZOE_EINVAL, "gemm: sizes past 2^31 (%lld x %lld x %lld)", (long long)M,
                     (long long)N, (long long)K);
   if (M == 0 || N == 0) return 0;
   if (zoe_cancel_requested()) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
-  if (zoe_gemm_bf16_wanted(M, N, K, A, B)) return zoe_gemm_bf16_rows(M, N, K, alpha, A, B, beta, C, ldc, e);
+  if (zoe_gemm_bf16_wanted(M, N, K, A, B)) return zoe_gemm_bf16_rows(M, N, K, alpha, A, B, beta, C, ldc, ep, e);
+  int rc = gemm_widened(M, N, K, alpha, A, B, beta, C, ldc, e);
+  if (!rc && zoe_gemm_epilogue_rows(ep, M, N, C, ldc)) rc = zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
+  return rc;
+}
+
+static int gemm_widened(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
+                        float beta, float *C, int64_t ldc, zoe_err *e) {
   if (A.dtype == ZOE_F32 && B.dtype == ZOE_F32) {
     if (sgemm_panels(M, N, K, alpha, A, B, beta, C, ldc)) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
     return 0;

@@ -29,6 +29,26 @@ int zoe_gemm(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_g
              float beta, float *C, int64_t ldc, zoe_err *e);
 
 /*
+** What the result goes through as it is written, in the same pass (a GEMM
+** epilogue): C = act(alpha * op(A) op(B) + beta * C + bias), bias[j] added to
+** column j. A linear layer's bias and the GELU after a feed-forward's first
+** product never make a pass of their own over a result of their own.
+*/
+typedef enum zoe_gemm_act { ZOE_ACT_NONE, ZOE_ACT_GELU_TANH } zoe_gemm_act;
+typedef struct zoe_gemm_epilogue {
+  const float *bias; /* N values, or NULL */
+  zoe_gemm_act act;
+} zoe_gemm_epilogue;
+
+/* zoe_gemm with an epilogue (NULL: none) */
+int zoe_gemm_ep(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B, float beta,
+                float *C, int64_t ldc, const zoe_gemm_epilogue *ep, zoe_err *e);
+
+/* The epilogue on columns j0 .. j0+n of one row of C (the backends call it), and on all of C. */
+void zoe_gemm_epilogue_row(const zoe_gemm_epilogue *ep, float *c, int64_t j0, int64_t n);
+int zoe_gemm_epilogue_rows(const zoe_gemm_epilogue *ep, int64_t M, int64_t N, float *C, int64_t ldc);
+
+/*
 ** zoe_parallel_for for loops whose ranges call zoe_gemm themselves (attention
 ** tiles, convolution tiles): the BLAS runs single-threaded inside, so the
 ** cores are split between ranges rather than oversubscribed.

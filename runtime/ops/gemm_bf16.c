@@ -65,6 +65,7 @@ typedef struct job {
   int64_t ldc;
   bool ct;               /* O is C transposed: O[i, j] at c[j*ldc + i] */
   float alpha, beta;
+  const zoe_gemm_epilogue *ep; /* or NULL */
   int64_t kc; /* pairs per K block: KC at most, the blocks as even as can be */
   int64_t npanels, rtiles, units_r, units_v, rpack_blocks;
   atomic_int canceled, failed;
@@ -339,6 +340,7 @@ TARGET static void block_to_c(const job *j, const block *b) {
       if (j->beta != 0.0f) y = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + 16 * full), y);
       _mm512_mask_storeu_ps(c + 16 * full, m, y);
     }
+    if (j->ep) zoe_gemm_epilogue_row(j->ep, c, b->y0, b->ny); /* the row is still in L1 */
   }
 }
 
@@ -406,10 +408,10 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
 }
 
 int zoe_gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B, float beta,
-                  float *C, int64_t ldc, zoe_err *e) {
+                  float *C, int64_t ldc, const zoe_gemm_epilogue *ep, zoe_err *e) {
   if (K == 0) {
     scale_c(M, N, beta, C, ldc);
-    return 0;
+    return zoe_gemm_epilogue_rows(ep, M, N, C, ldc) ? zoe_errf(e, ZOE_ECANCELED, "gemm: canceled") : 0;
   }
   /* op(A)(m, k) and op(B)(k, n) as sides indexed (row or column, k) */
   side sa = {A.data, A.dtype, A.trans ? 1 : A.ld, A.trans ? A.ld : 1};
@@ -429,6 +431,7 @@ int zoe_gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, 
   j->ldc = ldc;
   j->alpha = alpha;
   j->beta = beta;
+  j->ep = ep;
   int64_t kblocks = (j->kp + KC - 1) / KC;
   j->kc = (j->kp + kblocks - 1) / kblocks;
   j->npanels = (j->nv + VW - 1) / VW;

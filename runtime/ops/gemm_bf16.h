@@ -21,12 +21,12 @@ bool zoe_bf16_cpu(void);
 /* Whether zoe_gemm should run this product here (gemm_dispatch.c). */
 bool zoe_gemm_bf16_wanted(int64_t M, int64_t N, int64_t K, zoe_gemm_arg A, zoe_gemm_arg B);
 
-/* zoe_gemm's contract; the caller has checked sizes, M, N > 0 and the CPU. */
+/* zoe_gemm_ep's contract; the caller has checked sizes, M, N > 0 and the CPU. */
 int zoe_gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B, float beta,
-                  float *C, int64_t ldc, zoe_err *e);
+                  float *C, int64_t ldc, const zoe_gemm_epilogue *ep, zoe_err *e);
 
 /* zoe_gemm_bf16, keeping nearly f32 accuracy for a few rows of f32 activations (gemm_dispatch.c). */
 int zoe_gemm_bf16_rows(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
-                       float beta, float *C, int64_t ldc, zoe_err *e);
+                       float beta, float *C, int64_t ldc, const zoe_gemm_epilogue *ep, zoe_err *e);
 
 #endif

@@ -108,8 +108,8 @@ static bool wants_split(int64_t M, zoe_gemm_arg A, zoe_gemm_arg B) {
 }
 
 int zoe_gemm_bf16_rows(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zoe_gemm_arg B,
-                       float beta, float *C, int64_t ldc, zoe_err *e) {
-  if (!wants_split(M, A, B)) return zoe_gemm_bf16(M, N, K, alpha, A, B, beta, C, ldc, e);
+                       float beta, float *C, int64_t ldc, const zoe_gemm_epilogue *ep, zoe_err *e) {
+  if (!wants_split(M, A, B)) return zoe_gemm_bf16(M, N, K, alpha, A, B, beta, C, ldc, ep, e);
   size_t abytes = (size_t)(2 * M * K) * sizeof(float), tbytes = (size_t)(2 * M * N) * sizeof(float);
   float *a2 = zoe_alloc(abytes, e), *t = a2 ? zoe_alloc(tbytes, e) : NULL;
   int rc = 0;
@@ -125,12 +125,14 @@ int zoe_gemm_bf16_rows(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_ar
       a2[(M + i) * K + k] = v - hi;
     }
   zoe_gemm_arg A2 = {a2, ZOE_F32, false, K};
-  if ((rc = zoe_gemm_bf16(2 * M, N, K, alpha, A2, B, 0.0f, t, N, e))) goto done;
-  for (int64_t i = 0; i < M; i++)
+  if ((rc = zoe_gemm_bf16(2 * M, N, K, alpha, A2, B, 0.0f, t, N, NULL, e))) goto done;
+  for (int64_t i = 0; i < M; i++) {
     for (int64_t j = 0; j < N; j++) {
       float r = t[i * N + j] + t[(M + i) * N + j];
       C[i * ldc + j] = beta == 0.0f ? r : beta * C[i * ldc + j] + r;
     }
+    if (ep) zoe_gemm_epilogue_row(ep, C + i * ldc, 0, N);
+  }
 done:
   zoe_free(a2, abytes);
   zoe_free(t, tbytes);

@@ -9,7 +9,8 @@
 ** leading dimensions past the row, every dtype pairing, alpha and beta; then
 ** the dispatch: forced bf16 against OpenBLAS within 1e-2, the same bits on any
 ** thread count, and what AUTO picks (bf16 weights on the bf16 kernel, f32 x f32
-** on OpenBLAS unless ZOE_PRECISION=bf16). Skipped where the CPU lacks AVX512-BF16.
+** on OpenBLAS unless ZOE_PRECISION=bf16), and the epilogue (bias, GELU) on each
+** backend. Skipped where the CPU lacks AVX512-BF16 (but the OpenBLAS epilogue).
 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -275,6 +276,52 @@ static void test_few_rows_split(void) {
   free(w.data);
 }
 
+/*
+** The epilogue (a bias per column, then GELU-tanh) on every backend and both layouts
+** (a linear layer's: O is C transposed; a convolution's: the weight on the left), with
+** beta: against the plain product's result put through the formula in double.
+*/
+static void epilogue_case(zoe_gemm_kind kind, bool weight_left, int64_t M, int64_t N, int64_t K, zoe_gemm_act act,
+                          bool bias) {
+  mat a = weight_left ? make(ZOE_BF16, false, M, K, 0) : make(ZOE_F32, false, M, K, 0);
+  mat b = weight_left ? make(ZOE_F32, false, K, N, 0) : make(ZOE_BF16, true, K, N, 0);
+  float *bv = malloc(sizeof(float) * (size_t)N), *plain = malloc(sizeof(float) * (size_t)(M * N));
+  float *fused = malloc(sizeof(float) * (size_t)(M * N));
+  for (int64_t j = 0; j < N; j++) bv[j] = (float)normalish();
+  for (int64_t i = 0; i < M * N; i++) plain[i] = fused[i] = (float)normalish();
+  zoe_gemm_epilogue ep = {bias ? bv : NULL, act};
+  zoe_gemm_kind old = zoe_gemm_force(kind);
+  int rc = zoe_gemm(M, N, K, 1.5f, arg(&a), arg(&b), 0.5f, plain, N, NULL);
+  rc = rc ? rc : zoe_gemm_ep(M, N, K, 1.5f, arg(&a), arg(&b), 0.5f, fused, N, &ep, NULL);
+  zoe_gemm_force(old);
+  CHECK(rc == 0, "gemm failed");
+  double worst = 0;
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double x = (double)plain[i * N + j] + (bias ? bv[j] : 0.0);
+      if (act == ZOE_ACT_GELU_TANH) x = 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+      double d = fabs(fused[i * N + j] - x) / (1e-3 + fabs(x));
+      if (!(d <= worst)) worst = d;
+    }
+  CHECK(worst < 1e-5, "kind %d %s %lldx%lldx%lld act %d bias %d: worst relative error %.3g", (int)kind,
+        weight_left ? "weight left" : "linear", (long long)M, (long long)N, (long long)K, (int)act, (int)bias, worst);
+  free(bv);
+  free(plain);
+  free(fused);
+  free(a.data);
+  free(b.data);
+}
+
+static void test_epilogue(void) {
+  const zoe_gemm_kind kinds[] = {ZOE_GEMM_OPENBLAS, ZOE_GEMM_BF16, ZOE_GEMM_AUTO}; /* AUTO: few rows, hi + lo */
+  for (int k = 0; k < (have_bf16 ? 3 : 1); k++)
+    for (int left = 0; left < 2; left++) {
+      epilogue_case(kinds[k], left, 40, 97, 70, ZOE_ACT_GELU_TANH, true);
+      epilogue_case(kinds[k], left, 130, 33, 129, ZOE_ACT_GELU_TANH, false);
+      epilogue_case(kinds[k], left, 17, 200, 31, ZOE_ACT_NONE, true);
+    }
+}
+
 /* A requested cancel stops the product with ZOE_ECANCELED. */
 static void test_cancel(void) {
   if (!have_bf16) return;
@@ -301,6 +348,7 @@ int main(void) {
   RUN(test_empty_k);
   RUN(test_dispatch);
   RUN(test_few_rows_split);
+  RUN(test_epilogue);
   RUN(test_cancel);
   zoe_pool_shutdown();
   return test_summary();

@@ -93,6 +93,9 @@ t.test("modulate and gated_add equal their formulas", function()
   local y, g = T.randn({2, 5, 8}, {seed = 4}), T.randn({2, 1, 8}, {seed = 5})
   close(nn.gated_add(x, y, g), x + y * g, 1e-6, "gated_add")
   close(nn.gated_add(x, y), x + y, 1e-6, "gated_add without gate")
+  close(nn.gated_add(x, y, T.full({1}, -0.75)), x + y * -0.75, 1e-6, "gated_add with one gate")
+  close(nn.gated_add(x:transpose(1, 2), y:transpose(1, 2), g:transpose(1, 2)),
+    (x + y * g):transpose(1, 2), 1e-6, "gated_add on strided views")
 end)
 
 t.test("Wan DiT block with f32 and bf16 weights", function()
