@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
+
 typedef struct block {
   struct block *next;
 } block;
@@ -21,7 +23,7 @@ static zoe_mem_stats stats;
 static int64_t cache_limit = -1;
 
 static void update_peak(void) {
-  int64_t held = stats.live + stats.cached;
+  int64_t held = stats.live + stats.cached + stats.arena;
   if (held > stats.peak) stats.peak = held;
 }
 
@@ -41,6 +43,8 @@ static int size_class(size_t n, size_t *rounded) {
   return cls < NCLASSES ? cls : -1;
 }
 
+static void *alloc_cached(size_t nbytes, zoe_err *e);
+
 static int64_t limit(void) {
   if (cache_limit < 0) {
     const char *env = getenv("ZOE_CACHE_MB");
@@ -50,6 +54,15 @@ static int64_t limit(void) {
 }
 
 void *zoe_alloc(size_t nbytes, zoe_err *e) {
+  size_t exact = (nbytes + 63) & ~(size_t)63; /* an arena packs blocks at 64 bytes, not at size classes */
+  void *from_arena = zoe_arena_alloc_hook(exact ? exact : 64);
+  if (from_arena) return from_arena;
+  void *p = alloc_cached(nbytes, e);
+  zoe_arena_note_alloc(p, exact ? exact : 64);
+  return p;
+}
+
+static void *alloc_cached(size_t nbytes, zoe_err *e) {
   size_t rounded;
   int cls = size_class(nbytes, &rounded);
   pthread_mutex_lock(&lock);
@@ -66,7 +79,7 @@ void *zoe_alloc(size_t nbytes, zoe_err *e) {
   void *p = aligned_alloc(ZOE_ALIGN, rounded);
   if (!p) {
     /* Give the cache back and try once more before failing. */
-    zoe_mem_trim();
+    zoe_mem_trim_cache();
     p = aligned_alloc(ZOE_ALIGN, rounded);
   }
   if (!p) {
@@ -82,7 +95,7 @@ void *zoe_alloc(size_t nbytes, zoe_err *e) {
 }
 
 void zoe_free(void *p, size_t nbytes) {
-  if (!p) return;
+  if (!p || zoe_arena_free_hook(p)) return;
   size_t rounded;
   int cls = size_class(nbytes, &rounded);
   pthread_mutex_lock(&lock);
@@ -100,6 +113,11 @@ void zoe_free(void *p, size_t nbytes) {
 }
 
 void zoe_mem_trim(void) {
+  zoe_mem_trim_cache();
+  zoe_arena_trim();
+}
+
+void zoe_mem_trim_cache(void) {
   pthread_mutex_lock(&lock);
   block *lists[NCLASSES];
   memcpy(lists, free_lists, sizeof lists);
@@ -123,7 +141,7 @@ void zoe_mem_get(zoe_mem_stats *out) {
 
 void zoe_mem_reset_peak(void) {
   pthread_mutex_lock(&lock);
-  stats.peak = stats.live + stats.cached;
+  stats.peak = stats.live + stats.cached + stats.arena;
   pthread_mutex_unlock(&lock);
 }
 
@@ -137,5 +155,12 @@ void zoe_mem_set_cache_limit(int64_t bytes) {
 void zoe_mem_add_mapped(int64_t delta) {
   pthread_mutex_lock(&lock);
   stats.mapped += delta;
+  pthread_mutex_unlock(&lock);
+}
+
+void zoe_mem_add_arena(int64_t delta) {
+  pthread_mutex_lock(&lock);
+  stats.arena += delta;
+  update_peak();
   pthread_mutex_unlock(&lock);
 }

@@ -21,6 +21,7 @@ typedef struct zoe_mem_stats {
   int64_t cached;    /* bytes kept on free lists for reuse */
   int64_t peak;      /* highest live + cached seen since start or the last reset */
   int64_t mapped;    /* bytes of files mapped for weights */
+  int64_t arena;     /* bytes of activation arenas (arena.h), counted in peak */
   int64_t allocs;    /* blocks taken from the system (cache misses) */
   int64_t reuses;    /* blocks served from the cache */
 } zoe_mem_stats;
@@ -32,10 +33,13 @@ void zoe_free(void *p, size_t nbytes);
 
 void zoe_mem_get(zoe_mem_stats *out);
 void zoe_mem_reset_peak(void);
-/* Hand every cached block back to the system. */
+/* Hand every cached block and every idle activation arena back to the system. */
 void zoe_mem_trim(void);
+/* Only the cached blocks. */
+void zoe_mem_trim_cache(void);
 /* Cap on cached bytes (default 2 GiB, or ZOE_CACHE_MB). */
 void zoe_mem_set_cache_limit(int64_t bytes);
 void zoe_mem_add_mapped(int64_t delta);
+void zoe_mem_add_arena(int64_t delta);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "error.h"
 
 /* OpenBLAS's own threads: same count as ours. */
@@ -50,17 +51,20 @@ static atomic_bool cancel_flag;
 static _Thread_local bool in_worker;
 static _Thread_local bool cancel_deaf; /* see zoe_cancel_watch */
 
+/* Ranges allocate outside an activation arena: how many of them a thread runs varies. */
 static void run_chunks(job *j) {
+  zoe_arena_pause(true);
   for (;;) {
     if (!j->deaf && atomic_load_explicit(&cancel_flag, memory_order_relaxed)) {
       atomic_store(&j->canceled, 1);
-      return;
+      break;
     }
     int64_t b = atomic_fetch_add(&j->next, j->chunk);
-    if (b >= j->n) return;
+    if (b >= j->n) break;
     int64_t e = b + j->chunk < j->n ? b + j->chunk : j->n;
     j->fn(j->ctx, b, e);
   }
+  zoe_arena_pause(false);
 }
 
 /* 'arg' is the generation current when the thread was made: only later jobs are its own. */

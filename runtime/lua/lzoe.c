@@ -199,9 +199,11 @@ static int z_mem(lua_State *L) {
   zoe_mem_stats m;
   if (lua_toboolean(L, 1)) lua_gc(L, LUA_GCCOLLECT);
   zoe_mem_get(&m);
-  lua_createtable(L, 0, 7);
-  lua_pushinteger(L, m.live + m.cached);
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, m.live + m.cached + m.arena);
   lua_setfield(L, -2, "current");
+  lua_pushinteger(L, m.arena);
+  lua_setfield(L, -2, "arena");
   lua_pushinteger(L, m.peak);
   lua_setfield(L, -2, "peak");
   lua_pushinteger(L, m.live);

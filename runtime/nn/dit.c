@@ -8,6 +8,7 @@
 */
 #include <math.h>
 
+#include "../core/arena.h"
 #include "../ops/ops.h"
 #include "blocks.h"
 
@@ -110,9 +111,23 @@ static int check(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, const zo
   return 0;
 }
 
+static zoe_tensor *block(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, const zoe_tensor *x0,
+                         const zoe_tensor *e0, const zoe_tensor *ck, const zoe_tensor *cv, zoe_err *e);
+
+/* Every block of a step allocates the same: its activations come from one arena per shape. */
 zoe_tensor *zoe_wan_block(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, const zoe_tensor *x0,
                           const zoe_tensor *e0, const zoe_tensor *ck, const zoe_tensor *cv, zoe_err *e) {
   if (check(w, o, x0, e0, ck, cv, e)) return NULL;
+  int64_t sizes[] = {x0->shape[0], x0->shape[1], x0->shape[2], x0->dtype, e0->shape[0], ck->shape[0],
+                     ck->shape[1], cv->shape[1], o->ffn_rows, w->ffn0_w->shape[0], w->ffn0_w->dtype};
+  zoe_arena_enter(zoe_arena_key("wan_block", (int)(sizeof sizes / sizeof *sizes), sizes));
+  zoe_tensor *r = block(w, o, x0, e0, ck, cv, e);
+  zoe_arena_leave();
+  return r;
+}
+
+static zoe_tensor *block(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, const zoe_tensor *x0,
+                         const zoe_tensor *e0, const zoe_tensor *ck, const zoe_tensor *cv, zoe_err *e) {
   int64_t D = x0->shape[2];
   zoe_tensor *m = NULL, *modv = NULL, *x = NULL, *h = NULL, *q = NULL, *k = NULL, *v = NULL;
   zoe_tensor *y = NULL, *flat = NULL, *mc[6] = {0};
