@@ -65,11 +65,16 @@ if all or want.t5 then
   local ids = T.arange(100, 139, "i32")
   ids = T.cat({ids, T.tensor({1}, "i32")})
   local enc = model:text_encoder()
-  enc(ids:narrow(1, 1, 8):unsqueeze(1), T.ones({1, 8}, "i32")) -- page the weights in
+  enc(ids:unsqueeze(1), T.ones({1, 40}, "i32")) -- page the weights in
   reset_peak()
-  local t0 = now()
-  local out = enc(ids:unsqueeze(1), T.ones({1, 40}, "i32"))
-  local dt = now() - t0
+  -- a prompt takes 1.3 s: best of 3 (the PyTorch side does the same), since the first
+  -- seconds after the checkpoint is read from disk vary by 20% here
+  local dt, out = math.huge, nil
+  for _ = 1, 3 do
+    local t0 = now()
+    out = enc(ids:unsqueeze(1), T.ones({1, 40}, "i32"))
+    dt = math.min(dt, now() - t0)
+  end
   local flop = 2 * 40 * (24 * (4 * 4096 * 4096 + 3 * 4096 * 10240)) + 24 * 4 * 40 * 40 * 4096
   row("umT5-XXL, 40-token prompt", dt, flop, status("VmHWM"), "t5")
   assert(out:size(2) == 40)

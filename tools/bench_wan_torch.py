@@ -49,7 +49,7 @@ def main():
             enc.load_state_dict(torch.load(os.path.join(ckpt, "models_t5_umt5-xxl-enc-bf16.pth")))
             ids = torch.arange(100, 140).view(1, 40)
             mask = torch.ones(1, 40, dtype=torch.long)
-            timed("umT5-XXL, 40 tokens, bf16", "t5_bf16", lambda: enc(ids, mask))
+            timed("umT5-XXL, 40 tokens, bf16", "t5_bf16", lambda: enc(ids, mask), reps=3)
             del enc
         if "dit" in stages:
             cfg = dict(dim=1536, ffn_dim=8960, freq_dim=256, in_dim=16, num_heads=12, num_layers=30, out_dim=16,
