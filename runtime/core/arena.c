@@ -276,18 +276,6 @@ void zoe_arena_trim(void) {
   pthread_mutex_unlock(&mu);
 }
 
-void zoe_arena_stats(int *arenas, int64_t *bytes) {
-  pthread_mutex_lock(&mu);
-  *arenas = 0;
-  *bytes = 0;
-  for (int s = 0; s < MAX_ARENAS; s++)
-    if (slots[s].base) {
-      (*arenas)++;
-      *bytes += slots[s].bytes;
-    }
-  pthread_mutex_unlock(&mu);
-}
-
 uint64_t zoe_arena_key(const char *name, int n, const int64_t *sizes) {
   uint64_t h = 1469598103934665603ull;
   for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;

@@ -19,8 +19,6 @@ void zoe_arena_enter(uint64_t key);
 void zoe_arena_leave(void);
 /* The pool's ranges run outside the arena: pause(true) before, pause(false) after. */
 void zoe_arena_pause(bool pause);
-/* How many arenas hold a buffer, and their bytes. */
-void zoe_arena_stats(int *arenas, int64_t *bytes);
 /* A key from a name and some sizes (FNV-1a). */
 uint64_t zoe_arena_key(const char *name, int n, const int64_t *sizes);
 
