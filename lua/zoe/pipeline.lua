@@ -191,8 +191,12 @@ local function run(mode, spec)
     -- is pixel frame 1, latent frame k + 1 is pixel frames 4k - 2 .. 4k + 1)
     given = y:narrow(2, 1, 1 + (cond_frames:size(2) - 1) // 4)
   end
-  local kv_cond = model:cross_kv(cond)
-  local kv_uncond = uncond and model:cross_kv(uncond) or nil
+  local kv_cond, kv_uncond
+  if model.cross_kv_pair then
+    kv_cond, kv_uncond = model:cross_kv_pair(cond, uncond)
+  else
+    kv_cond, kv_uncond = model:cross_kv(cond), uncond and model:cross_kv(uncond) or nil
+  end
   if spec.release_text_encoder then model:release_text_encoder() end
   timings.encode = now() - t0
 

@@ -36,8 +36,15 @@ t.test("first-frame conditioning: mask and encoded first frame", function()
   close(y, P["i2v.y"], 1e-4, "y")
 end)
 
-local function sampling(prefix, sampler, integer)
-  local kv, kv0 = model:cross_kv(P.context), model:cross_kv(P.context_null)
+-- paired: the prompt's and the negative prompt's caches as one batch (as the pipeline
+-- makes them), which a guided step then takes whole
+local function sampling(prefix, sampler, integer, paired)
+  local kv, kv0
+  if paired then
+    kv, kv0 = model:cross_kv_pair(P.context, P.context_null)
+  else
+    kv, kv0 = model:cross_kv(P.context), model:cross_kv(P.context_null)
+  end
   local it, run = zoe.sampler.steps{model_batch = model:denoiser(), kind = "flow", sampler = sampler,
     schedule = "flow", steps = tonumber(meta.steps), shift = tonumber(meta.shift), cfg = tonumber(meta.cfg),
     integer_timesteps = integer, x = P["sample.noise"], cond = kv, uncond = kv0}
@@ -52,7 +59,38 @@ local function sampling(prefix, sampler, integer)
 end
 
 t.test("a whole Euler sampling with guidance, step by step", function() sampling("sample", "euler", false) end)
-t.test("a whole UniPC sampling with guidance (Wan's integer timesteps)", function() sampling("unipc", "unipc", true) end)
+t.test("a whole UniPC sampling with guidance (Wan's integer timesteps)", function()
+  sampling("unipc", "unipc", true, true)
+end)
+
+t.test("the caches of a prompt and its negative made as one batch are the caches made apart", function()
+  local kc, ku = model:cross_kv_pair(P.context, P.context_null)
+  local sc, su = model:cross_kv(P.context), model:cross_kv(P.context_null)
+  t.eq(#kc, #sc, "one cache per block")
+  for b = 1, #sc do
+    close(kc[b][1], sc[b][1], 1e-6, "block " .. b .. " keys")
+    close(ku[b][2], su[b][2], 1e-6, "block " .. b .. " values")
+  end
+  -- a guided step takes the batch as it is: what stays live after it is its result alone,
+  -- where caches made apart are joined into a copy that the denoiser keeps for the run
+  local kv_bytes = 0
+  for b = 1, #sc do kv_bytes = kv_bytes + 4 * (sc[b][1]:numel() + sc[b][2]:numel() + su[b][1]:numel() + su[b][2]:numel()) end
+  local n = P["sample.noise"]
+  local xs = T.stack({n, n}, 1)
+  local function growth(conds)
+    local den = model:denoiser()
+    collectgarbage()
+    local before = zoe.mem().live
+    local out = den(xs, 500, conds)
+    collectgarbage()
+    return zoe.mem().live - before, out
+  end
+  local apart, out_apart = growth({sc, su})
+  local paired, out_paired = growth({kc, ku})
+  close(out_paired, out_apart, 1e-6, "the same guided prediction")
+  t.ok(apart - paired >= kv_bytes, ("the joined copy (%d bytes) is not made: %d bytes live after a step made apart, %d paired")
+    :format(kv_bytes, apart, paired))
+end)
 
 t.test("one VAE decode, a latent frame at a time", function()
   local vae = model:vae()

@@ -221,10 +221,31 @@ end
 -- for the whole clip, or a list of them, one per latent frame (prompt travel).
 function Model:cross_kv(embeddings) return self:dit().cross_kv(embeddings) end
 
+-- The caches of a prompt and its negative (each one [L, dim] tensor) as one batch: each
+-- comes back as its entry of the batch (views), and merge_kv gives a guided step the
+-- batch itself rather than concatenated copies. At Wan's 512 text tokens the caches of
+-- two prompts take 0.38 GB for the 1.3B model; the merged copy took as much again.
+function Model:cross_kv_pair(cond, uncond)
+  if not (uncond and T.is_tensor(cond) and T.is_tensor(uncond)) then
+    return self:cross_kv(cond), uncond and self:cross_kv(uncond) or nil
+  end
+  local both = self:cross_kv({cond, uncond})
+  local function entry(i)
+    local kv = {batch = both, entry = i}
+    for b, kvb in ipairs(both) do kv[b] = {kvb[1]:narrow(1, i, 1), kvb[2]:narrow(1, i, 1)} end
+    return kv
+  end
+  return entry(1), entry(2)
+end
+
 -- Caches of several prompts as one batch, block by block. A prompt with one context per
 -- latent frame (travel) next to one without: the single context is repeated per frame.
 local function merge_kv(list)
   if #list == 1 then return list[1] end
+  local batch = list[1].batch
+  local whole = batch and #list == batch[1][1]:size(1)
+  for i, kv in ipairs(list) do whole = whole and kv.batch == batch and kv.entry == i end
+  if whole then return batch end -- the entries of one batch, in order (Model:cross_kv_pair)
   local frames = 1
   for _, kv in ipairs(list) do frames = math.max(frames, kv[1][1]:size(1)) end
   local out = {}
