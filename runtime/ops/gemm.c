@@ -2,7 +2,8 @@
 ** gemm.c: the GEMM backend. f32 goes straight to cblas_sgemm; a half-precision
 ** operand is widened panel by panel (a panel of B is a few columns, i.e. a few
 ** rows of a linear layer's weight, contiguous in the file) and each panel is a
-** separate sgemm, run in parallel on the pool.
+** separate sgemm, run in parallel on the pool; a small half weight is widened
+** whole for one sgemm.
 */
 #include "gemm.h"
 #include "gemm_bf16.h"
@@ -17,6 +18,9 @@
 extern void openblas_set_num_threads(int);
 
 #define PANEL 128 /* columns of B (or rows of A) widened at once */
+/* A half weight of at most this many elements is widened whole for one sgemm: in panels,
+   each panel's sgemm packs A again (zoe-tiny's step: 22.7 -> 21.4 ms) */
+#define WHOLE_MAX (1 << 20)
 
 static bool fits_int(int64_t v) { return v >= 0 && v <= 2147483647; }
 
@@ -176,6 +180,17 @@ static int gemm_widened(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_a
       for (int64_t k = 0; k < K; k++)
         wa[r * K + k] = (float)zoe_load_elem(A.dtype, A.data, A.trans ? k * A.ld + r : r * A.ld + k);
     A = (zoe_gemm_arg){wa, ZOE_F32, false, K};
+  }
+  if (B.dtype != ZOE_F32 && A.dtype == ZOE_F32 && N * K <= WHOLE_MAX) { /* one sgemm: A packed once */
+    size_t wb_bytes = (size_t)(N * K) * sizeof(float);
+    float *wb = zoe_alloc(wb_bytes, e);
+    if (!wb) return e ? e->code : ZOE_ENOMEM;
+    if (B.trans) widen_rows(wb, B.data, B.dtype, B.ld, 0, N, K);
+    else widen_cols_t(wb, B.data, B.dtype, B.ld, 0, N, K);
+    zoe_gemm_arg W = {wb, ZOE_F32, true, K};
+    int rc = sgemm_panels(M, N, K, alpha, A, W, beta, C, ldc);
+    zoe_free(wb, wb_bytes);
+    return rc ? zoe_errf(e, rc, "gemm: canceled") : 0;
   }
   panel_ctx c = {.M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C, .ldc = ldc};
   atomic_init(&c.failed, 0);
