@@ -357,25 +357,29 @@ TARGET static void tile_to_block(const job *j, const block *b, const float *tile
   (void)mr;
 }
 
-/* C = alpha * S + beta * C over the block */
+/* C = alpha * S + beta * C (+ the epilogue's bias) over the block, then its activation */
 TARGET static void block_to_c(const job *j, const block *b) {
   __m512 va = _mm512_set1_ps(j->alpha), vb = _mm512_set1_ps(j->beta);
   int64_t full = b->ny / 16, n = b->ny % 16;
   __mmask16 m = (__mmask16)((1u << n) - 1);
+  const float *bias = j->ep && j->ep->bias ? j->ep->bias + b->y0 : NULL;
+  zoe_gemm_epilogue act = {NULL, j->ep ? j->ep->act : ZOE_ACT_NONE};
   for (int64_t x = 0; x < b->nx; x++) {
     const float *s = b->s + x * b->lds;
     float *c = j->c + (b->x0 + x) * j->ldc + b->y0;
     for (int64_t z = 0; z < full; z++) { /* masked stores are slow on Zen: only at the edge */
       __m512 y = _mm512_mul_ps(va, _mm512_loadu_ps(s + 16 * z));
       if (j->beta != 0.0f) y = _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + 16 * z), y);
+      if (bias) y = _mm512_add_ps(y, _mm512_loadu_ps(bias + 16 * z));
       _mm512_storeu_ps(c + 16 * z, y);
     }
     if (n) {
       __m512 y = _mm512_mul_ps(va, _mm512_loadu_ps(s + 16 * full));
       if (j->beta != 0.0f) y = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c + 16 * full), y);
+      if (bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, bias + 16 * full));
       _mm512_mask_storeu_ps(c + 16 * full, m, y);
     }
-    if (j->ep) zoe_gemm_epilogue_row(j->ep, c, b->y0, b->ny); /* the row is still in L1 */
+    if (act.act != ZOE_ACT_NONE) zoe_gemm_epilogue_row(&act, c, 0, b->ny); /* the row is still in L1 */
   }
 }
 
