@@ -27,7 +27,7 @@
 #include "alloc.h"
 
 #define MAX_ARENAS 4
-#define MAX_RECS 1024 /* a DiT block makes ~100-200 blocks; the plan is cubic in the worst case */
+#define MAX_RECS 1024 /* a DiT block at 1200 tokens makes 39; the plan is cubic in the worst case */
 #define ARENA_MIN_BYTES ((int64_t)1 << 20) /* a plan smaller than this is not worth a buffer */
 
 enum { FREE_SLOT, RECORDING, READY, USELESS, RETIRED };
