@@ -16,7 +16,7 @@
 #include "../ops/vmath.h"
 #include "nn.h"
 
-#define TQ 64
+#define TQ 128 /* queries per tile: each tile packs its key and value tiles (64: 4% slower DiT) */
 #define TK 512
 #define VECTORIZE __attribute__((target_clones("avx512f", "avx2", "default")))
 
