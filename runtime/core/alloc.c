@@ -54,11 +54,12 @@ static int64_t limit(void) {
 }
 
 void *zoe_alloc(size_t nbytes, zoe_err *e) {
-  size_t exact = (nbytes + 63) & ~(size_t)63; /* an arena packs blocks at 64 bytes, not at size classes */
-  void *from_arena = zoe_arena_alloc_hook(exact ? exact : 64);
+  /* an arena packs blocks at 64 bytes, not at size classes */
+  size_t exact = nbytes ? (nbytes + 63) & ~(size_t)63 : 64;
+  void *from_arena = zoe_arena_alloc_hook(exact);
   if (from_arena) return from_arena;
   void *p = alloc_cached(nbytes, e);
-  zoe_arena_note_alloc(p, exact ? exact : 64);
+  zoe_arena_note_alloc(p, exact);
   return p;
 }
 

@@ -1,8 +1,8 @@
 /*
 ** arena.c: activation arenas, planned from a trace (alloc.h).
 **
-** C code whose allocations depend only on the shapes it is given (a DiT block, a
-** T5 layer) runs between zoe_arena_enter(key) and zoe_arena_leave(). The first run
+** C code whose allocations depend only on the shapes it is given (the DiT block)
+** runs between zoe_arena_enter(key) and zoe_arena_leave(). The first run
 ** with a key records the blocks the calling thread allocates and when each is freed.
 ** From those lifetimes a plan gives every block freed inside the run an offset in
 ** one buffer, blocks alive at the same time never sharing bytes (first fit, largest

@@ -1,7 +1,8 @@
 /*
 ** gemm_epilogue.c: what a product's result goes through as it is written (gemm.h):
-** a bias per column, then an activation. The bf16 backend runs it on each row of a
-** block while the block is in cache; the others on the whole result after it.
+** a bias per column, then an activation. The bf16 backend adds the bias as it writes a
+** block and runs the activation on each row while it is in cache; the others run both
+** on the whole result after it.
 */
 #include "../core/pool.h"
 #include "gemm.h"
