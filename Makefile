@@ -46,7 +46,8 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prot
 LDLIBS_ALL = $(PKG_LIBS) -lm -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
-CORE_SRC = $(sort $(wildcard runtime/core/*.c runtime/ops/*.c runtime/nn/*.c runtime/io/*.c runtime/loop/*.c))
+CORE_SRC = $(sort $(wildcard runtime/core/*.c runtime/ops/*.c runtime/nn/*.c runtime/nn/*/*.c runtime/io/*.c \
+  runtime/loop/*.c))
 LUA_SRC = $(sort $(wildcard runtime/lua/*.c))
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 LUA_OBJ = $(LUA_SRC:%.c=$(BUILD)/obj/%.o)

@@ -17,7 +17,7 @@
 #include "../runtime/core/rng.h"
 #include "../runtime/nn/conv_internal.h"
 #include "../runtime/nn/nn.h"
-#include "../runtime/nn/vae_blocks.h"
+#include "../runtime/nn/wan/vae_blocks.h"
 #include "../runtime/ops/gemm.h"
 #include "../runtime/ops/ops.h"
 

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "../runtime/core/pool.h"
-#include "../runtime/nn/blocks.h"
+#include "../runtime/nn/wan/dit.h"
 #include "../runtime/ops/ops.h"
 
 static double now(void) {

@@ -137,8 +137,8 @@ if all or want.pipeline then
     return denoise_peak
   end
   -- the decode's own peak starts once the DiT has given its pages back
-  local release = model.release_dit
-  model.release_dit = function(self)
+  local release = model.release_denoiser
+  model.release_denoiser = function(self)
     release(self)
     reset_peak()
   end

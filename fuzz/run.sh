@@ -22,7 +22,7 @@ for src in runtime/io/*.c; do
   clang $CFLAGS -fsanitize=fuzzer-no-link,address -c "$src" -o "$obj" || exit 1
   objs="$objs $obj"
 done
-for src in runtime/core/*.c runtime/ops/*.c runtime/nn/*.c runtime/loop/*.c; do
+for src in runtime/core/*.c runtime/ops/*.c runtime/nn/*.c runtime/nn/*/*.c runtime/loop/*.c; do
   [ -f "$src" ] || continue
   obj="$CORE_OBJ_DIR/${src%.c}.o"
   [ -f "$obj" ] || { echo "make fuzz: $obj is missing (build the core first)"; exit 1; }

@@ -3,12 +3,10 @@
 --   local m = zoe.models.load("zoe-tiny")            -- a name, looked up in zoe.models.path
 --   local m = zoe.models.load("path/to/folder")      -- or a folder
 --
--- A folder is recognized by what is in it:
---   model.lua                      a Zoetrope model: returns {family =, config =, weights =, ...}
---   config.json with t5/dit/vae    a Zoetrope model described by its config alone
---   config.json of a WanModel + diffusion_pytorch_model.safetensors + models_t5_*.pth + Wan2.1_VAE.pth
---                                  the official Wan2.1 release
---   model_index.json (WanPipeline) the diffusers layout
+-- A folder is recognized by what is in it: a model.lua (data: {family =, config =, ...})
+-- or a config.json naming its "family" say which family loads it; otherwise each
+-- registered family is asked in turn whether the folder is one of its own
+-- (lua/zoe/family/README.md: what a family provides).
 -- Loaded models are kept (weakly) by folder, so loading twice costs nothing.
 local zoe = require "zoe"
 
@@ -74,23 +72,57 @@ local function read_model_lua(path)
   return desc
 end
 
--- What kind of folder this is, and the description the family loader takes.
+-- ---------------------------------------------------------------- families
+
+-- The families zoe knows, asked in this order about a folder that does not name its
+-- family. A family is the module zoe.family.NAME (lua/zoe/family/README.md).
+models.families = {"wan"}
+
+-- Adds a family (a module zoe.family.NAME) to those asked about folders.
+function models.register_family(name)
+  for _, f in ipairs(models.families) do
+    if f == name then return end
+  end
+  models.families[#models.families + 1] = name
+end
+
+-- The family module NAME, or an error that lists the known ones.
+function models.family(name, where)
+  local ok, fam = pcall(require, "zoe.family." .. tostring(name))
+  if ok and type(fam) == "table" and fam.load then return fam end
+  if ok or tostring(fam):find("module 'zoe.family.", 1, true) then
+    error(("%s: unknown model family '%s' (%s)"):format(where, tostring(name), table.concat(models.families, ", ")), 0)
+  end
+  error(fam, 0)
+end
+
+-- What kind of folder this is, and the description its family's load takes.
 function models.describe(dir)
   if exists(dir .. "/model.lua") then
     local desc = read_model_lua(dir .. "/model.lua")
+    if type(desc.family) ~= "string" then
+      error(("%s/model.lua: name the model's family (family = \"%s\")"):format(dir, models.families[1]), 0)
+    end
     desc.dir = dir
     return desc
   end
-  if exists(dir .. "/config.json") then -- our own layout: config.json with the parts' configs
+  if exists(dir .. "/config.json") then -- a config that names its family
     local cfg = read_json(dir .. "/config.json")
-    if type(cfg.dit) == "table" and type(cfg.vae) == "table" then
-      return {dir = dir, name = cfg.name, family = cfg.family or "wan", config = cfg}
+    if type(cfg.family) == "string" then
+      return {dir = dir, name = cfg.name, family = cfg.family, config = cfg}
     end
   end
-  local ok, desc = pcall(function() return require("zoe.family.wan_files").describe(dir) end)
-  if ok and desc then return desc end
-  if not ok then error(desc, 0) end
-  error(("%s: not a model folder (no model.lua, no Wan2.1 or diffusers files)"):format(dir), 0)
+  local asked = {}
+  for _, name in ipairs(models.families) do
+    local fam = models.family(name, dir)
+    local desc = fam.recognize and fam.recognize(dir)
+    if desc then
+      desc.dir, desc.family = desc.dir or dir, desc.family or name
+      return desc
+    end
+    asked[#asked + 1] = fam.folders and ("%s (%s)"):format(name, fam.folders) or name
+  end
+  error(("%s: not a model folder: no model.lua, and no family recognizes it: %s"):format(dir, table.concat(asked, "; ")), 0)
 end
 
 -- ---------------------------------------------------------------- content hashes
@@ -169,10 +201,7 @@ function models.load(spec, opts)
   end
   if loaded[dir] and not (opts and opts.fresh) then return loaded[dir] end
   local desc = models.describe(dir)
-  local family = desc.family or "wan"
-  local ok, fam = pcall(require, "zoe.family." .. family)
-  if not ok then error(("%s: unknown model family '%s'"):format(dir, family), 2) end
-  local model = fam.load(desc, opts or {})
+  local model = models.family(desc.family, dir).load(desc, opts or {})
   loaded[dir] = model
   return model
 end

@@ -11,7 +11,9 @@
 -- weights hash, versions, timings. With out =, the video is written as it is decoded,
 -- record beside it as JSON, and the recipe (the record without timings) in the file's
 -- metadata, which is what zoe.replay(path) makes the same video again from.
--- Settings the model does not fix default to the model's own (model.defaults).
+-- Settings the model does not fix default to the model's own (model.defaults). Everything
+-- model-specific (frame counts, latents, conditioning) is asked of the model (the Model
+-- contract, lua/zoe/family/README.md).
 local zoe = require "zoe"
 local prompt = require "zoe.prompt"
 local T = zoe.tensor
@@ -126,7 +128,7 @@ end
 local function sidecar(out) return (out:gsub("%.[^./]*$", "")) .. ".json" end
 
 -- conditioning frames for image2video / extend: [3, n, H, W]
-local function conditioning(spec, mode, s)
+local function conditioning(spec, mode, s, model)
   if mode == "image2video" then
     local img = read_video_or_image(spec.image, "image")
     if img:dim() == 3 then img = img:unsqueeze(2) end
@@ -135,7 +137,8 @@ local function conditioning(spec, mode, s)
   elseif mode == "extend" then
     local video = read_video_or_image(spec.video, "video")
     local n = s.context_frames or 1
-    if n < 1 or (n - 1) % 4 ~= 0 then error("extend: context_frames must be 4n+1 (1, 5, 9, ...)", 4) end
+    local ok, why = model:frames_ok(n)
+    if not ok then error(("extend: context_frames %s, got %s"):format(why, tostring(n)), 4) end
     if video:size(2) < n then error(("extend: the video has %d frames, fewer than context_frames %d"):format(video:size(2), n), 4) end
     s.video = type(spec.video) == "string" and spec.video or "(tensor)"
     return video:narrow(2, video:size(2) - n + 1, n), video
@@ -167,7 +170,7 @@ local function run(mode, spec)
   end
   local s = settings(spec, model, mode)
   local shape = model:latent_shape(s.frames, s.height, s.width)
-  local cond_frames, source = conditioning(spec, mode, s)
+  local cond_frames, source = conditioning(spec, mode, s, model)
   local extra, given
   if cond_frames then
     local h, w = cond_frames:size(3), cond_frames:size(4)
@@ -185,18 +188,10 @@ local function run(mode, spec)
   local uncond = s.cfg ~= 1 and prompt.encode(model, s.negative) or nil
   if cond_frames then
     progress {stage = "encode image"}
-    local mask, y = model:condition(cond_frames, shape)
-    extra = T.cat({mask, y}, 1)
-    -- the latent frames that the given frames alone determine (a causal VAE: latent frame 1
-    -- is pixel frame 1, latent frame k + 1 is pixel frames 4k - 2 .. 4k + 1)
-    given = y:narrow(2, 1, 1 + (cond_frames:size(2) - 1) // 4)
+    -- the denoiser's extra channels, and the latent frames the given frames alone determine
+    extra, given = model:condition(cond_frames, shape)
   end
-  local kv_cond, kv_uncond
-  if model.cross_kv_pair then
-    kv_cond, kv_uncond = model:cross_kv_pair(cond, uncond)
-  else
-    kv_cond, kv_uncond = model:cross_kv(cond), uncond and model:cross_kv(uncond) or nil
-  end
+  local kv_cond, kv_uncond = model:text_condition(cond, uncond)
   if spec.release_text_encoder then model:release_text_encoder() end
   timings.encode = now() - t0
 
@@ -219,7 +214,7 @@ local function run(mode, spec)
   -- those latent frames are the given frames' encoding, not the model's redraw of it: a
   -- continued shot starts on the frame it continues (as closely as the VAE gives it back)
   if given then x:narrow(2, 1, given:size(2)):copy_(given) end
-  if model.release_dit then model:release_dit() end
+  model:release_denoiser()
 
   -- decode (streamed into the writer when there is an output)
   t0 = now()

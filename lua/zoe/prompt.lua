@@ -131,8 +131,8 @@ function prompt.encode(model, text)
 end
 
 -- Prompt travel: list = {{text =, from =, to =}, ...} over pixel frames 1..frames. Each latent
--- frame (frame 1, then groups of 4) gets the average of the prompts' embeddings weighted by
--- how many of its pixel frames each covers; embeddings are zero-padded to one length first.
+-- frame gets the average of the prompts' embeddings weighted by how many of the pixel frames
+-- it stands for (model:frame_span) each covers; embeddings are zero-padded to one length first.
 function prompt.travel(model, list, frames, text_len)
   local embs, len = {}, 0
   for i, p in ipairs(list) do
@@ -147,9 +147,9 @@ function prompt.travel(model, list, frames, text_len)
     if e:size(1) < len then embs[i] = T.cat({e, T.zeros(len - e:size(1), e:size(2))}, 1) end
     if e:size(1) > len then embs[i] = e:narrow(1, 1, len) end
   end
-  local out, nlat = {}, (frames - 1) // 4 + 1
-  for f = 0, nlat - 1 do
-    local first, last = f == 0 and 1 or 4 * f - 2, f == 0 and 1 or 4 * f + 1
+  local out = {}
+  for f = 1, model:latent_frames(frames) do
+    local first, last = model:frame_span(f)
     local acc, total = nil, 0
     for i, p in ipairs(list) do
       local cover = math.max(0, math.min(last, p.to) - math.max(first, p.from) + 1)
@@ -161,7 +161,7 @@ function prompt.travel(model, list, frames, text_len)
     if total == 0 then
       error(("prompt travel: no prompt covers frames %d..%d"):format(first, last), 0)
     end
-    out[f + 1] = acc / total
+    out[f] = acc / total
   end
   return out
 end

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../nn/blocks.h"
+#include "../nn/t5.h"
+#include "../nn/wan/dit.h"
 #include "../ops/ops.h"
 #include "lnn.h"
 #include "lzoe.h"
@@ -403,7 +404,10 @@ static int nn_wan_cross_kv(lua_State *L) {
   return lz_task_finish(L, t);
 }
 
-/* t5_layer(x, weights, {heads =, eps = 1e-6, mask =, pos_bias =}) */
+/*
+** t5_layer(x, weights, {heads =, eps = 1e-6, mask =, pos_bias =}); weights by role:
+** {norm1, q, k, v, o, norm2, gate, fc1, fc2, pos_table} (pos_table unless pos_bias)
+*/
 static int nn_t5_layer(lua_State *L) {
   zoe_tensor *x = lz_checktensor(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -415,16 +419,16 @@ static int nn_t5_layer(lua_State *L) {
   lz_task *t = lz_task_new(L, run_nn, "t5_layer", K_T5_LAYER);
   block_args *b = new_block(L, t, "t5_layer");
   const char *op = "t5_layer";
-  b->t5.norm1 = weight(L, 2, b, op, "norm1.weight", true);
-  b->t5.q = weight(L, 2, b, op, "attn.q.weight", true);
-  b->t5.k = weight(L, 2, b, op, "attn.k.weight", true);
-  b->t5.v = weight(L, 2, b, op, "attn.v.weight", true);
-  b->t5.o = weight(L, 2, b, op, "attn.o.weight", true);
-  b->t5.norm2 = weight(L, 2, b, op, "norm2.weight", true);
-  b->t5.gate = weight(L, 2, b, op, "ffn.gate.0.weight", true);
-  b->t5.fc1 = weight(L, 2, b, op, "ffn.fc1.weight", true);
-  b->t5.fc2 = weight(L, 2, b, op, "ffn.fc2.weight", true);
-  b->t5.pos_table = weight(L, 2, b, op, "pos_embedding.embedding.weight", !bias);
+  b->t5.norm1 = weight(L, 2, b, op, "norm1", true);
+  b->t5.q = weight(L, 2, b, op, "q", true);
+  b->t5.k = weight(L, 2, b, op, "k", true);
+  b->t5.v = weight(L, 2, b, op, "v", true);
+  b->t5.o = weight(L, 2, b, op, "o", true);
+  b->t5.norm2 = weight(L, 2, b, op, "norm2", true);
+  b->t5.gate = weight(L, 2, b, op, "gate", true);
+  b->t5.fc1 = weight(L, 2, b, op, "fc1", true);
+  b->t5.fc2 = weight(L, 2, b, op, "fc2", true);
+  b->t5.pos_table = weight(L, 2, b, op, "pos_table", !bias);
   b->heads = heads;
   b->eps = eps;
   lz_task_in(t, x);

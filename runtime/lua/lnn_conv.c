@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../nn/vae_blocks.h"
+#include "../nn/wan/vae_blocks.h"
 #include "lnn.h"
 #include "lzoe.h"
 

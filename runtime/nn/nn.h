@@ -54,6 +54,10 @@ typedef struct zoe_attn_opts {
 */
 zoe_tensor *zoe_attention(const zoe_tensor *q, const zoe_tensor *k, const zoe_tensor *v,
                           const zoe_attn_opts *opts, zoe_tensor *out, zoe_err *e);
+/* One attention's projections by role: q, k, v, o (weight, bias) and the q/k RMS norms. */
+typedef struct zoe_attn_w {
+  const zoe_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b, *norm_q, *norm_k;
+} zoe_attn_w;
 /* T5 relative position buckets [Lq, Lk] (i32): bidirectional, num_buckets, max_distance */
 zoe_tensor *zoe_t5_buckets(int64_t lq, int64_t lk, int num_buckets, int max_distance,
                            bool bidirectional, zoe_err *e);

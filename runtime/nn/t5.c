@@ -14,7 +14,7 @@
 
 #include "../ops/gemm.h"
 #include "../ops/ops.h"
-#include "blocks.h"
+#include "t5.h"
 
 #define T5_MAX_DISTANCE 128
 

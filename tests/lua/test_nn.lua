@@ -129,7 +129,11 @@ t.test("Wan DiT block: the feed-forward in row chunks, a batch entry at a time, 
 end)
 
 t.test("umT5 layer with its relative position table and padding mask", function()
-  local w = under("t5l.")
+  local n = under("t5l.")
+  -- by role, as lua/zoe/arch/t5.lua gives them (the fixture has the official umT5 names)
+  local w = {norm1 = n["norm1.weight"], q = n["attn.q.weight"], k = n["attn.k.weight"], v = n["attn.v.weight"],
+             o = n["attn.o.weight"], norm2 = n["norm2.weight"], gate = n["ffn.gate.0.weight"],
+             fc1 = n["ffn.fc1.weight"], fc2 = n["ffn.fc2.weight"], pos_table = n["pos_embedding.embedding.weight"]}
   local y = nn.t5_layer(F["t5l.x"], w, {heads = 4, mask = F["t5l.mask"]})
   -- padded rows are not compared: the reference computes them too, but nothing uses them
   close(y:narrow(2, 1, 5), F["t5l.y"]:narrow(2, 1, 5), 1e-4, "real tokens")
@@ -148,6 +152,7 @@ t.test("bad input: clear errors", function()
   t.raises(function() nn.layer_norm(T.zeros(2, 8), T.zeros(4)) end, "layer_norm: weight has 4 elements")
   t.raises(function() nn.wan_block(T.zeros(1, 4, 8), T.zeros(1, 6, 8), {}, {heads = 2, grid = {1, 2, 2}}) end,
     "wan_block: options need cross_k and cross_v")
+  t.raises(function() nn.t5_layer(T.zeros(1, 3, 8), {}, {heads = 2}) end, "t5_layer: the weights have no 'norm1'")
   local w = under("blk.")
   w["ffn.0.weight"] = nil
   t.raises(function()

@@ -4,6 +4,7 @@
 local t = require "testlib"
 local zoe = require "zoe"
 local wan = require "zoe.arch.wan"
+local t5 = require "zoe.arch.t5"
 local wan_vae = require "zoe.arch.wan_vae"
 local T = zoe.tensor
 
@@ -13,7 +14,7 @@ local root, config, relerr, close = fx.root, fx.config, fx.relerr, fx.close
 
 t.test("umT5 encoder matches the official T5Encoder", function()
   local cfg, io_ = config("umt5"), zoe.load(root .. "umt5/io.safetensors")
-  local enc = wan.t5(cfg, zoe.load(root .. "umt5/weights.safetensors"))
+  local enc = t5.encoder(cfg, zoe.load(root .. "umt5/weights.safetensors"))
   local out = enc(io_.ids, io_.mask)
   close(out, io_.out, 1e-4, "all positions")
   -- the real tokens alone give the same rows (padding is masked): Wan encodes only those
@@ -84,7 +85,7 @@ t.test("the bf16 paths of the DiT (every product on the bf16 kernel) and umT5 (b
   -- (no attention scaling makes these random weights sensitive: the rounding of the weights
   -- alone moves the output by 2e-2, so the reference has the same rounded weights)
   local u = zoe.load(root .. "umt5/io.safetensors")
-  local enc = wan.t5(config("umt5"), zoe.load(root .. "umt5/weights-bf16.pth"))
+  local enc = t5.encoder(config("umt5"), zoe.load(root .. "umt5/weights-bf16.pth"))
   zoe.gemm_backend("openblas")
   local want = enc(u.ids, u.mask)
   zoe.gemm_backend("auto") -- its linears on the bf16 kernel, attention in f32, as a run does

@@ -5,6 +5,7 @@
 local t = require "testlib"
 local zoe = require "zoe"
 local wan = require "zoe.arch.wan"
+local t5 = require "zoe.arch.t5"
 local wan_vae = require "zoe.arch.wan_vae"
 local names = require "zoe.family.wan_names"
 local util = require "zoe.arch.util"
@@ -33,9 +34,8 @@ t.test("the mappings agree with the diffusers converter's names", function()
   t.eq(names.dit_diffusers("blocks.1.ffn.0.weight"), "blocks.1.ffn.net.0.proj.weight")
   t.eq(names.dit_diffusers("head.modulation"), "scale_shift_table")
   t.eq(names.dit_diffusers("time_projection.1.bias"), "condition_embedder.time_proj.bias")
-  t.eq(names.t5_hf("blocks.5.ffn.gate.0.weight"), "encoder.block.5.layer.1.DenseReluDense.wi_0.weight")
-  t.eq(names.t5_hf("blocks.0.pos_embedding.embedding.weight"),
-    "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
+  t.eq(t5.LAYOUTS.hf.layer(5).gate, "encoder.block.5.layer.1.DenseReluDense.wi_0.weight")
+  t.eq(t5.LAYOUTS.hf.layer(0).pos_table, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
   t.eq(names.vae_diffusers("decoder.upsamples.3.time_conv.weight"), "decoder.up_blocks.0.upsamplers.0.time_conv.weight")
   t.eq(names.vae_diffusers("decoder.upsamples.4.shortcut.weight"), "decoder.up_blocks.1.resnets.0.conv_shortcut.weight")
   t.eq(names.vae_diffusers("encoder.middle.1.to_qkv.weight"), "encoder.mid_block.attentions.0.to_qkv.weight")
@@ -46,16 +46,24 @@ end)
 t.test("umT5 from Hugging Face names and from the official bf16 .pth", function()
   local cfg, io_ = config("umt5"), zoe.load(root .. "umt5/io.safetensors")
   local w = zoe.load(root .. "umt5/weights.safetensors")
-  local hf = renamed_copy(w, names.t5_hf)
-  local out = wan.t5(cfg, util.renamed(hf, names.t5_hf))(io_.ids, io_.mask)
+  -- official name -> Hugging Face name, through the two layouts' roles
+  local official, hf_names = {}, {}
+  official["token_embedding.weight"], hf_names["token_embedding.weight"] = true, "shared.weight"
+  official["norm.weight"], hf_names["norm.weight"] = true, "encoder.final_layer_norm.weight"
+  for i = 0, cfg.num_layers - 1 do
+    local a, b = t5.LAYOUTS.wan.layer(i), t5.LAYOUTS.hf.layer(i)
+    for role, name in pairs(a) do hf_names[name] = b[role] end
+  end
+  local hf = renamed_copy(w, function(n) return hf_names[n] end)
+  local out = t5.encoder(cfg, hf, {layout = "hf"})(io_.ids, io_.mask)
   t.ok(relerr(out, io_.out) < 1e-4, "HF names")
   -- the .pth holds the same tensors rounded to bf16: it must give what those rounded weights give
   local pth = zoe.load(root .. "umt5/weights-bf16.pth")
   t.eq(pth["blocks.0.attn.q.weight"]:dtype(), "bf16", "stays half precision")
   local rounded = {}
   for _, k in ipairs(w:keys()) do rounded[k] = w[k]:to("bf16") end
-  local want = wan.t5(cfg, rounded)(io_.ids, io_.mask)
-  t.ok(relerr(wan.t5(cfg, pth)(io_.ids, io_.mask), want) < 1e-6, "bf16 .pth equals the rounded weights")
+  local want = t5.encoder(cfg, rounded)(io_.ids, io_.mask)
+  t.ok(relerr(t5.encoder(cfg, pth)(io_.ids, io_.mask), want) < 1e-6, "bf16 .pth equals the rounded weights")
 end)
 
 t.test("DiT from diffusers names", function()

@@ -29,11 +29,29 @@ t.test("one denoiser forward with the image-to-video channels", function()
   close(dit.forward({P["dit.x"]}, P["dit.t"], dit.cross_kv(P["dit.context"]))[1], P["dit.out"], 1e-4, "dit")
 end)
 
+t.test("a hook around the DiT's block loop runs the blocks in pieces and gives the same", function()
+  local dit = model:dit()
+  local kv = dit.cross_kv(P["dit.context"])
+  local seen = {}
+  local out = dit.forward({P["dit.x"]}, P["dit.t"], kv, {around_blocks = function(x, run, info)
+    seen.blocks, seen.t = info.blocks, info.t:totable()[1]
+    local first = run(x, 1, 1) -- a first-block cache compares this with the last step's
+    return run(first, 2)
+  end})[1]
+  t.eq(seen.blocks, model.cfg.dit.num_layers, "the hook knows the block count")
+  t.eq(seen.t, P["dit.t"]:totable()[1], "and the timestep")
+  close(out, P["dit.out"], 1e-4, "blocks 1, then 2..n")
+  -- a hook that skips the blocks (a step cache reusing the last residual) changes the output
+  local skipped = dit.forward({P["dit.x"]}, P["dit.t"], kv, {around_blocks = function(x) return x end})[1]
+  t.ok(t.tensor_relerr(skipped, P["dit.out"]) > 1e-2, "skipping the blocks is seen")
+end)
+
 t.test("first-frame conditioning: mask and encoded first frame", function()
   local z, f, h, w = table.unpack(P["i2v.y"]:shape())
-  local mask, y = model:condition(P["i2v.frame"]:unsqueeze(2), {z, f, h, w})
-  close(mask, P["i2v.mask"], 0, "mask")
-  close(y, P["i2v.y"], 1e-4, "y")
+  local extra, given = model:condition(P["i2v.frame"]:unsqueeze(2), {z, f, h, w})
+  close(extra:narrow(1, 1, 4), P["i2v.mask"], 0, "mask")
+  close(extra:narrow(1, 5, z), P["i2v.y"], 1e-4, "y")
+  close(given, extra:narrow(1, 5, z):narrow(2, 1, 1), 0, "one given frame fixes the first latent frame")
 end)
 
 -- paired: the prompt's and the negative prompt's caches as one batch (as the pipeline

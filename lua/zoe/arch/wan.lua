@@ -1,8 +1,7 @@
--- Wan2.1's networks, written once from the C blocks (zoe.nn) with the official
--- weight names: the umT5 text encoder, the DiT and (in wan_vae.lua) the causal
--- 3-D VAE. zoe-tiny is a small configuration of the same classes.
+-- Wan2.1's DiT, written once from the C blocks (zoe.nn) with the official weight
+-- names; its text encoder is T5's (t5.lua), its causal 3-D VAE is in wan_vae.lua.
+-- zoe-tiny is a small configuration of the same classes.
 --
---   local enc = wan.t5(cfg, w)       enc(ids [B, L], mask [B, L]) -> [B, L, dim]
 --   local dit = wan.dit(cfg, w)      dit(x [C, F, H, W], t, context [L, text_dim]) -> [C, F, H, W]
 --
 -- cfg is the official constructor's arguments (a fixture's config.json, decoded).
@@ -11,38 +10,6 @@ local util = require "zoe.arch.util"
 local T, nn = zoe.tensor, zoe.nn
 
 local wan = {}
-
--- ---------------------------------------------------------------- umT5 encoder
-
-local T5_LAYER_WEIGHTS = {"norm1.weight", "attn.q.weight", "attn.k.weight", "attn.v.weight", "attn.o.weight",
-                          "norm2.weight", "ffn.gate.0.weight", "ffn.fc1.weight", "ffn.fc2.weight",
-                          "pos_embedding.embedding.weight"}
-
--- opts.stream: give each layer's mapped weights back to the kernel once it has run, so
--- an encoder bigger than memory (umT5-XXL is 11 GB) never stays resident as a whole.
-function wan.t5(cfg, w, opts)
-  local heads, layers = cfg.num_heads, cfg.num_layers
-  local stream = opts and opts.stream
-  util.need(w, "token_embedding.weight", "wan.t5")
-  local blocks = {}
-  for i = 0, layers - 1 do blocks[i + 1] = util.under(w, ("blocks.%d."):format(i)) end
-  local function drop(block)
-    local ts = {}
-    for _, name in ipairs(T5_LAYER_WEIGHTS) do ts[#ts + 1] = block[name] end
-    zoe.drop_pages(ts)
-  end
-  -- ids, mask: [B, L] integer tensors (or [L]); the encoding of every position
-  return function(ids, mask)
-    if ids:dim() == 1 then ids = ids:unsqueeze(1) end
-    if mask and mask:dim() == 1 then mask = mask:unsqueeze(1) end
-    local x = nn.embedding(w["token_embedding.weight"], ids)
-    for i = 1, layers do
-      x = nn.t5_layer(x, blocks[i], {heads = heads, mask = mask, eps = 1e-6})
-      if stream then drop(blocks[i]) end
-    end
-    return nn.rms_norm(x, w["norm.weight"], 1e-6)
-  end
-end
 
 -- ---------------------------------------------------------------- DiT
 
@@ -110,9 +77,21 @@ function wan.dit(cfg, w)
     return e, e0:view(-1, 6, D)
   end
 
+  -- the blocks first..last (1-based, inclusive) on tokens x [B, L, D]
+  local function run_blocks(x, e0, kv, grid, first, last)
+    for i = first or 1, last or #blocks do
+      x = nn.wan_block(x, e0, blocks[i], {heads = H, eps = eps, grid = grid, cross_k = kv[i][1], cross_v = kv[i][2]})
+    end
+    return x
+  end
+
   -- xs: latents [C, F, H, W] (one per batch entry, same size), t: number or [B] tensor,
-  -- kv: model.cross_kv(...) of contexts batched the same way -> list of [C_out, F, H, W]
-  function model.forward(xs, t, kv)
+  -- kv: model.cross_kv(...) of contexts batched the same way -> list of [C_out, F, H, W].
+  -- opts.around_blocks(x, run, info) stands in for the block loop (a step cache decides
+  -- there whether to run the blocks): run(x, first, last) runs blocks first..last (all by
+  -- default) and returns their output; info = {t =, e0 =, blocks = count}. It returns
+  -- the tokens the head gets.
+  function model.forward(xs, t, kv, opts)
     local c, f, h, wd = table.unpack(xs[1]:shape())
     if c ~= cfg.in_dim then
       error(("wan.dit: latent has %d channels, the model takes %d"):format(c, cfg.in_dim), 2)
@@ -126,8 +105,12 @@ function wan.dit(cfg, w)
     local x = nn.linear(T.stack(tokens, 1), patch_w, w["patch_embedding.bias"])
     if type(t) == "number" then t = T.tensor({t}) end
     local e, e0 = model.time(t)
-    for i, bw in ipairs(blocks) do
-      x = nn.wan_block(x, e0, bw, {heads = H, eps = eps, grid = grid, cross_k = kv[i][1], cross_v = kv[i][2]})
+    local around = opts and opts.around_blocks
+    if around then
+      x = around(x, function(y, first, last) return run_blocks(y, e0, kv, grid, first, last) end,
+                 {t = t, e0 = e0, blocks = #blocks})
+    else
+      x = run_blocks(x, e0, kv, grid)
     end
     -- head: modulation from e (not e0), then the projection to patches
     local m = w["head.modulation"] + e:unsqueeze(2) -- [B, 2, D]

@@ -1,9 +1,11 @@
 -- The Wan family: Wan2.1 and zoe-tiny (a small configuration of the same classes).
--- Builds the model object the pipelines use from a description:
+-- Recognizes its folders (M.recognize) and builds the model object the pipelines use
+-- (the Model contract, lua/zoe/family/README.md) from a description:
 --   {dir =, name =, config = <config.json path or table>, files = {t5 =, dit =, vae =},
---    tokenizer = <tokenizer.json>, t5_names = "wan" | "hf", ...}
+--    tokenizer = <tokenizer.json>, t5_layout = "wan" | "hf", rename = {dit =, vae =}}
 -- Weights are mmapped lazily; the text encoder can be released before the DiT runs.
 local zoe = require "zoe"
+local t5 = require "zoe.arch.t5"
 local wan = require "zoe.arch.wan"
 local wan_vae = require "zoe.arch.wan_vae"
 local models = require "zoe.models"
@@ -36,6 +38,23 @@ local function clean(text)
 end
 M.clean = clean
 
+-- What the error for an unrecognized folder lists for this family.
+M.folders = "config.json with t5, dit and vae; the official Wan2.1 release; the diffusers WanPipeline layout"
+
+-- A folder of ours (config.json holding the parts' configs), the official Wan2.1 release
+-- or the diffusers layout: its description; nil when the folder is not Wan's.
+function M.recognize(dir)
+  local f = io.open(dir .. "/config.json", "rb")
+  if f then
+    f:close()
+    local cfg = models.read_json(dir .. "/config.json")
+    if type(cfg.t5) == "table" and type(cfg.dit) == "table" and type(cfg.vae) == "table" then
+      return {dir = dir, name = cfg.name, config = cfg}
+    end
+  end
+  return require("zoe.family.wan_files").describe(dir)
+end
+
 function M.load(desc, opts)
   local dir = desc.dir
   local cfg = type(desc.config) == "table" and desc.config or models.read_json(path_in(dir, desc.config or "config.json"))
@@ -49,6 +68,7 @@ function M.load(desc, opts)
     files = {t5 = path_in(dir, files.t5), dit = path_in(dir, files.dit), vae = path_in(dir, files.vae)},
     tokenizer_path = path_in(dir, desc.tokenizer or (cfg.tokenizer and cfg.tokenizer.file) or "tokenizer.json"),
     rename = desc.rename or {},
+    t5_layout = desc.t5_layout or "wan",
     text_len = cfg.dit.text_len,
     z_dim = cfg.vae.z_dim,
     latent = cfg.latent,
@@ -78,7 +98,7 @@ end
 function Model:weights(part)
   local w = zoe.load(self.files[part])
   self._mapped = self._mapped or {}
-  self._mapped[part] = w -- the last mapping of each part (release_dit gives its pages back)
+  self._mapped[part] = w -- the last mapping of each part (release_denoiser gives its pages back)
   local rename = self.rename[part]
   return rename and require("zoe.arch.util").renamed(w, rename) or w
 end
@@ -98,7 +118,8 @@ end
 
 -- A text encoder over 1 GB runs streamed: each layer's pages are dropped once used.
 function Model:text_encoder()
-  self._t5 = self._t5 or wan.t5(self.cfg.t5, self:weights("t5"), {stream = file_size(self.files.t5) > 2 ^ 30})
+  self._t5 = self._t5 or t5.encoder(self.cfg.t5, self:weights("t5"),
+    {layout = self.t5_layout, stream = file_size(self.files.t5) > 2 ^ 30})
   return self._t5
 end
 
@@ -123,7 +144,7 @@ end
 -- (they stay in the page cache and fault back in on the next shot) and the allocator its
 -- cached activation blocks, so that the pipeline's peak memory is the larger of the two
 -- stages, not their sum.
-function Model:release_dit()
+function Model:release_denoiser()
   local w = self._mapped and self._mapped.dit
   if w and w.keys then
     local ts, bytes = {}, 0
@@ -183,39 +204,62 @@ end
 
 function Model:eos_id() return self:tokenizer():token_to_id("</s>") or 1 end
 
+-- ---------------------------------------------------------------- time and space
+
+-- The VAE compresses time 4x causally: latent frame 1 is pixel frame 1, latent frame
+-- k + 1 is pixel frames 4k - 2 .. 4k + 1. So a clip is 4n + 1 frames.
+local TIME = 4
+
+function Model:frames_ok(frames)
+  if type(frames) == "number" and frames >= 1 and frames % 1 == 0 and (frames - 1) % TIME == 0 then return true end
+  return false, "must be 4n+1 (1, 5, 9, 13, 17, ...)"
+end
+
+-- Latent frames of a clip of 'frames' pixel frames (also of a valid prefix of one).
+function Model:latent_frames(frames) return (frames - 1) // TIME + 1 end
+
+-- The pixel frames (first, last; 1-based) that latent frame k (1-based) stands for.
+function Model:frame_span(k)
+  if k == 1 then return 1, 1 end
+  return TIME * (k - 1) - 2, TIME * (k - 1) + 1
+end
+
 -- Checks size and length against what the model can take; returns the latent shape.
 function Model:latent_shape(frames, height, width)
   local problems = {}
-  if type(frames) ~= "number" or frames < 1 or (frames - 1) % 4 ~= 0 then
-    problems[#problems + 1] = ("frames must be 4n+1 (1, 5, 9, 13, 17, ...), got %s"):format(tostring(frames))
-  end
+  local ok, why = self:frames_ok(frames)
+  if not ok then problems[#problems + 1] = ("frames %s, got %s"):format(why, tostring(frames)) end
   for _, d in ipairs {{"width", width}, {"height", height}} do
     if type(d[2]) ~= "number" or d[2] < 16 or d[2] % 16 ~= 0 then
       problems[#problems + 1] = ("%s must be a positive multiple of 16 (VAE 8 x patch 2), got %s"):format(d[1], tostring(d[2]))
     end
   end
   if #problems > 0 then error(self.name .. ": " .. table.concat(problems, "; "), 3) end
-  return {self.z_dim, (frames - 1) // 4 + 1, height // 8, width // 8}
+  return {self.z_dim, self:latent_frames(frames), height // 8, width // 8}
 end
 
--- The first-frame conditioning of image-to-video: mask [4, F', h, w] and y [z, F', h, w]
--- (the normalized VAE mean of [given frames, zeros...]). 'frames' [3, n, H, W] in [-1, 1],
--- n = 1 or 4k+1 frames given at the start.
+-- Image-to-video's first-frame conditioning (Wan2.1-I2V's channel concat, minus CLIP):
+-- 'frames' [3, n, H, W] in [-1, 1], n = 1 or 4k+1 frames given at the start. Returns
+-- the channels the denoiser gets after every latent (mask [4, F', h, w] then y
+-- [z, F', h, w], the normalized VAE mean of [given frames, zeros...]) and the latent
+-- frames the given frames alone determine (y's first ones).
 function Model:condition(frames, shape)
   if not self.supports_i2v then error(self.name .. " does not take image conditioning", 3) end
-  local z, fl, h, w = table.unpack(shape)
+  local _, fl, h, w = table.unpack(shape)
   local n = frames:size(2)
-  local total = 4 * (fl - 1) + 1
+  local total = TIME * (fl - 1) + 1
   if n > total then error(("%d conditioning frames for a clip of %d"):format(n, total), 3) end
   local video = T.zeros(3, total, h * 8, w * 8)
   video:narrow(2, 1, n):copy_(frames)
   local y = self:vae():encode(video, self.latent.mean, self.latent.std)
   -- pixel-frame mask, frame 0 repeated 4 times, grouped by latent frame (Wan2.1-I2V)
-  local given = (n - 1) // 4 + 1
+  local given = self:latent_frames(n)
   local mask = T.zeros(4, fl, h, w)
   mask:narrow(2, 1, given):fill_(1)
-  return mask, y
+  return T.cat({mask, y}, 1), y:narrow(2, 1, given)
 end
+
+-- ---------------------------------------------------------------- conditioning and denoising
 
 -- Cross-attention caches (one {k, v} per block) of text embeddings: one [L, dim] tensor
 -- for the whole clip, or a list of them, one per latent frame (prompt travel).
@@ -237,6 +281,10 @@ function Model:cross_kv_pair(cond, uncond)
   end
   return entry(1), entry(2)
 end
+
+-- The conditioning the denoiser takes for a prompt and its negative (nil without
+-- guidance): their cross-attention caches, made as one batch.
+function Model:text_condition(cond, uncond) return self:cross_kv_pair(cond, uncond) end
 
 -- Caches of several prompts as one batch, block by block. A prompt with one context per
 -- latent frame (travel) next to one without: the single context is repeated per frame.
@@ -265,8 +313,10 @@ local function merge_kv(list)
 end
 
 -- The denoiser for zoe.sample: model_batch(xs [B, z, F', h, w], t, conds) with conds the
--- prompts' caches (Model:cross_kv); 'extra' channels (i2v mask and y) go after every latent.
-function Model:denoiser(extra)
+-- prompts' caches (Model:text_condition); 'extra' channels (Model:condition) go after
+-- every latent. opts.around_blocks(x, run, info) wraps the DiT's block loop (wan.dit).
+function Model:denoiser(extra, opts)
+  local fopts = opts and opts.around_blocks and {around_blocks = opts.around_blocks} or nil
   local dit = self:dit()
   local last_conds, last_kv
   local need_extra = self.supports_i2v
@@ -282,7 +332,7 @@ function Model:denoiser(extra)
     if not same then -- the batch of caches is built once, not every step
       last_conds, last_kv = {table.unpack(conds)}, merge_kv(conds)
     end
-    return T.stack(dit.forward(inputs, t, last_kv), 1)
+    return T.stack(dit.forward(inputs, t, last_kv, fopts), 1)
   end
 end
 

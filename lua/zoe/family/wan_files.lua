@@ -7,6 +7,7 @@
 --              shards), vae/, tokenizer/
 local models = require "zoe.models"
 local names = require "zoe.family.wan_names"
+local t5 = require "zoe.arch.t5"
 
 local M = {}
 
@@ -76,8 +77,8 @@ local function diffusers(dir)
   local dit = dit_config{patch_size = tc.patch_size, text_len = 512, in_dim = tc.in_channels, dim = heads * hd,
     ffn_dim = tc.ffn_dim, freq_dim = tc.freq_dim, text_dim = tc.text_dim, out_dim = tc.out_channels,
     num_heads = heads, num_layers = tc.num_layers, cross_attn_norm = tc.cross_attn_norm, eps = tc.eps}
-  local t5 = {vocab = ec.vocab_size, dim = ec.d_model, dim_attn = ec.num_heads * ec.d_kv, dim_ffn = ec.d_ff,
-              num_heads = ec.num_heads, num_layers = ec.num_layers, num_buckets = ec.relative_attention_num_buckets or 32}
+  ec.model_type = ec.model_type or "umt5" -- Wan's text encoder is UMT5EncoderModel
+  local text = t5.config_from_hf(ec)
   local vae = {dim = vc.base_dim or 96, z_dim = vc.z_dim or 16, dim_mult = vc.dim_mult or {1, 2, 4, 4},
                num_res_blocks = vc.num_res_blocks or 2, attn_scales = vc.attn_scales or {},
                temperal_downsample = vc.temperal_downsample or {false, true, true}}
@@ -87,12 +88,13 @@ local function diffusers(dir)
   local per = vae.num_res_blocks + 1
   return {
     dir = dir, name = dir:match("([^/]+)$"), family = "wan", tokenizer = "tokenizer/tokenizer.json",
+    t5_layout = "hf",
     files = {t5 = weights("text_encoder", "model"), dit = weights("transformer", "diffusion_pytorch_model"),
              vae = weights("vae", "diffusion_pytorch_model")},
-    config = {t5 = t5, dit = dit, vae = vae,
+    config = {t5 = text, dit = dit, vae = vae,
               latent = {mean = vc.latents_mean or M.LATENT.mean, std = vc.latents_std or M.LATENT.std},
               sampling = M.SAMPLING},
-    rename = {t5 = names.t5_hf, dit = names.dit_diffusers,
+    rename = {dit = names.dit_diffusers,
               vae = function(n) return names.vae_diffusers(n, per) end},
   }
 end

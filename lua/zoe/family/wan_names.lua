@@ -1,29 +1,8 @@
--- Weight names of the Wan family in the other layouts people have: Hugging Face's
--- UMT5EncoderModel (the diffusers text encoder, the common fp16/bf16 single files)
--- and diffusers' WanTransformer3DModel and AutoencoderKLWan
--- (scripts/convert_wan_to_diffusers.py). Each function maps one of our (the
--- official release's) names to the other layout's name.
+-- Weight names of the Wan family in diffusers' layout: WanTransformer3DModel and
+-- AutoencoderKLWan (scripts/convert_wan_to_diffusers.py). Each function maps one of our
+-- (the official release's) names to the other layout's name. (The text encoder's
+-- layouts are T5's: lua/zoe/arch/t5.lua.)
 local names = {}
-
--- official umT5 name -> Hugging Face UMT5EncoderModel name
-function names.t5_hf(n)
-  if n == "token_embedding.weight" then return {"shared.weight", "encoder.embed_tokens.weight"} end
-  if n == "norm.weight" then return "encoder.final_layer_norm.weight" end
-  local i, rest = n:match("^blocks%.(%d+)%.(.*)$")
-  if not i then return nil end
-  local b = "encoder.block." .. i .. ".layer."
-  local map = {
-    ["norm1.weight"] = "0.layer_norm.weight",
-    ["attn.q.weight"] = "0.SelfAttention.q.weight", ["attn.k.weight"] = "0.SelfAttention.k.weight",
-    ["attn.v.weight"] = "0.SelfAttention.v.weight", ["attn.o.weight"] = "0.SelfAttention.o.weight",
-    ["pos_embedding.embedding.weight"] = "0.SelfAttention.relative_attention_bias.weight",
-    ["norm2.weight"] = "1.layer_norm.weight",
-    ["ffn.gate.0.weight"] = "1.DenseReluDense.wi_0.weight", -- the GELU side
-    ["ffn.fc1.weight"] = "1.DenseReluDense.wi_1.weight",
-    ["ffn.fc2.weight"] = "1.DenseReluDense.wo.weight",
-  }
-  return map[rest] and b .. map[rest] or nil
-end
 
 local DIT_TOP = {
   ["text_embedding.0"] = "condition_embedder.text_embedder.linear_1",

@@ -7,7 +7,7 @@
 #ifndef ZOE_VAE_BLOCKS_H
 #define ZOE_VAE_BLOCKS_H
 
-#include "nn.h"
+#include "../nn.h"
 
 /* ResidualBlock(in, out): the official names under the block's prefix. */
 typedef struct zoe_vae_resblock_w {

@@ -1,16 +1,11 @@
 /*
-** blocks.h: composite blocks of the Wan family, each one call: the DiT block
-** and the umT5 encoder layer. Weights keep their file dtype.
+** dit.h: Wan's DiT block in one call, and the cross-attention keys and values it
+** takes. Weights keep their file dtype.
 */
-#ifndef ZOE_BLOCKS_H
-#define ZOE_BLOCKS_H
+#ifndef ZOE_WAN_DIT_H
+#define ZOE_WAN_DIT_H
 
-#include "nn.h"
-
-/* One attention's projections: q, k, v, o (weight, bias) and the q/k RMS norms. */
-typedef struct zoe_attn_w {
-  const zoe_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b, *norm_q, *norm_k;
-} zoe_attn_w;
+#include "../nn.h"
 
 /* Wan's WanAttentionBlock, named as in the checkpoint under blocks.N. */
 typedef struct zoe_wan_block_w {
@@ -40,18 +35,5 @@ zoe_tensor *zoe_wan_block(const zoe_wan_block_w *w, const zoe_wan_block_opts *o,
 /* The cross-attention keys and values of a context [B, Lc, Dc]. */
 int zoe_wan_cross_kv(const zoe_wan_block_w *w, int heads, double eps, const zoe_tensor *context,
                      zoe_tensor **k, zoe_tensor **v, zoe_err *e);
-
-/* Wan's umT5 layer (T5SelfAttention with its own relative position table). */
-typedef struct zoe_t5_layer_w {
-  const zoe_tensor *norm1, *q, *k, *v, *o, *norm2, *gate, *fc1, *fc2;
-  const zoe_tensor *pos_table; /* [buckets, H], or NULL when the bias is given */
-} zoe_t5_layer_w;
-
-/*
-** x [B, L, D] -> [B, L, D]; mask [B, L] (nonzero = real token) or NULL; pos_bias
-** [H, L, L] or NULL to compute it from w->pos_table (max distance 128).
-*/
-zoe_tensor *zoe_t5_layer(const zoe_t5_layer_w *w, int heads, double eps, const zoe_tensor *x,
-                         const zoe_tensor *mask, const zoe_tensor *pos_bias, zoe_err *e);
 
 #endif

@@ -5,8 +5,8 @@
 */
 #include <math.h>
 
-#include "../ops/gemm.h"
-#include "../ops/ops.h"
+#include "../../ops/gemm.h"
+#include "../../ops/ops.h"
 #include "vae_blocks.h"
 
 /* ---- residual block ---- */

@@ -8,9 +8,9 @@
 */
 #include <math.h>
 
-#include "../core/arena.h"
-#include "../ops/ops.h"
-#include "blocks.h"
+#include "../../core/arena.h"
+#include "../../ops/ops.h"
+#include "dit.h"
 
 /* a [B, L, D] tensor seen as heads [B, L, H, D/H] */
 static zoe_tensor *heads(zoe_tensor *t, int h, zoe_err *e) {
