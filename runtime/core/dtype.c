@@ -15,7 +15,7 @@ static const struct {
   [ZOE_F32] = {"f32", 4, true},  [ZOE_F16] = {"f16", 2, true},
   [ZOE_BF16] = {"bf16", 2, true}, [ZOE_I32] = {"i32", 4, false},
   [ZOE_U8] = {"u8", 1, false},   [ZOE_I64] = {"i64", 8, false},
-  [ZOE_BOOL] = {"bool", 1, false},
+  [ZOE_BOOL] = {"bool", 1, false}, [ZOE_F64] = {"f64", 8, true},
 };
 
 size_t zoe_dtype_size(zoe_dtype dt) { return dt < ZOE_NDTYPES ? dtypes[dt].size : 0; }
@@ -26,7 +26,7 @@ int zoe_dtype_from_name(const char *name, zoe_dtype *out) {
   static const struct { const char *alias; zoe_dtype dt; } aliases[] = {
     {"float32", ZOE_F32}, {"float", ZOE_F32},   {"float16", ZOE_F16}, {"half", ZOE_F16},
     {"bfloat16", ZOE_BF16}, {"int32", ZOE_I32}, {"int", ZOE_I32},     {"uint8", ZOE_U8},
-    {"int64", ZOE_I64}, {"long", ZOE_I64},
+    {"int64", ZOE_I64}, {"long", ZOE_I64}, {"float64", ZOE_F64}, {"double", ZOE_F64},
   };
   for (int i = 0; i < ZOE_NDTYPES; i++)
     if (strcmp(name, dtypes[i].name) == 0) { *out = (zoe_dtype)i; return 0; }
@@ -73,6 +73,7 @@ double zoe_load_elem(zoe_dtype dt, const void *base, int64_t i) {
     case ZOE_U8: return ((const uint8_t *)base)[i];
     case ZOE_I64: return (double)((const int64_t *)base)[i];
     case ZOE_BOOL: return ((const uint8_t *)base)[i] != 0;
+    case ZOE_F64: return ((const double *)base)[i];
     default: return 0;
   }
 }
@@ -96,6 +97,7 @@ void zoe_store_elem(zoe_dtype dt, void *base, int64_t i, double v) {
       ((int64_t *)base)[i] = v >= 0x1p63 ? INT64_MAX : to_int(v, -0x1p63, 0x1p63);
       break;
     case ZOE_BOOL: ((uint8_t *)base)[i] = v != 0; break;
+    case ZOE_F64: ((double *)base)[i] = v; break;
     default: break;
   }
 }

@@ -19,6 +19,7 @@ typedef enum zoe_dtype {
   ZOE_U8,
   ZOE_I64,  /* storage only: read from checkpoints, converted before use */
   ZOE_BOOL, /* storage only: one byte, 0 or 1 */
+  ZOE_F64,  /* storage only: reference fixtures keep Python floats as F64 */
   ZOE_NDTYPES
 } zoe_dtype;
 

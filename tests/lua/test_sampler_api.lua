@@ -151,7 +151,7 @@ t.test("errors say what is allowed", function()
   t.raises(function() zoe.sample(base{sampler = "foo"}) end,
     "unknown sampler 'foo' (euler, euler_ancestral, heun, dpmpp_2m, dpmpp_2m_sde, ddim, unipc, lcm")
   t.raises(function() zoe.sample(base{schedule = "foo"}) end,
-    "unknown schedule 'foo' (flow, karras, exponential, simple, normal, sgm_uniform, beta, an array")
+    "unknown schedule 'foo' (flow, flow_dynamic, karras, exponential, simple, normal, sgm_uniform, beta, an array")
   t.raises(function() zoe.sample(base{kind = "epsilon"}) end, "unknown model kind 'epsilon' (flow, eps, v, x0)")
   t.raises(function() zoe.sample(base{cgf = 5}) end, "unknown setting 'cgf' for sampler 'unipc' (")
   t.raises(function() zoe.sample(base{cfg = 5, cond = c}) end, "cfg = 5 needs uncond")

@@ -50,7 +50,8 @@ end
 -- every setting a run understands (the sampler's own options come on top)
 local SETTINGS = {
   "model", "model_batch", "kind", "sampler", "schedule", "steps", "shift", "sigma_min",
-  "sigma_max", "rho", "integer_timesteps", "beta_alpha", "beta_beta", "beta_start", "beta_end",
+  "sigma_max", "rho", "integer_timesteps", "mu", "seq_len", "base_shift", "max_shift",
+  "base_seq_len", "max_seq_len", "shift_terminal", "beta_alpha", "beta_beta", "beta_start", "beta_end",
   "beta_schedule", "train_steps", "x", "noise", "shape", "seed", "generator", "step_noise",
   "cond", "uncond", "cfg", "cfg_rescale", "on_step",
 }

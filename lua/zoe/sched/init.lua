@@ -15,7 +15,7 @@ local spacings = require "zoe.sched.spacings"
 
 local M = {}
 
-M.names = {"flow", "karras", "exponential", "simple", "normal", "sgm_uniform", "beta"}
+M.names = {"flow", "flow_dynamic", "karras", "exponential", "simple", "normal", "sgm_uniform", "beta"}
 M.shift = tables.shift
 M.tables = tables
 

@@ -33,6 +33,58 @@ function M.flow(steps, tbl, opts)
   return sigmas, ts
 end
 
+-- calculate_shift of diffusers' Flux/LTX pipelines: mu on the line through
+-- (base_seq_len, base_shift) and (max_seq_len, max_shift), extrapolated past either end.
+function M.dynamic_mu(seq_len, opts)
+  local b0, b1 = opts.base_seq_len or 256, opts.max_seq_len or 4096
+  local s0, s1 = opts.base_shift or 0.5, opts.max_shift or 1.15
+  local m = (s1 - s0) / (b1 - b0)
+  return seq_len * m + (s0 - m * b0)
+end
+
+-- The token count a dynamic shift is taken from: seq_len, else the latent's positions
+-- (every dim after the channels of x, noise or shape: F*H*W for a [C, F, H, W] video).
+local function seq_len_of(opts)
+  if opts.seq_len then return opts.seq_len end
+  local x = opts.x or opts.noise
+  local shape = x and x:shape() or opts.shape
+  if not shape then
+    error("schedule 'flow_dynamic' needs mu, seq_len, or the latent (x, noise or shape) to count its tokens", 0)
+  end
+  local n = 1
+  for i = 2, #shape do n = n * shape[i] end
+  return n
+end
+
+-- Flow matching with a resolution-dependent shift, as diffusers' FlowMatchEulerDiscreteScheduler
+-- (use_dynamic_shifting, exponential time shift) is driven by the Flux and LTX-Video pipelines:
+-- sigma = linspace(1, 1/steps, steps) in float32, sigma' = e^mu / (e^mu + 1/sigma - 1) with
+-- mu = opts.mu or dynamic_mu(seq_len), then with shift_terminal the stretch that makes the last
+-- sigma shift_terminal: sigma'' = 1 - (1 - sigma') / ((1 - sigma'_last) / (1 - shift_terminal)).
+-- Every operation rounds to float32 where numpy does (the stretch's scale is a double rounded
+-- once), and the model gets 1000*sigma in float32.
+function M.flow_dynamic(steps, tbl, opts)
+  if tbl.space ~= "flow" then error("schedule 'flow_dynamic' is for flow models (kind = \"flow\")", 0) end
+  local f32 = num.f32
+  local mu = opts.mu or M.dynamic_mu(seq_len_of(opts), opts)
+  local emu = f32(math.exp(mu))
+  local u = num.linspace(1, 1 / steps, steps)
+  local sigmas = {}
+  for i = 1, steps do
+    local s = f32(u[i])
+    sigmas[i] = f32(emu / f32(emu + f32(f32(1 / s) - 1)))
+  end
+  local terminal = opts.shift_terminal
+  if terminal then
+    local scale = f32(f32(1 - sigmas[steps]) / (1 - terminal))
+    for i = 1, steps do sigmas[i] = f32(1 - f32(f32(1 - sigmas[i]) / scale)) end
+  end
+  local ts = {}
+  for i = 1, steps do ts[i] = f32(sigmas[i] * 1000) end
+  sigmas[steps + 1] = 0
+  return sigmas, ts
+end
+
 -- Karras et al. 2022 (k-diffusion get_sigmas_karras): uniform in sigma^(1/rho)
 function M.karras(steps, tbl, opts)
   local lo, hi = range(tbl, opts)
