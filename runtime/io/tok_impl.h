@@ -82,6 +82,10 @@ typedef struct tk_trie {
 int tk_trie_build(tk_trie *t, const char *const *strs, const size_t *lens, const int32_t *ids,
                   size_t count, zoe_err *e);
 void tk_trie_free(tk_trie *t);
+/* The child of 'node' labelled c, or -1. */
+long tk_trie_child(const tk_trie *t, size_t node, unsigned char c);
+/* Length of the longest key that prefixes s[0..n) (0: none, or an empty trie). */
+size_t tk_trie_longest(const tk_trie *t, const char *s, size_t n);
 
 /* ---- string -> id map ---- */
 
@@ -99,15 +103,18 @@ void tk_map_free(tk_map *m);
 
 /* ---- normalizers ---- */
 
-enum { TN_PRECOMPILED, TN_REPLACE, TN_STRIP };
+enum { TN_PRECOMPILED, TN_REPLACE, TN_STRIP, TN_SPM };
 
 typedef struct tk_normalizer {
   int kind;
-  /* Precompiled: darts-clone units and the replacement strings */
+  /* Precompiled and SPM: darts-clone units and the replacement strings (none: identity) */
   uint32_t *units;
   size_t nunits;
   char *repl;
   size_t nrepl;
+  /* SPM: sentencepiece's own normalizer (its NormalizerSpec; see spm.c) */
+  int dummy_prefix, remove_spaces, escape_spaces, ws_suffix;
+  tk_trie user; /* user-defined pieces, matched first and kept as they are */
   /* Replace */
   tk_regex re;
   char *content;
@@ -120,6 +127,8 @@ typedef struct tk_normalizer {
 int tk_normalizers_parse(const cJSON *j, tk_normalizer **list, int *n, const char *where, zoe_err *e);
 void tk_normalizers_free(tk_normalizer *list, int n);
 int tk_normalize(const tk_normalizer *list, int n, const char *s, size_t len, tk_str *out);
+/* Check a charsmap blob ([u32 LE trie size][units][NUL-separated replacements]) and copy it into nz. */
+int tk_charsmap_set(tk_normalizer *nz, const unsigned char *blob, size_t len, const char *where, zoe_err *e);
 
 /* ---- pre-tokenizers ---- */
 
@@ -156,7 +165,15 @@ typedef struct tk_model {
   int32_t byte_ids[256];
   tk_trie trie;
   tk_map map;         /* token -> index (= id) */
+  /* sentencepiece's Viterbi (spm.c): path scores kept in float as its encoder keeps them,
+     user-defined pieces scored length * max_score - 0.1, tokens emitted by id */
+  int spm;
+  unsigned char *types; /* spm: each piece's SentencePiece.Type */
+  double max_score;
 } tk_model;
+
+/* SentencePiece.Type */
+enum { TK_SPM_NORMAL = 1, TK_SPM_UNKNOWN, TK_SPM_CONTROL, TK_SPM_USER, TK_SPM_UNUSED, TK_SPM_BYTE };
 
 int tk_model_parse(const cJSON *j, tk_model *m, const char *where, zoe_err *e);
 void tk_model_free(tk_model *m);
@@ -187,6 +204,18 @@ void tk_decoders_free(tk_decoder *list, int n);
 /* Run the chain over 'ntok' tokens (strings), concatenate into 'out'. */
 int tk_decode_tokens(const tk_decoder *list, int n, int have_decoder, char **toks, size_t *lens,
                      size_t ntok, tk_str *out);
+
+/* ---- sentencepiece models (spm.c) ---- */
+
+typedef struct tk_spm {
+  tk_model model;
+  tk_normalizer norm; /* kind TN_SPM */
+  int32_t eos_id;     /* the eos piece's id (T5Tokenizer appends it), -1: none */
+  int32_t pad_id;     /* -1: none */
+} tk_spm;
+
+/* Parse a sentencepiece ModelProto (spiece.model). On failure everything is freed. */
+int tk_spm_parse(const unsigned char *buf, size_t len, tk_spm *out, const char *where, zoe_err *e);
 
 /* JSON helpers: a field's type or a clear error */
 const char *tk_json_type(const cJSON *j);

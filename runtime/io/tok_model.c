@@ -137,6 +137,7 @@ int tk_model_parse(const cJSON *j, tk_model *m, const char *where, zoe_err *e) {
 }
 
 void tk_model_free(tk_model *m) {
+  free(m->types);
   free(m->blob);
   free(m->tokens);
   free(m->lens);
@@ -165,9 +166,10 @@ static int push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
   return 0;
 }
 
-/* One token of the best path (a piece, or fused unknowns): its id(s). */
-static int emit(const tk_model *m, const char *s, size_t n, int32_t **ids, size_t *nids, size_t *cap, zoe_err *e) {
-  int32_t id = tk_model_token_to_id(m, s, n);
+/* One token of the best path (a piece, or fused unknowns): its id(s). 'lookup': by its text. */
+static int emit(const tk_model *m, const char *s, size_t n, int lookup, int32_t **ids, size_t *nids, size_t *cap,
+                zoe_err *e) {
+  int32_t id = lookup ? tk_model_token_to_id(m, s, n) : -1;
   if (id >= 0) return push_id(ids, nids, cap, id);
   if (m->byte_fallback) {
     size_t k = 0;
@@ -190,12 +192,25 @@ typedef struct best {
   int32_t id;
 } best;
 
+/*
+** A piece's edge score. sentencepiece adds a piece's float score to the float path
+** score in double and keeps the sum as a float, and gives a user-defined piece
+** length * max_score - 0.1 so that it always wins (unigram_model.cc EncodeOptimized).
+*/
+static double edge_score(const tk_model *m, int32_t id, size_t len, double here) {
+  if (!m->spm) return here + m->scores[id];
+  double score = m->types[id] == TK_SPM_USER ? (double)len * m->max_score - 0.1 : m->scores[id];
+  return here + score;
+}
+
+static int emit_ids(const tk_model *m, const char *s, const best *b, size_t n, int32_t **ids, size_t *nids,
+                    size_t *cap, zoe_err *e);
+
 static int unigram(const tk_model *m, const char *s, size_t n, int32_t **ids, size_t *nids, size_t *cap, zoe_err *e) {
   best *b = malloc((n + 1) * sizeof *b);
   if (!b) return zoe_errf(e, ZOE_ENOMEM, "tokenizer: out of memory");
   for (size_t i = 0; i <= n; i++) b[i] = (best){0, -1, 0};
-  double unk_score = m->min_score - UNK_PENALTY;
-  const tk_trie_node *nodes = m->trie.nodes;
+  double unk_score = m->spm ? (double)((float)m->min_score - 10.0f) : m->min_score - UNK_PENALTY;
   int rc = 0;
   for (size_t at = 0; at < n;) {
     uint32_t c;
@@ -203,23 +218,13 @@ static int unigram(const tk_model *m, const char *s, size_t n, int32_t **ids, si
     size_t mblen = l > 0 ? (size_t)l : 1;
     double here = b[at].score;
     int single = 0;
-    size_t node = 0;
-    for (size_t k = at; k < n; k++) { /* common prefix search: walk the trie along s */
-      const tk_trie_node *nd = &nodes[node];
-      unsigned char ch = (unsigned char)s[k];
-      size_t lo = nd->child, hi = nd->child + nd->nchild;
-      while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (nodes[mid].label < ch) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo == nd->child + nd->nchild || nodes[lo].label != ch) break;
-      node = lo;
-      int32_t id = nodes[node].id;
+    long node = 0;
+    for (size_t k = at; k < n && (node = tk_trie_child(&m->trie, (size_t)node, (unsigned char)s[k])) >= 0; k++) {
+      int32_t id = m->trie.nodes[node].id; /* common prefix search: walk the trie along s */
       if (id < 0) continue;
       size_t end = k + 1;
-      double cand = here + m->scores[id];
-      if (b[end].start < 0 || cand > b[end].score) b[end] = (best){cand, (long)at, id};
+      double cand = edge_score(m, id, end - at, here);
+      if (b[end].start < 0 || cand > b[end].score) b[end] = (best){m->spm ? (double)(float)cand : cand, (long)at, id};
       if (end - at == mblen) single = 1;
     }
     if (!single) {
@@ -228,28 +233,41 @@ static int unigram(const tk_model *m, const char *s, size_t n, int32_t **ids, si
         break;
       }
       size_t end = at + mblen;
-      double cand = here + unk_score;
+      double cand = m->spm ? (double)((float)here + (float)unk_score) : here + unk_score;
       if (b[end].start < 0 || cand > b[end].score) b[end] = (best){cand, (long)at, m->unk_id};
     }
     at += mblen;
   }
-  /* backtrack, collecting token boundaries right to left, fusing unknowns */
-  size_t *cuts = rc ? NULL : malloc((n + 1) * sizeof *cuts);
-  if (!rc && !cuts) rc = zoe_errf(e, ZOE_ENOMEM, "tokenizer: out of memory");
+  if (!rc) rc = emit_ids(m, s, b, n, ids, nids, cap, e);
+  free(b);
+  return rc;
+}
+
+/*
+** Backtrack the best path and emit its tokens, fusing consecutive unknowns. The
+** library looks each token's text up (a fused unknown may spell a piece); sentencepiece
+** emits the path's ids, and an unknown as its unk id or, with byte fallback, its bytes.
+*/
+static int emit_ids(const tk_model *m, const char *s, const best *b, size_t n, int32_t **ids, size_t *nids,
+                    size_t *cap, zoe_err *e) {
+  size_t *cuts = malloc((n + 1) * sizeof *cuts);
+  if (!cuts) return zoe_errf(e, ZOE_ENOMEM, "tokenizer: out of memory");
   size_t nc = 0;
-  for (size_t end = n; !rc && end > 0;) {
+  for (size_t end = n; end > 0;) { /* token ends, right to left */
     size_t start = (size_t)b[end].start;
     int unk = b[end].id == m->unk_id;
     if (!(unk && nc > 0 && b[cuts[nc - 1]].id == m->unk_id)) cuts[nc++] = end; /* else: extend the fused unk */
     end = start;
   }
+  int rc = 0;
   size_t prev = 0;
   for (size_t k = nc; !rc && k-- > 0;) {
-    rc = emit(m, s + prev, cuts[k] - prev, ids, nids, cap, e);
+    int32_t id = b[cuts[k]].id;
+    if (m->spm && id != m->unk_id) rc = push_id(ids, nids, cap, id);
+    else rc = emit(m, s + prev, cuts[k] - prev, !m->spm, ids, nids, cap, e);
     prev = cuts[k];
   }
   free(cuts);
-  free(b);
   return rc;
 }
 

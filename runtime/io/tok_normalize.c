@@ -55,6 +55,29 @@ static unsigned char *b64_decode(const char *s, size_t n, size_t *out_len) {
   return out;
 }
 
+int tk_charsmap_set(tk_normalizer *nz, const unsigned char *blob, size_t len, const char *where, zoe_err *e) {
+  uint32_t trie = len >= 4 ? (uint32_t)blob[0] | (uint32_t)blob[1] << 8 | (uint32_t)blob[2] << 16 |
+                                 (uint32_t)blob[3] << 24
+                           : 0;
+  if (len < 4 || trie % 4 || trie > len - 4 || trie == 0)
+    return zoe_errf(e, ZOE_EFORMAT, "%s: the precompiled charsmap is malformed (%zu bytes, trie of %u)", where, len,
+                    (unsigned)trie);
+  nz->nunits = trie / 4;
+  nz->units = malloc(trie);
+  nz->nrepl = len - 4 - trie;
+  nz->repl = malloc(nz->nrepl + 1);
+  if (!nz->units || !nz->repl) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", where);
+  for (size_t i = 0; i < nz->nunits; i++) {
+    const unsigned char *u = blob + 4 + 4 * i;
+    nz->units[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+  }
+  memcpy(nz->repl, blob + 4 + trie, nz->nrepl);
+  nz->repl[nz->nrepl] = '\0';
+  if (zoe_utf8_check(nz->repl, nz->nrepl) != nz->nrepl)
+    return zoe_errf(e, ZOE_EFORMAT, "%s: the precompiled charsmap's replacements are not UTF-8", where);
+  return 0;
+}
+
 static int parse_precompiled(const cJSON *j, tk_normalizer *nz, const char *where, zoe_err *e) {
   const cJSON *map = cJSON_GetObjectItemCaseSensitive(j, "precompiled_charsmap");
   if (!cJSON_IsString(map))
@@ -63,59 +86,43 @@ static int parse_precompiled(const cJSON *j, tk_normalizer *nz, const char *wher
   size_t len = 0;
   unsigned char *blob = b64_decode(map->valuestring, strlen(map->valuestring), &len);
   if (!blob) return zoe_errf(e, ZOE_EFORMAT, "%s: Precompiled charsmap is not valid base64", where);
-  uint32_t trie = len >= 4 ? (uint32_t)blob[0] | (uint32_t)blob[1] << 8 | (uint32_t)blob[2] << 16 |
-                                 (uint32_t)blob[3] << 24
-                           : 0;
-  if (len < 4 || trie % 4 || trie > len - 4 || trie == 0) {
-    free(blob);
-    return zoe_errf(e, ZOE_EFORMAT, "%s: Precompiled charsmap is malformed (%zu bytes, trie of %u)", where,
-                    len, (unsigned)trie);
-  }
-  nz->nunits = trie / 4;
-  nz->units = malloc(trie);
-  nz->nrepl = len - 4 - trie;
-  nz->repl = malloc(nz->nrepl + 1);
-  if (!nz->units || !nz->repl) {
-    free(blob);
-    return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", where);
-  }
-  for (size_t i = 0; i < nz->nunits; i++) {
-    const unsigned char *u = blob + 4 + 4 * i;
-    nz->units[i] = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-  }
-  memcpy(nz->repl, blob + 4 + trie, nz->nrepl);
-  nz->repl[nz->nrepl] = '\0';
+  int rc = tk_charsmap_set(nz, blob, len, where, e);
   free(blob);
-  if (zoe_utf8_check(nz->repl, nz->nrepl) != nz->nrepl)
-    return zoe_errf(e, ZOE_EFORMAT, "%s: Precompiled charsmap replacements are not UTF-8", where);
-  return 0;
+  return rc;
 }
 
 /*
-** darts-clone common prefix search over 'key' (stopping at a NUL byte): the value of
-** the shortest prefix in the map, or -1. Every index is bounds-checked.
+** darts-clone common prefix search over 'key' (stopping at a NUL byte): the value
+** and length of the shortest prefix in the map (longest = 0, HF's rule) or of the
+** longest (longest = 1, sentencepiece's); -1 when none. Every index is bounds-checked.
 */
-static long charsmap_first(const tk_normalizer *nz, const unsigned char *key, size_t n) {
+static long charsmap_search(const tk_normalizer *nz, const unsigned char *key, size_t n, int longest, size_t *len) {
   const uint32_t *u = nz->units;
   size_t pos = 0;
+  long found = -1;
 #define OFFSET(x) (((x) >> 10) << (((x) & (1u << 9)) >> 6))
   pos ^= OFFSET(u[0]);
   for (size_t i = 0; i < n && key[i]; i++) {
     pos ^= key[i];
-    if (pos >= nz->nunits) return -1;
+    if (pos >= nz->nunits) break;
     uint32_t unit = u[pos];
-    if ((unit & (0x80000000u | 0xff)) != key[i]) return -1;
+    if ((unit & (0x80000000u | 0xff)) != key[i]) break;
     pos ^= OFFSET(unit);
-    if (pos >= nz->nunits) return -1;
-    if ((unit >> 8) & 1) return (long)(u[pos] & 0x7fffffff);
+    if (pos >= nz->nunits) break;
+    if ((unit >> 8) & 1) {
+      found = (long)(u[pos] & 0x7fffffff);
+      *len = i + 1;
+      if (!longest) break;
+    }
   }
 #undef OFFSET
-  return -1;
+  return found;
 }
 
 /* Replacement for 'chunk', or NULL: the string at the shortest matching prefix's value. */
 static const char *transform(const tk_normalizer *nz, const char *chunk, size_t n, size_t *len) {
-  long v = charsmap_first(nz, (const unsigned char *)chunk, n);
+  size_t matched;
+  long v = charsmap_search(nz, (const unsigned char *)chunk, n, 0, &matched);
   if (v < 0 || (size_t)v > nz->nrepl) return NULL;
   const char *r = nz->repl + v;
   *len = strlen(r); /* repl is NUL-terminated past its end */
@@ -141,6 +148,70 @@ static int precompiled(const tk_normalizer *nz, const char *s, size_t n, tk_str 
     }
     pos = end;
   }
+  return 0;
+}
+
+/* ---- sentencepiece's normalizer (spm.c loads it; normalizer.cc is the reference) ---- */
+
+static const char SPACE_SYMBOL[] = "\xe2\x96\x81"; /* U+2581 */
+
+/*
+** NormalizePrefix: the normalized form of what starts at s, and the bytes it consumes:
+** a user-defined piece as it is, else the longest charsmap rule, else one character
+** (a malformed byte becomes U+FFFD).
+*/
+static const char *spm_prefix(const tk_normalizer *nz, const char *s, size_t n, size_t *len, size_t *used) {
+  size_t ul = tk_trie_longest(&nz->user, s, n);
+  if (ul) {
+    *len = *used = ul;
+    return s;
+  }
+  size_t ml;
+  long v = nz->units ? charsmap_search(nz, (const unsigned char *)s, n, 1, &ml) : -1;
+  if (v >= 0 && (size_t)v <= nz->nrepl) {
+    *used = ml;
+    *len = strlen(nz->repl + v);
+    return nz->repl + v;
+  }
+  uint32_t c;
+  int l = zoe_utf8_decode(s, n, &c);
+  if (l <= 0) {
+    *used = 1;
+    *len = 3;
+    return "\xef\xbf\xbd";
+  }
+  *len = *used = (size_t)l;
+  return s;
+}
+
+/*
+** Normalize: leading spaces dropped, a dummy '▁' prefix, each rule's output with
+** spaces as '▁' and runs of spaces (across rules) made one, trailing ones dropped.
+*/
+static int spm_normalize(const tk_normalizer *nz, const char *s, size_t n, tk_str *out) {
+  size_t len, used;
+  const char *p;
+  if (nz->remove_spaces)
+    while (n > 0 && (p = spm_prefix(nz, s, n, &len, &used)) && len == 1 && p[0] == ' ') s += used, n -= used;
+  if (n == 0) return 0;
+  const char *ws = nz->escape_spaces ? SPACE_SYMBOL : " ";
+  size_t wsn = nz->escape_spaces ? 3 : 1;
+  if (!nz->ws_suffix && nz->dummy_prefix && tk_add(out, ws, wsn)) return ZOE_ENOMEM;
+  int prev_space = nz->remove_spaces;
+  while (n > 0) {
+    p = spm_prefix(nz, s, n, &len, &used);
+    while (prev_space && len > 0 && p[0] == ' ') p++, len--;
+    if (len > 0) {
+      for (size_t i = 0; i < len; i++)
+        if (nz->escape_spaces && p[i] == ' ' ? tk_add(out, SPACE_SYMBOL, 3) : tk_add(out, p + i, 1)) return ZOE_ENOMEM;
+      prev_space = p[len - 1] == ' ';
+    }
+    s += used, n -= used;
+    if (!nz->remove_spaces) prev_space = 0;
+  }
+  if (nz->remove_spaces)
+    while (out->n >= wsn && memcmp(out->p + out->n - wsn, ws, wsn) == 0) out->p[out->n -= wsn] = '\0';
+  if (nz->ws_suffix && nz->dummy_prefix && tk_add(out, ws, wsn)) return ZOE_ENOMEM;
   return 0;
 }
 
@@ -227,6 +298,7 @@ void tk_normalizers_free(tk_normalizer *list, int n) {
     free(list[i].repl);
     tk_regex_free(&list[i].re);
     free(list[i].content);
+    tk_trie_free(&list[i].user);
   }
   free(list);
 }
@@ -264,7 +336,9 @@ int tk_normalize(const tk_normalizer *list, int n, const char *s, size_t len, tk
       rc = tk_regex_replace(&list[i].re, a.p, a.n, list[i].content, list[i].ncontent, &b);
     } else {
       rc = tk_add(&b, "", 0);
-      if (!rc) rc = list[i].kind == TN_PRECOMPILED ? precompiled(&list[i], a.p, a.n, &b) : strip(&list[i], a.p, a.n, &b);
+      if (!rc && list[i].kind == TN_PRECOMPILED) rc = precompiled(&list[i], a.p, a.n, &b);
+      else if (!rc && list[i].kind == TN_SPM) rc = spm_normalize(&list[i], a.p, a.n, &b);
+      else if (!rc) rc = strip(&list[i], a.p, a.n, &b);
     }
     tk_str t = a;
     a = b;

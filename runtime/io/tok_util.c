@@ -138,6 +138,25 @@ void tk_trie_free(tk_trie *t) {
   t->n = 0;
 }
 
+long tk_trie_child(const tk_trie *t, size_t node, unsigned char c) {
+  const tk_trie_node *nd = &t->nodes[node];
+  size_t lo = nd->child, hi = nd->child + nd->nchild;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (t->nodes[mid].label < c) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < nd->child + nd->nchild && t->nodes[lo].label == c ? (long)lo : -1;
+}
+
+size_t tk_trie_longest(const tk_trie *t, const char *s, size_t n) {
+  size_t best = 0;
+  long node = 0;
+  for (size_t k = 0; t->nodes && k < n && (node = tk_trie_child(t, (size_t)node, (unsigned char)s[k])) >= 0; k++)
+    if (t->nodes[node].id >= 0) best = k + 1;
+  return best;
+}
+
 /* ---- map ---- */
 
 static uint64_t hash(const char *s, size_t n) {

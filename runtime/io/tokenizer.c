@@ -1,6 +1,6 @@
 /*
-** tokenizer.c: loading tokenizer.json, added tokens, and the encode and decode
-** pipelines (the stages live in tok_*.c). Added tokens are split out first, in two
+** tokenizer.c: loading tokenizer.json (or a sentencepiece model, spm.c), added tokens,
+** and the encode and decode pipelines (the stages live in tok_*.c). Added tokens are split out first, in two
 ** passes as the library does: tokens marked "normalized": false are matched in the
 ** raw text, the others in the normalized text; matching is leftmost-longest, then
 ** single_word, lstrip and rstrip apply.
@@ -18,6 +18,7 @@ typedef struct tk_added {
   size_t len, plen;
   int32_t id;
   int special, normalized, lstrip, rstrip, single_word;
+  int decode_only; /* a sentencepiece control piece: skipped by decode, never matched in text */
 } tk_added;
 
 struct zoe_tokenizer {
@@ -104,7 +105,7 @@ static int prepare_added(zoe_tokenizer *t, zoe_err *e) {
       a->pattern = a->content;
       a->plen = a->len;
     }
-    if (a->plen) t->by_len[a->normalized][t->nby[a->normalized]++] = i;
+    if (a->plen && !a->decode_only) t->by_len[a->normalized][t->nby[a->normalized]++] = i;
   }
   for (int pass = 0; pass < 2; pass++) qsort_r(t->by_len[pass], t->nby[pass], sizeof(size_t), cmp_len_desc, t->added);
   return 0;
@@ -220,11 +221,79 @@ zoe_tokenizer *zoe_tokenizer_from_json(const char *json, size_t len, const char 
   return t;
 }
 
+/*
+** A sentencepiece model as T5Tokenizer uses it: sentencepiece's normalizer and Unigram
+** Viterbi, then </s> appended. Control and unknown pieces are special for decode; like
+** the sentencepiece library (and unlike T5Tokenizer), text spelling one is not split out.
+*/
+zoe_tokenizer *zoe_tokenizer_from_spm(const void *buf, size_t len, const char *name, zoe_err *e) {
+  zoe_tokenizer *t = calloc(1, sizeof *t);
+  tk_spm sp;
+  if (!t || !(t->name = strdup(name))) {
+    free(t);
+    zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", name);
+    return NULL;
+  }
+  int rc = tk_spm_parse(buf, len, &sp, name, e);
+  if (!rc) {
+    t->model = sp.model;
+    t->norm = malloc(sizeof *t->norm);
+    t->nnorm = t->norm ? 1 : 0;
+    if (t->norm) *t->norm = sp.norm;
+    else {
+      free(sp.norm.units);
+      free(sp.norm.repl);
+      tk_trie_free(&sp.norm.user);
+    }
+    t->dec = calloc(1, sizeof *t->dec);
+    t->added = calloc(t->model.size + 1, sizeof *t->added);
+    t->tpl = malloc(2 * sizeof *t->tpl);
+    if (!t->norm || !t->dec || !t->added || !t->tpl) rc = zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", name);
+  }
+  if (!rc) {
+    t->dec[0] = (tk_decoder){.kind = TD_METASPACE, .rep = "\xe2\x96\x81", .nrep = 3, .prepend = 1};
+    t->ndec = t->have_decoder = 1;
+    for (size_t i = 0; i < t->model.size && !rc; i++) {
+      int ty = t->model.types[i];
+      if (ty != TK_SPM_CONTROL && ty != TK_SPM_UNKNOWN) continue;
+      tk_added *a = &t->added[t->nadded++];
+      a->content = strdup(t->model.tokens[i]);
+      a->len = t->model.lens[i];
+      a->id = (int32_t)i;
+      a->special = a->decode_only = 1;
+      if (!a->content) rc = zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", name);
+    }
+  }
+  if (!rc) rc = prepare_added(t, e);
+  if (!rc && sp.eos_id >= 0) {
+    t->tpl[0] = -1;
+    t->tpl[1] = sp.eos_id;
+    t->ntpl = 2;
+    t->nspecial = 1;
+  }
+  if (!rc) rc = parse_settings(t, NULL, e);
+  if (!rc && sp.pad_id >= 0) t->pad_id = sp.pad_id;
+  if (rc) {
+    zoe_tokenizer_free(t);
+    return NULL;
+  }
+  return t;
+}
+
+/*
+** A tokenizer.json (JSON: '{' or '[' after any whitespace), else a sentencepiece model.
+** A model's first bytes can look like JSON after whitespace (it starts with byte 0x0a,
+** a newline, then a length), so such a file is tried as a model first.
+*/
 zoe_tokenizer *zoe_tokenizer_load(const char *path, zoe_err *e) {
   size_t len;
   char *text = zoe_read_small_file(path, (size_t)1 << 30, &len, e);
   if (!text) return NULL;
-  zoe_tokenizer *t = zoe_tokenizer_from_json(text, len, path, e);
+  size_t i = 0;
+  while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) i++;
+  int json = i < len && (text[i] == '{' || text[i] == '[');
+  zoe_tokenizer *t = json && text[0] == '\n' ? zoe_tokenizer_from_spm(text, len, path, NULL) : NULL;
+  if (!t) t = json ? zoe_tokenizer_from_json(text, len, path, e) : zoe_tokenizer_from_spm(text, len, path, e);
   free(text);
   return t;
 }

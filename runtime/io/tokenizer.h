@@ -1,6 +1,8 @@
 /*
 ** tokenizer.h: Hugging Face tokenizer.json files, encoding as the tokenizers library
-** does (its Rust code is the reference, not sentencepiece's spm_encode):
+** does (its Rust code is the reference, not sentencepiece's spm_encode), and
+** sentencepiece model files (spiece.model), encoding as the sentencepiece library
+** does, then appending </s> as T5Tokenizer does. For tokenizer.json:
 **   added tokens split out -> normalizer -> pre-tokenizer -> model -> post-processor
 ** Supported: models Unigram (Viterbi, fused unknowns, byte fallback) and WordLevel;
 ** normalizers Precompiled (sentencepiece charsmap, applied per grapheme cluster),
@@ -20,7 +22,10 @@
 
 typedef struct zoe_tokenizer zoe_tokenizer;
 
+/* A tokenizer.json or a spiece.model, told apart by content. */
 zoe_tokenizer *zoe_tokenizer_load(const char *path, zoe_err *e);
+/* From the bytes of a sentencepiece model; 'name' is used in messages. */
+zoe_tokenizer *zoe_tokenizer_from_spm(const void *buf, size_t len, const char *name, zoe_err *e);
 /* From JSON text; 'name' is used in messages. */
 zoe_tokenizer *zoe_tokenizer_from_json(const char *json, size_t len, const char *name, zoe_err *e);
 void zoe_tokenizer_free(zoe_tokenizer *t);

@@ -1,6 +1,7 @@
 /*
-** ltokenizer.c: zoe.tokenizer, Hugging Face tokenizer.json files from Lua.
-**   local tok = zoe.tokenizer("tokenizer.json")
+** ltokenizer.c: zoe.tokenizer, Hugging Face tokenizer.json files and sentencepiece
+** models (spiece.model, encoded as T5Tokenizer does) from Lua.
+**   local tok = zoe.tokenizer("tokenizer.json")   -- or "spiece.model"
 **   local ids, mask = tok:encode("a red circle", {length = 512})  -- i32 tensors [512]
 **   local ids, mask = tok:encode({"a", "b"}, {length = 16})        -- [2, 16]
 **   tok:decode(ids)  tok:vocab_size()  tok:token_to_id("</s>")  tok:id_to_token(1)
