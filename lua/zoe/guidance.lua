@@ -13,14 +13,23 @@ local T = require("zoe").tensor
 
 local M = {}
 
--- the guidance scale at a step: a number or fn(step, sigma) -> number
-function M.scale(cfg, step, sigma)
+-- the guidance scale at a step: a number or fn(step, sigma, timestep) -> number
+function M.scale(cfg, step, sigma, timestep)
   if cfg == nil then return 1 end
-  if type(cfg) == "function" then cfg = cfg(step, sigma) end
+  if type(cfg) == "function" then cfg = cfg(step, sigma, timestep) end
   if type(cfg) ~= "number" then
-    error(("cfg must be a number or fn(step, sigma) -> number, got %s"):format(type(cfg)), 3)
+    error(("cfg must be a number or fn(step, sigma, timestep) -> number, got %s"):format(type(cfg)), 3)
   end
   return cfg
+end
+
+-- CogVideoX's dynamic guidance (pipeline_cogvideox.py, use_dynamic_cfg): at timestep t of a run of
+-- 'steps' steps, 1 + scale*(1 - cos(pi*((steps - t)/steps)^5))/2. t is the timestep value (999,
+-- 979, ...), not the step index, exactly as the reference writes it; a cfg function for any run.
+function M.dynamic(scale, steps)
+  return function(_, _, t)
+    return 1 + scale * ((1 - math.cos(math.pi * ((steps - t) / steps) ^ 5.0)) / 2)
+  end
 end
 
 local function std(x) return math.sqrt(x:var():item()) end
@@ -57,7 +66,7 @@ function M.predictor(settings)
     error("no model: give model = fn(x, t, cond, info) or model_batch = fn(xs, t, conds, info)", 3)
   end
   return function(x, t, info)
-    local w = M.scale(settings.cfg, info.step, info.sigma)
+    local w = M.scale(settings.cfg, info.step, info.sigma, t)
     if w == 1 then return predict(settings, x, t, 1, {settings.cond}, info)[1] end
     if settings.uncond == nil then
       error(("cfg = %g needs uncond (the negative prompt's context); give uncond or cfg = 1"):format(w), 0)

@@ -151,8 +151,8 @@ t.test("errors say what is allowed", function()
   t.raises(function() zoe.sample(base{sampler = "foo"}) end,
     "unknown sampler 'foo' (euler, euler_ancestral, heun, dpmpp_2m, dpmpp_2m_sde, ddim, unipc, lcm")
   t.raises(function() zoe.sample(base{schedule = "foo"}) end,
-    "unknown schedule 'foo' (flow, flow_dynamic, karras, exponential, simple, normal, sgm_uniform, beta, an array")
-  t.raises(function() zoe.sample(base{kind = "epsilon"}) end, "unknown model kind 'epsilon' (flow, eps, v, x0)")
+    "unknown schedule 'foo' (flow, flow_dynamic, karras, exponential, simple, normal, sgm_uniform, beta, trailing, an array")
+  t.raises(function() zoe.sample(base{kind = "epsilon"}) end, "unknown model kind 'epsilon' (flow, eps, v, x0, vp_v)")
   t.raises(function() zoe.sample(base{cgf = 5}) end, "unknown setting 'cgf' for sampler 'unipc' (")
   t.raises(function() zoe.sample(base{cfg = 5, cond = c}) end, "cfg = 5 needs uncond")
   t.raises(function() zoe.sample(base{x = false}) end, "no start latent: give x")
@@ -164,7 +164,7 @@ t.test("errors say what is allowed", function()
   t.raises(function() zoe.sample(base{beta_schedule = "cosine", kind = "eps", schedule = "karras"}) end,
     "unknown beta_schedule 'cosine' (scaled_linear, linear)")
   t.raises(function() zoe.sample(base{cfg = "high", cond = c, uncond = c}) end,
-    "cfg must be a number or fn(step, sigma) -> number, got string")
+    "cfg must be a number or fn(step, sigma, timestep) -> number, got string")
 end)
 
 t.done()

@@ -11,6 +11,7 @@
 -- A sampler is lua/zoe/sampler/NAME.lua: {options = {defaults}, run = fn(r)}, run as a
 -- coroutine that calls r.yield(i, x, x0) after each step. What r gives it:
 --   r.x (the start latent), r.steps, r.sigmas (steps+1, the last 0), r.timesteps,
+--   r.sigma_next(i) (the level step i lands on: sigmas[i+1] but for trailing schedules),
 --   r.denoise(x, i) -> x0 at sigmas[i], r.alpha(sigma), r.lambda(sigma) = log(alpha/sigma),
 --   r.noise(i) (unit Gaussian noise shaped like x, seeded), r.opt(name) (a live setting).
 -- See docs/SAMPLING.md for every setting.
@@ -21,7 +22,8 @@ local guidance = require "zoe.guidance"
 
 local M = {}
 
-M.names = {"euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "unipc", "lcm"}
+M.names = {"euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "unipc", "lcm",
+           "cogvideox_ddim", "cogvideox_dpm"}
 M.aliases = {
   euler_a = "euler_ancestral", ["dpm++_2m"] = "dpmpp_2m", ["dpm++2m"] = "dpmpp_2m",
   ["dpm++_2m_sde"] = "dpmpp_2m_sde", ["dpm++2m_sde"] = "dpmpp_2m_sde", ["uni_pc"] = "unipc",
@@ -52,7 +54,7 @@ local SETTINGS = {
   "model", "model_batch", "kind", "sampler", "schedule", "steps", "shift", "sigma_min",
   "sigma_max", "rho", "integer_timesteps", "mu", "seq_len", "base_shift", "max_shift",
   "base_seq_len", "max_seq_len", "shift_terminal", "beta_alpha", "beta_beta", "beta_start", "beta_end",
-  "beta_schedule", "train_steps", "x", "noise", "shape", "seed", "generator", "step_noise",
+  "beta_schedule", "train_steps", "snr_shift", "zero_snr", "x", "noise", "shape", "seed", "generator", "step_noise",
   "cond", "uncond", "cfg", "cfg_rescale", "on_step",
 }
 
@@ -106,6 +108,8 @@ function M.prepare(spec)
     schedule = s, settings = spec, generator = gen, alpha = kind.alpha,
   }
   function r.lambda(sigma) return math.log(kind.alpha(sigma)) - math.log(sigma) end
+  -- the level step i lands on (a trailing schedule's may differ from the next step's)
+  function r.sigma_next(i) return s.next_sigmas and s.next_sigmas[i] or s.sigmas[i + 1] end
   function r.opt(k)
     local v = spec[k]
     if v == nil then v = def.options[k] end
@@ -135,7 +139,7 @@ function M.steps(spec)
   function r.yield(i, x, x0)
     r.x = x
     coroutine.yield(STEP, {
-      step = i, steps = r.steps, sigma = r.sigmas[i], sigma_next = r.sigmas[i + 1],
+      step = i, steps = r.steps, sigma = r.sigmas[i], sigma_next = r.sigma_next(i),
       timestep = r.timesteps[i], x = x, denoised = x0, settings = spec,
     })
   end

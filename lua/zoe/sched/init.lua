@@ -4,30 +4,34 @@
 --
 --   local s = zoe.sched.make{schedule = "karras", steps = 20, kind = "eps"}
 --   s.sigmas, s.timesteps, s.steps, s.table (the model's noise table)
+--   s.next_sigmas (trailing only): the level each step lands on, when not sigmas[i+1]
 --
 -- schedule: a name (see zoe.sched.names), an array of sigmas (a 0 is appended if it does not end
--- in one), or fn(steps, tbl, opts) -> sigmas[, timesteps]. The noise table comes from kind:
--- "flow" (with shift) or "eps"/"v"/"x0" (a DDPM table: beta_start, beta_end, beta_schedule,
--- train_steps; SD's by default). Settings a named schedule reads: sigma_min, sigma_max (default:
--- the table's), rho (karras), shift and integer_timesteps (flow), beta_alpha/beta_beta (beta).
+-- in one), or fn(steps, tbl, opts) -> sigmas[, timesteps[, extra fields]]. The noise table comes
+-- from kind: "flow" (with shift), "eps"/"v"/"x0" (a DDPM table: beta_start, beta_end,
+-- beta_schedule, train_steps; SD's by default) or "vp_v" (the same betas in the variance-preserving
+-- latent, with snr_shift and zero_snr: CogVideoX). Settings a named schedule reads: sigma_min,
+-- sigma_max (default: the table's), rho (karras), shift and integer_timesteps (flow),
+-- beta_alpha/beta_beta (beta).
 local tables = require "zoe.sched.tables"
 local spacings = require "zoe.sched.spacings"
 
 local M = {}
 
-M.names = {"flow", "flow_dynamic", "karras", "exponential", "simple", "normal", "sgm_uniform", "beta"}
+M.names = {"flow", "flow_dynamic", "karras", "exponential", "simple", "normal", "sgm_uniform", "beta", "trailing"}
 M.shift = tables.shift
 M.tables = tables
 
-local KINDS = {flow = true, eps = true, v = true, x0 = true}
+local KINDS = {flow = true, eps = true, v = true, x0 = true, vp_v = true}
 
 -- the noise table of a model kind
 function M.table_for(opts)
   local kind = opts.kind or "flow"
   if not KINDS[kind] then
-    error(("unknown model kind '%s' (flow, eps, v, x0)"):format(tostring(kind)), 2)
+    error(("unknown model kind '%s' (flow, eps, v, x0, vp_v)"):format(tostring(kind)), 2)
   end
   if kind == "flow" then return tables.flow(opts) end
+  if kind == "vp_v" then return tables.vp_latent(opts) end
   return tables.vp(opts)
 end
 
@@ -45,9 +49,9 @@ end
 
 function M.make(opts)
   local tbl = opts.table or M.table_for(opts)
-  local schedule = opts.schedule or (tbl.space == "flow" and "flow" or "karras")
+  local schedule = opts.schedule or (tbl.space == "flow" and "flow" or tbl.space == "vp" and "trailing" or "karras")
   local steps = opts.steps
-  local sigmas, ts, name
+  local sigmas, ts, name, extra
   if type(schedule) == "table" then
     name = "array"
     sigmas = {}
@@ -69,7 +73,7 @@ function M.make(opts)
           tostring(schedule), table.concat(M.names, ", ")), 2)
       end
       name = schedule
-      sigmas, ts = fn(steps, tbl, opts)
+      sigmas, ts, extra = fn(steps, tbl, opts)
     end
   end
   check_sigmas(sigmas, "schedule " .. name)
@@ -78,7 +82,9 @@ function M.make(opts)
     ts = {}
     for i = 1, n do ts[i] = tbl.timestep(sigmas[i]) end
   end
-  return {name = name, steps = n, sigmas = sigmas, timesteps = ts, table = tbl}
+  local out = {name = name, steps = n, sigmas = sigmas, timesteps = ts, table = tbl}
+  for k, v in pairs(extra or {}) do out[k] = v end
+  return out
 end
 
 return M

@@ -7,6 +7,13 @@ local beta_dist = require "zoe.sched.beta_dist"
 
 local M = {}
 
+local function round_half_even(x)
+  local f = math.floor(x)
+  local d = x - f
+  if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
+  return f
+end
+
 local function range(tbl, opts)
   return opts.sigma_min or tbl.sigma_min, opts.sigma_max or tbl.sigma_max
 end
@@ -136,12 +143,6 @@ function M.sgm_uniform(steps, tbl, opts)
   return sigmas
 end
 
-local function round_half_even(x)
-  local f = math.floor(x)
-  local d = x - f
-  if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
-  return f
-end
 
 -- Beta-distributed positions (Lee et al. 2024, ComfyUI "beta", beta_alpha = beta_beta = 0.6):
 -- more steps at both ends. Repeated positions are dropped, so it may return fewer steps.
@@ -155,6 +156,25 @@ function M.beta(steps, tbl, opts)
   end
   sigmas[#sigmas + 1] = 0
   return sigmas
+end
+
+-- diffusers' timestep_spacing = "trailing" (Lin et al. 2024, table 2), as its DDIM-style
+-- schedulers step: timesteps round(n - i*n/steps) - 1 (numpy's arange and round), each step
+-- landing on the level of t - n//steps (diffusers' prev_timestep): the next timestep only when
+-- steps divides n, and sigma 0 once below 0. The landing levels come back as next_sigmas.
+function M.trailing(steps, tbl)
+  local n = tbl.n
+  local step = -(n / steps)
+  local sigmas, ts, next_sigmas = {}, {}, {}
+  for i = 1, steps do
+    local t = math.tointeger(round_half_even(n + (i - 1) * step)) - 1
+    ts[i] = t
+    sigmas[i] = tbl.sigmas[t + 1]
+    local prev = t - n // steps
+    next_sigmas[i] = prev >= 0 and tbl.sigmas[prev + 1] or 0
+  end
+  sigmas[steps + 1] = 0
+  return sigmas, ts, {next_sigmas = next_sigmas}
 end
 
 return M

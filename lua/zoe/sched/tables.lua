@@ -21,7 +21,62 @@ function M.flow(opts)
   return {
     space = "flow", n = n, shift = shift, sigmas = sigmas,
     sigma_min = sigmas[1], sigma_max = sigmas[n],
-    sigma_at = function(k) return M.shift(k / n, shift) end,
+    sigma_at = function(k) -- diffusers' alphas_cumprod, as a list indexed by timestep + 1: betas from beta_start/end/schedule
+-- (in float64, as diffusers builds them), their cumulative product, then CogVideoX's SNR shift
+-- (snr_shift s: a -> a / (s + (1 - s) a), i.e. the SNR divided by s) and the zero-terminal-SNR
+-- rescale of Lin et al. 2024, algorithm 1 (zero_snr: sqrt(a) moved and scaled so its last value is 0
+-- and its first unchanged).
+function M.alphas_cumprod(opts)
+  local n = opts.train_steps or 1000
+  local b = betas(opts, n)
+  local acp, a = {}, 1
+  local s = opts.snr_shift or 1
+  for k = 1, n do
+    a = a * (1 - b[k])
+    acp[k] = s == 1 and a or a / (s + (1 - s) * a)
+  end
+  if opts.zero_snr then
+    local first, last = math.sqrt(acp[1]), math.sqrt(acp[n])
+    for k = 1, n do
+      local r = (math.sqrt(acp[k]) - last) * (first / (first - last))
+      acp[k] = r * r
+    end
+  end
+  return acp
+end
+
+-- v-prediction models stepped in their own variance-preserving latent, x = alpha*x0 + sigma*noise
+-- with alpha^2 + sigma^2 = 1 (CogVideoX): sigma = sqrt(1 - alphas_cumprod), which reaches 1 at the
+-- last timestep under zero terminal SNR, where the "ve" view's sigma/alpha is infinite. Position k
+-- is timestep k-1; between positions sigma is interpolated linearly.
+function M.vp_latent(opts)
+  local acp = M.alphas_cumprod(opts)
+  local n = #acp
+  local sigmas = {}
+  for k = 1, n do sigmas[k] = math.sqrt(1 - acp[k]) end
+  local function position(sigma)
+    if sigma <= sigmas[1] then return 1 end
+    if sigma >= sigmas[n] then return n end
+    local lo, hi = 1, n
+    while hi - lo > 1 do
+      local mid = (lo + hi) // 2
+      if sigmas[mid] <= sigma then lo = mid else hi = mid end
+    end
+    return lo + (sigma - sigmas[lo]) / (sigmas[hi] - sigmas[lo])
+  end
+  return {
+    space = "vp", n = n, sigmas = sigmas, alphas_cumprod = acp, sigma_min = sigmas[1], sigma_max = sigmas[n],
+    position = position,
+    sigma_at = function(k)
+      local lo = math.floor(k)
+      if lo >= n then return sigmas[n] end
+      return sigmas[lo] + (k - lo) * (sigmas[lo + 1] - sigmas[lo])
+    end,
+    timestep = function(sigma) return position(sigma) - 1 end,
+  }
+end
+
+return M.shift(k / n, shift) end,
     position = function(sigma) return n * sigma / (shift - (shift - 1) * sigma) end,
     timestep = function(sigma) return sigma * 1000 end,
   }
@@ -77,6 +132,61 @@ function M.vp(opts)
       local lo, hi = math.floor(k), math.ceil(k)
       local w = k - lo
       return math.exp((1 - w) * logs[lo] + w * logs[hi])
+    end,
+    timestep = function(sigma) return position(sigma) - 1 end,
+  }
+end
+
+-- diffusers' alphas_cumprod, as a list indexed by timestep + 1: betas from beta_start/end/schedule
+-- (in float64, as diffusers builds them), their cumulative product, then CogVideoX's SNR shift
+-- (snr_shift s: a -> a / (s + (1 - s) a), i.e. the SNR divided by s) and the zero-terminal-SNR
+-- rescale of Lin et al. 2024, algorithm 1 (zero_snr: sqrt(a) moved and scaled so its last value is 0
+-- and its first unchanged).
+function M.alphas_cumprod(opts)
+  local n = opts.train_steps or 1000
+  local b = betas(opts, n)
+  local acp, a = {}, 1
+  local s = opts.snr_shift or 1
+  for k = 1, n do
+    a = a * (1 - b[k])
+    acp[k] = s == 1 and a or a / (s + (1 - s) * a)
+  end
+  if opts.zero_snr then
+    local first, last = math.sqrt(acp[1]), math.sqrt(acp[n])
+    for k = 1, n do
+      local r = (math.sqrt(acp[k]) - last) * (first / (first - last))
+      acp[k] = r * r
+    end
+  end
+  return acp
+end
+
+-- v-prediction models stepped in their own variance-preserving latent, x = alpha*x0 + sigma*noise
+-- with alpha^2 + sigma^2 = 1 (CogVideoX): sigma = sqrt(1 - alphas_cumprod), which reaches 1 at the
+-- last timestep under zero terminal SNR, where the "ve" view's sigma/alpha is infinite. Position k
+-- is timestep k-1; between positions sigma is interpolated linearly.
+function M.vp_latent(opts)
+  local acp = M.alphas_cumprod(opts)
+  local n = #acp
+  local sigmas = {}
+  for k = 1, n do sigmas[k] = math.sqrt(1 - acp[k]) end
+  local function position(sigma)
+    if sigma <= sigmas[1] then return 1 end
+    if sigma >= sigmas[n] then return n end
+    local lo, hi = 1, n
+    while hi - lo > 1 do
+      local mid = (lo + hi) // 2
+      if sigmas[mid] <= sigma then lo = mid else hi = mid end
+    end
+    return lo + (sigma - sigmas[lo]) / (sigmas[hi] - sigmas[lo])
+  end
+  return {
+    space = "vp", n = n, sigmas = sigmas, alphas_cumprod = acp, sigma_min = sigmas[1], sigma_max = sigmas[n],
+    position = position,
+    sigma_at = function(k)
+      local lo = math.floor(k)
+      if lo >= n then return sigmas[n] end
+      return sigmas[lo] + (k - lo) * (sigmas[lo + 1] - sigmas[lo])
     end,
     timestep = function(sigma) return position(sigma) - 1 end,
   }
