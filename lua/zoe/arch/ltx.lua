@@ -1,0 +1,265 @@
+-- LTX-Video's transformer (diffusers' LTXVideoTransformer3DModel, the official
+-- Transformer3DModel) written from the C blocks, with diffusers' weight names; its VAE is
+-- in ltx_vae.lua, its text encoder is T5 v1.1 (t5.lua).
+--
+--   local tr = ltx.transformer(cfg, w)       cfg: the diffusers config.json, decoded
+--   local kv = tr.cross_kv(ctx [B, T, caption_channels], mask [B, T] or nil)
+--   tr.forward(x [B, L, in_channels], t, kv, {grid = {f, h, w}, rope_scale = {sf, sh, sw},
+--              cond_tokens = n}) -> [B, L, out_channels]
+--
+-- Tokens are packed as the pipeline packs them: [B, F*H*W, C], token (f*H + h)*W + w.
+-- t is 1000*sigma (a number or [B]); with cond_tokens = n the first n tokens of every entry
+-- (an image-to-video first frame) are given timestep 0, as the official pipeline does.
+local zoe = require "zoe"
+local util = require "zoe.arch.util"
+local num = require "zoe.numeric"
+local T, nn = zoe.tensor, zoe.nn
+
+local ltx = {}
+
+local f32 = num.f32
+
+-- The sinusoidal timestep features diffusers computes in float32 (get_timestep_embedding with
+-- flip_sin_to_cos, downscale_freq_shift 0): [cos | sin] of t * exp(-ln(10000) * i / half),
+-- each operation rounded to float32 as the reference rounds it. ts: a list -> [#ts, dim].
+function ltx.timestep_features(ts, dim)
+  local half = dim // 2
+  local freqs = {}
+  local c = f32(-math.log(10000))
+  for i = 0, half - 1 do freqs[i + 1] = f32(math.exp(f32(f32(c * i) / half))) end
+  local rows = {}
+  for b, t in ipairs(ts) do
+    local row = {}
+    for i = 1, half do
+      local a = f32(f32(t) * freqs[i])
+      row[i], row[half + i] = f32(math.cos(a)), f32(math.sin(a))
+    end
+    rows[b] = row
+  end
+  return T.tensor(rows)
+end
+
+-- The rotary table of LTXVideoRotaryPosEmbed for a latent grid {f, h, w} and the pipeline's
+-- rope_interpolation_scale {temporal compression / frame rate, spatial, spatial}: cos and sin
+-- [f*h*w, D]. Positions and angles in float32 with the reference's order of operations (in
+-- double the angles, up to 10000*pi/2*(2*pos - 1), would move by up to 1e-3 rad);
+-- layout per token: frequency j, then axis (f, h, w); each value twice; D % 6 leading
+-- entries cos 1, sin 0.
+function ltx.rope_table(D, grid, scale, opts)
+  opts = opts or {}
+  local base = opts.base or {20, 2048, 2048}
+  local patch = opts.patch or {1, 1, 1}
+  local theta = opts.theta or 10000
+  local J = D // 6
+  -- freqs = theta ** linspace(0, 1, J) * pi / 2, in float32 (torch's linspace: the first half
+  -- from the start, the second half from the end)
+  local freqs = {}
+  local step = J > 1 and f32(1 / (J - 1)) or 0
+  for j = 0, J - 1 do
+    local u = j < J // 2 and f32(step * j) or f32(1 - f32(step * (J - 1 - j)))
+    freqs[j + 1] = f32(f32(f32(theta ^ u) * f32(math.pi)) / 2)
+  end
+  local fr = T.tensor(freqs):view(1, J)
+  local axes = {}
+  for a = 1, 3 do
+    local n, s = grid[a], f32(scale[a])
+    local c = {}
+    for i = 0, n - 1 do
+      local pos = f32(f32(f32(i * s) * patch[a]) / base[a])
+      c[i + 1] = f32(pos * 2 - 1)
+    end
+    axes[a] = T.tensor(c):view(n, 1) * fr -- [n, J] angles, float32 products
+  end
+  local F, H, W = grid[1], grid[2], grid[3]
+  local ang = T.stack({axes[1]:view(F, 1, 1, J):expand(F, H, W, J), axes[2]:view(1, H, 1, J):expand(F, H, W, J),
+                       axes[3]:view(1, 1, W, J):expand(F, H, W, J)}, 5):reshape(F * H * W, 3 * J)
+  local L = F * H * W
+  local function twice(x) return x:view(L, 3 * J, 1):expand(L, 3 * J, 2):reshape(L, 6 * J) end
+  local cos, sin = twice(ang:cos()), twice(ang:sin())
+  local pad = D - 6 * J
+  if pad > 0 then
+    cos = T.cat({T.ones(L, pad), cos}, 2)
+    sin = T.cat({T.zeros(L, pad), sin}, 2)
+  end
+  return cos, sin
+end
+
+-- x [B, L, D] rotated by a table: x*cos + rot(x)*sin with rot(x)[2i] = -x[2i+1],
+-- rot(x)[2i+1] = x[2i] (pairs of adjacent entries across the whole inner dim).
+function ltx.apply_rope(x, cos, sin)
+  local B, L, D = table.unpack(x:shape())
+  local p = x:view(B, L, D // 2, 2)
+  local rot = T.cat({p:narrow(4, 2, 1):neg(), p:narrow(4, 1, 1)}, 4):view(B, L, D)
+  return x * cos + rot * sin
+end
+
+-- ---------------------------------------------------------------- the transformer
+
+function ltx.transformer(cfg, w)
+  local H = cfg.num_attention_heads
+  local D = H * cfg.attention_head_dim
+  local eps = cfg.norm_eps or 1e-6
+  local qk_eps = 1e-5 -- LTXAttention's RMSNorm of q and k across heads
+  if (cfg.cross_attention_dim or D) ~= D then
+    error(("ltx.transformer: cross_attention_dim %d must equal the inner dim %d"):format(cfg.cross_attention_dim, D), 2)
+  end
+  if (cfg.patch_size or 1) ~= 1 or (cfg.patch_size_t or 1) ~= 1 then
+    error("ltx.transformer: only patch sizes 1 (every released LTX-Video) are supported", 2)
+  end
+  util.need(w, "proj_in.weight", "ltx.transformer")
+  local blocks = {}
+  for i = 0, cfg.num_layers - 1 do blocks[i + 1] = util.under(w, ("transformer_blocks.%d."):format(i)) end
+  local model = {cfg = cfg, blocks = blocks, dim = D, heads = H}
+  local ropes = {} -- rotary tables by grid and scale (one per clip size)
+
+  -- AdaLayerNormSingle: t [B] -> temb [B, 6, D] (the blocks' modulation), embedded [B, D] (the head's)
+  function model.time(ts)
+    local s = ltx.timestep_features(ts, 256)
+    local e = nn.linear(s, w["time_embed.emb.timestep_embedder.linear_1.weight"],
+                        w["time_embed.emb.timestep_embedder.linear_1.bias"]):silu()
+    e = nn.linear(e, w["time_embed.emb.timestep_embedder.linear_2.weight"], w["time_embed.emb.timestep_embedder.linear_2.bias"])
+    local temb = nn.linear(e:silu(), w["time_embed.linear.weight"], w["time_embed.linear.bias"])
+    return temb:view(-1, 6, D), e
+  end
+
+  -- the caption projection (Linear, GELU-tanh, Linear) of ctx [B, T, caption_channels]
+  function model.caption(ctx)
+    local y = nn.linear(ctx, w["caption_projection.linear_1.weight"], w["caption_projection.linear_1.bias"]):gelu_tanh()
+    return nn.linear(y, w["caption_projection.linear_2.weight"], w["caption_projection.linear_2.bias"])
+  end
+
+  -- Every block's cross-attention keys and values of a caption, once per prompt: the padded
+  -- keys are dropped by the mask (the reference's -10000 bias underflows to exactly 0).
+  function model.cross_kv(ctx, mask)
+    local B, Tn = ctx:size(1), ctx:size(2)
+    local c = model.caption(ctx)
+    local kv = {mask = mask}
+    for i, bw in ipairs(blocks) do
+      local k = nn.rms_norm(nn.linear(c, bw["attn2.to_k.weight"], bw["attn2.to_k.bias"]), bw["attn2.norm_k.weight"], qk_eps)
+      local v = nn.linear(c, bw["attn2.to_v.weight"], bw["attn2.to_v.bias"])
+      kv[i] = {k:view(B, Tn, H, D // H), v:view(B, Tn, H, D // H)}
+    end
+    return kv
+  end
+
+  function model.rope(grid, scale)
+    local key = table.concat(grid, "x") .. "@" .. table.concat(scale, ",")
+    if not ropes[key] then
+      local cos, sin = ltx.rope_table(D, grid, scale)
+      ropes = {[key] = {cos, sin}} -- keep one size: a clip has one
+    end
+    return ropes[key][1], ropes[key][2]
+  end
+
+  local function attention(q, k, v, mask)
+    local B, L = q:size(1), q:size(2)
+    local y = nn.attention(q:view(B, L, H, D // H), k, v, {mask = mask})
+    return y:view(B, L, D)
+  end
+
+  -- modulation chunk i (1..6) of ada [B, 6, D] as [B, 1, D]
+  local function chunk(ada, i) return ada:narrow(2, i, 1) end
+
+  -- x * (1 + scale) + shift with the first n tokens modulated by ada0 (timestep 0)
+  local function modulate(h, ada, ada0, n, i_shift, i_scale)
+    if not ada0 then return nn.modulate(h, chunk(ada, i_shift), chunk(ada, i_scale)) end
+    local L = h:size(2)
+    return T.cat({nn.modulate(h:narrow(2, 1, n), chunk(ada0, i_shift), chunk(ada0, i_scale)),
+                  nn.modulate(h:narrow(2, n + 1, L - n), chunk(ada, i_shift), chunk(ada, i_scale))}, 2)
+  end
+
+  local function gated(x, y, ada, ada0, n, i)
+    if not ada0 then return nn.gated_add(x, y, chunk(ada, i)) end
+    local L = x:size(2)
+    return T.cat({nn.gated_add(x:narrow(2, 1, n), y:narrow(2, 1, n), chunk(ada0, i)),
+                  nn.gated_add(x:narrow(2, n + 1, L - n), y:narrow(2, n + 1, L - n), chunk(ada, i))}, 2)
+  end
+
+  -- one LTXVideoTransformerBlock; temb [B, 6, D] (temb0 for the first n tokens)
+  function model.block(i, x, temb, temb0, n, kv, cos, sin)
+    local bw = blocks[i]
+    local sst = bw["scale_shift_table"]:view(1, 6, D)
+    local ada, ada0 = temb + sst, temb0 and temb0 + sst
+    -- self-attention on the modulated RMS-normed tokens, q/k normed across heads and rotated
+    local h = modulate(nn.rms_norm(x, nil, eps), ada, ada0, n, 1, 2)
+    local q = nn.rms_norm(nn.linear(h, bw["attn1.to_q.weight"], bw["attn1.to_q.bias"]), bw["attn1.norm_q.weight"], qk_eps)
+    local k = nn.rms_norm(nn.linear(h, bw["attn1.to_k.weight"], bw["attn1.to_k.bias"]), bw["attn1.norm_k.weight"], qk_eps)
+    local v = nn.linear(h, bw["attn1.to_v.weight"], bw["attn1.to_v.bias"])
+    q, k = ltx.apply_rope(q, cos, sin), ltx.apply_rope(k, cos, sin)
+    local B, L = x:size(1), x:size(2)
+    local y = attention(q, k:view(B, L, H, D // H), v:view(B, L, H, D // H))
+    y = nn.linear(y, bw["attn1.to_out.0.weight"], bw["attn1.to_out.0.bias"])
+    x = gated(x, y, ada, ada0, n, 3)
+    -- cross-attention on the tokens themselves (no norm, no gate)
+    q = nn.rms_norm(nn.linear(x, bw["attn2.to_q.weight"], bw["attn2.to_q.bias"]), bw["attn2.norm_q.weight"], qk_eps)
+    y = attention(q, kv[i][1], kv[i][2], kv.mask)
+    x = x + nn.linear(y, bw["attn2.to_out.0.weight"], bw["attn2.to_out.0.bias"])
+    -- feed-forward
+    h = modulate(nn.rms_norm(x, nil, eps), ada, ada0, n, 4, 5)
+    y = nn.linear(nn.linear(h, bw["ff.net.0.proj.weight"], bw["ff.net.0.proj.bias"]):gelu_tanh(),
+                  bw["ff.net.2.weight"], bw["ff.net.2.bias"])
+    return gated(x, y, ada, ada0, n, 6)
+  end
+
+  local function times(t, B)
+    if type(t) == "number" then
+      local ts = {}
+      for b = 1, B do ts[b] = t end
+      return ts
+    end
+    return t:totable()
+  end
+
+  function model.forward(x, t, kv, opts)
+    local B, L, C = table.unpack(x:shape())
+    if C ~= cfg.in_channels then
+      error(("ltx.transformer: tokens have %d channels, the model takes %d"):format(C, cfg.in_channels), 2)
+    end
+    local grid = opts.grid
+    if grid[1] * grid[2] * grid[3] ~= L then
+      error(("ltx.transformer: grid %dx%dx%d does not hold %d tokens"):format(grid[1], grid[2], grid[3], L), 2)
+    end
+    local cos, sin = model.rope(grid, opts.rope_scale)
+    local n = opts.cond_tokens or 0
+    local ts = times(t, B)
+    local temb, emb = model.time(ts)
+    local temb0, emb0
+    if n > 0 then
+      local zeros = {}
+      for b = 1, B do zeros[b] = 0 end
+      temb0, emb0 = model.time(zeros)
+    end
+    local h = nn.linear(x, w["proj_in.weight"], w["proj_in.bias"])
+    for i = 1, #blocks do h = model.block(i, h, temb, temb0, n, kv, cos, sin) end
+    -- head: LayerNorm without affine, shift and scale from the embedded timestep
+    local sst = w["scale_shift_table"]:view(1, 2, D)
+    local m = sst + emb:view(B, 1, D)
+    h = nn.layer_norm(h, nil, nil, 1e-6)
+    if n > 0 then
+      local m0 = sst + emb0:view(B, 1, D)
+      h = T.cat({nn.modulate(h:narrow(2, 1, n), m0:narrow(2, 1, 1), m0:narrow(2, 2, 1)),
+                 nn.modulate(h:narrow(2, n + 1, L - n), m:narrow(2, 1, 1), m:narrow(2, 2, 1))}, 2)
+    else
+      h = nn.modulate(h, m:narrow(2, 1, 1), m:narrow(2, 2, 1))
+    end
+    return nn.linear(h, w["proj_out.weight"], w["proj_out.bias"])
+  end
+
+  return model
+end
+
+-- ---------------------------------------------------------------- packing
+
+-- [B, C, F, H, W] -> [B, F*H*W, C] (LTXPipeline._pack_latents with patch 1)
+function ltx.pack(x)
+  local B, C, F, H, W = table.unpack(x:shape())
+  return x:permute(1, 3, 4, 5, 2):reshape(B, F * H * W, C)
+end
+
+-- [B, F*H*W, C] -> [B, C, F, H, W]
+function ltx.unpack(x, grid)
+  local B, _, C = table.unpack(x:shape())
+  return x:view(B, grid[1], grid[2], grid[3], C):permute(1, 5, 2, 3, 4):contiguous()
+end
+
+return ltx
