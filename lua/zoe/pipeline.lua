@@ -199,9 +199,9 @@ local function run(mode, spec)
   t0 = now()
   local noise = T.randn(shape, {seed = s.seed})
   local user_step = spec.on_step
-  local x = zoe.sample{
-    model_batch = model:denoiser(extra), kind = model.kind, sampler = s.sampler, schedule = s.schedule,
-    steps = s.steps, shift = s.shift, integer_timesteps = model.defaults.integer_timesteps,
+  local sample = {
+    model_batch = model:denoiser(extra, {fps = s.fps}), kind = model.kind, sampler = s.sampler,
+    schedule = s.schedule, steps = s.steps, shift = s.shift, integer_timesteps = model.defaults.integer_timesteps,
     noise = noise, cond = kv_cond, uncond = kv_uncond, cfg = s.cfg, cfg_rescale = s.cfg_rescale,
     seed = s.seed, eta = s.eta, s_noise = s.s_noise, order = s.order, corrector = s.corrector,
     on_step = function(state)
@@ -209,6 +209,11 @@ local function run(mode, spec)
       if user_step then user_step(state) end
     end,
   }
+  -- the model's own schedule settings (LTX-Video's dynamic shift) when it keeps its schedule
+  if s.schedule == model.defaults.schedule then
+    for k, v in pairs(model.defaults.schedule_opts or {}) do sample[k] = v end
+  end
+  local x = zoe.sample(sample)
   timings.denoise = now() - t0
   model_precision(false)
   -- those latent frames are the given frames' encoding, not the model's redraw of it: a
@@ -225,7 +230,7 @@ local function run(mode, spec)
   -- a to-be-closed writer: an error or a cancel while decoding removes its temporary file
   local writer <close> = spec.out and
     zoe.video.writer(spec.out, {fps = s.fps, metadata = meta, crf = spec.crf, preset = spec.preset}) or nil
-  local frames = model:decode(x, {on_frames = writer and function(chunk) writer:write(chunk) end})
+  local frames = model:decode(x, {on_frames = writer and function(chunk) writer:write(chunk) end, seed = s.seed})
   timings.decode = now() - t0
   if writer then
     t0 = now()

@@ -196,7 +196,10 @@ function M:decode(z, opts)
     ts = {}
     for b, t in ipairs(times(opts.timestep, B)) do ts[b] = num.f32(num.f32(t) * mult) end
   end
-  local noise = opts.noise or function(_, h, wd) return T.randn({h, wd}, {generator = self.generator}) end
+  -- the 0.9.1 decoder's injected noise: from self.generator (set by whoever seeds the decode)
+  local noise = opts.noise or function(_, h, wd)
+    return self.generator and self.generator:randn({h, wd}) or T.randn({h, wd})
+  end
   local function temb(prefix)
     return conditioned and time_embed(w, prefix .. "time_embedder.", ts) or nil
   end
