@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/suggest.h"
 #include "safetensors.h"
 #include "weights_impl.h"
 
@@ -220,51 +221,8 @@ zoe_tensor *zoe_weights_get(zoe_weights *w, const char *name, zoe_err *e) {
 
 /* ---- suggestions ---- */
 
-/* Levenshtein distance, giving up (returning 'limit') once it must exceed 'limit'. */
-static size_t edit_distance(const char *a, const char *b, size_t limit) {
-  size_t la = strlen(a), lb = strlen(b);
-  if ((la > lb ? la - lb : lb - la) >= limit) return limit;
-  size_t *row = malloc((lb + 1) * sizeof *row);
-  if (!row) return limit;
-  for (size_t j = 0; j <= lb; j++) row[j] = j;
-  for (size_t i = 1; i <= la; i++) {
-    size_t diag = row[0], best = row[0] = i;
-    for (size_t j = 1; j <= lb; j++) {
-      size_t up = row[j];
-      size_t v = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < v) v = up + 1;
-      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-      row[j] = v;
-      diag = up;
-      if (v < best) best = v;
-    }
-    if (best >= limit) {
-      free(row);
-      return limit;
-    }
-  }
-  size_t d = row[lb];
-  free(row);
-  return d < limit ? d : limit;
-}
+static const char *entry_name(const void *ctx, size_t i) { return ((const zoe_weights *)ctx)->entries[i].name; }
 
 size_t zoe_weights_suggest(const zoe_weights *w, const char *name, const char **out, size_t max) {
-  if (max == 0) return 0;
-  size_t limit = strlen(name) / 3 + 2; /* farther than this is no longer a typo */
-  size_t n = 0, dist[16];
-  if (max > 16) max = 16;
-  for (size_t i = 0; i < w->n; i++) {
-    size_t d = edit_distance(name, w->entries[i].name, limit);
-    if (d >= limit) continue;
-    if (n == max && d >= dist[n - 1]) continue;
-    size_t k = n < max ? n++ : max - 1; /* insert in order of distance, dropping the worst */
-    while (k > 0 && dist[k - 1] > d) {
-      dist[k] = dist[k - 1];
-      out[k] = out[k - 1];
-      k--;
-    }
-    dist[k] = d;
-    out[k] = w->entries[i].name;
-  }
-  return n;
+  return zoe_suggest(name, entry_name, w, w->n, out, max);
 }
