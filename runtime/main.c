@@ -14,12 +14,11 @@
 
 #include "core/pool.h"
 #include "lua/lloop.h"
+#include "lua/lzlib.h"
 
 #ifndef ZOE_VERSION
 #define ZOE_VERSION "0.1.0"
 #endif
-
-int luaopen_zoe_core(lua_State *L);
 
 static const char *usage =
     "usage: zoe [options] [script.lua [args...]]\n"

@@ -5,6 +5,7 @@ local core = require "zoe.core"
 
 local zoe = {}
 for k, v in pairs(core) do zoe[k] = v end
+require "zoe.tensorlib" -- printing and 1-based indices, in Lua on the core's tensors
 
 return setmetatable(zoe, {
   __index = function(t, name)

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lzoe.h"
+#include "lzaux.h"
+#include "lzlib.h"
 
 #define MAX_DEPTH 200
 
@@ -177,12 +178,9 @@ static cJSON *to_json(lua_State *L, int idx, int depth) {
 
 static int j_encode(lua_State *L) {
   luaL_checkany(L, 1);
-  int indent = 0;
-  if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "indent");
-    indent = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  static const char *const known[] = {"indent", NULL};
+  lz_opts o = lz_opts_check(L, 2, "json.encode", known);
+  bool indent = lz_opt_boolean(&o, "indent", false);
   json_box *b = new_box(L);
   b->root = to_json(L, 1, 0);
   char *s = indent ? cJSON_Print(b->root) : cJSON_PrintUnformatted(b->root);
@@ -192,8 +190,6 @@ static int j_encode(lua_State *L) {
   return 1;
 }
 
-
-int lz_open_json(lua_State *L); /* called by luaopen_zoe_core */
 
 int lz_open_json(lua_State *L) {
   static const luaL_Reg funcs[] = {{"decode", j_decode}, {"encode", j_encode}, {NULL, NULL}};

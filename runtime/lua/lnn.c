@@ -1,407 +1,288 @@
 /*
 ** lnn.c: zoe.nn, the model blocks: linear, embedding, norms, attention,
-** positions, fused modulation, and the Wan DiT block and umT5 layer.
-** Composite blocks take their weights as a table (or a weights object) keyed
-** by the checkpoint's own names under the block's prefix.
+** positions, fused modulation, and T5's encoder layer. The table also gets the
+** convolutions (lnn_conv.c) and the Wan family's blocks (lnn_wan.c). Composite
+** blocks take their weights by role, a table that the arch files (lua/zoe/arch) fill from
+** a checkpoint's names; no checkpoint name appears in C.
 */
 #include <math.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "../nn/t5.h"
-#include "../nn/wan/dit.h"
-#include "../ops/ops.h"
 #include "lnn.h"
-#include "lzoe.h"
+#include "ltask.h"
+#include "lzlib.h"
 
-enum { K_LINEAR, K_EMBEDDING, K_LAYER_NORM, K_RMS_NORM, K_GROUP_NORM, K_CHANNEL_RMS, K_ATTENTION,
-       K_ROPE, K_MODULATE, K_GATED_ADD, K_WAN_BLOCK, K_WAN_CROSS_KV, K_T5_LAYER };
+/* ---- linear and embeddings ---- */
 
-/* Tensors a block task holds (weights may be many), and its parsed arguments. */
-typedef struct block_args {
-  zoe_tensor *held[48];
-  int nheld;
-  zoe_wan_block_w wan;
-  zoe_wan_block_opts wan_opts;
-  zoe_t5_layer_w t5;
-  int heads;
-  double eps;
-} block_args;
+typedef struct linear_task {
+  lz_task base;
+  zoe_tensor *x, *w, *b, *out;
+} linear_task;
 
-static void free_block(void *p) {
-  block_args *b = p;
-  if (!b) return;
-  for (int i = 0; i < b->nheld; i++) zoe_tensor_release(b->held[i]);
-  free(b);
+static int run_linear(lz_task *t, zoe_err *e) {
+  linear_task *l = (linear_task *)t;
+  return lz_task_result(t, zoe_linear(l->x, l->w, l->b, l->out, e), e);
 }
 
-static int run_nn(lz_task *t, zoe_err *e) {
-  zoe_tensor *r = NULL, *r2 = NULL;
-  zoe_tensor **in = t->in;
-  block_args *b = t->extra;
-  switch (t->kind) {
-    case K_LINEAR: r = zoe_linear(in[0], in[1], t->nin > 2 ? in[2] : NULL, t->out, e); break;
-    case K_EMBEDDING: r = zoe_embedding(in[0], in[1], e); break;
-    case K_LAYER_NORM:
-      r = zoe_layer_norm(in[0], t->iv[0] ? in[t->iv[0]] : NULL, t->iv[1] ? in[t->iv[1]] : NULL, t->dv[0], t->out, e);
-      break;
-    case K_RMS_NORM: r = zoe_rms_norm(in[0], t->iv[0] ? in[t->iv[0]] : NULL, t->dv[0], t->out, e); break;
-    case K_GROUP_NORM:
-      r = zoe_group_norm(in[0], t->iv[2], t->iv[0] ? in[t->iv[0]] : NULL, t->iv[1] ? in[t->iv[1]] : NULL,
-                         t->dv[0], t->out, e);
-      break;
-    case K_CHANNEL_RMS:
-      r = zoe_channel_rms_norm(in[0], t->iv[2], in[1], t->nin > 2 ? in[2] : NULL, t->out, e);
-      break;
-    case K_ATTENTION: {
-      zoe_attn_opts o = {.scale = t->dv[0], .key_mask = t->iv[0] ? in[t->iv[0]] : NULL,
-                         .bias = t->iv[1] ? in[t->iv[1]] : NULL};
-      r = zoe_attention(in[0], in[1], in[2], &o, t->out, e);
-      break;
-    }
-    case K_ROPE: {
-      int64_t grid[3] = {t->lv[0], t->lv[1], t->lv[2]};
-      int pairs[3] = {t->iv[0], t->iv[1], t->iv[2]};
-      r = zoe_rope(in[0], grid, pairs, t->dv[0], t->out, e);
-      break;
-    }
-    case K_MODULATE: r = zoe_modulate(in[0], in[1], in[2], t->out, e); break;
-    case K_GATED_ADD: r = zoe_gated_add(in[0], in[1], t->nin > 2 ? in[2] : NULL, t->out, e); break;
-    case K_WAN_BLOCK: r = zoe_wan_block(&b->wan, &b->wan_opts, in[0], in[1], in[2], in[3], e); break;
-    case K_WAN_CROSS_KV:
-      if (zoe_wan_cross_kv(&b->wan, b->heads, b->eps, in[0], &r, &r2, e)) r = NULL;
-      break;
-    case K_T5_LAYER:
-      r = zoe_t5_layer(&b->t5, b->heads, b->eps, in[0], t->iv[0] ? in[t->iv[0]] : NULL,
-                       t->iv[1] ? in[t->iv[1]] : NULL, e);
-      break;
-  }
-  if (!r) return e->code ? e->code : ZOE_EINVAL;
-  t->res[0] = r;
-  t->res[1] = r2;
-  t->nres = r2 ? 2 : 1;
-  return 0;
-}
-
-/* ---- argument helpers ---- */
-
-static zoe_tensor *opt_tensor(lua_State *L, int arg) {
-  return lua_isnoneornil(L, arg) ? NULL : lz_checktensor(L, arg);
-}
-
-/* Field 'name' of the options table at 'arg' as a number, or 'def'. */
-static double opt_number(lua_State *L, int arg, const char *name, double def) {
-  if (!lua_istable(L, arg)) return def;
-  lua_getfield(L, arg, name);
-  double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-static zoe_tensor *opt_field_tensor(lua_State *L, int arg, const char *name) {
-  if (!lua_istable(L, arg)) return NULL;
-  lua_getfield(L, arg, name);
-  zoe_tensor *t = lua_isnil(L, -1) ? NULL : lz_totensor(L, -1);
-  if (!t && !lua_isnil(L, -1)) luaL_error(L, "option '%s' must be a tensor, got a %s", name, luaL_typename(L, -1));
-  lua_pop(L, 1);
-  return t; /* kept alive by the options table until the task holds it */
-}
-
-/* Up to 3 integers from field 'name' (a table) of the options at 'arg'. */
-static int opt_ints(lua_State *L, int arg, const char *name, int64_t *out, int max) {
-  if (!lua_istable(L, arg)) return 0;
-  lua_getfield(L, arg, name);
-  int n = 0;
-  if (lua_istable(L, -1)) {
-    n = (int)luaL_len(L, -1);
-    if (n > max) luaL_error(L, "option '%s' has more than %d entries", name, max);
-    for (int i = 0; i < n; i++) {
-      lua_geti(L, -1, i + 1);
-      out[i] = luaL_checkinteger(L, -1);
-      lua_pop(L, 1);
-    }
-  } else if (!lua_isnil(L, -1)) {
-    luaL_error(L, "option '%s' must be a table of integers", name);
-  }
-  lua_pop(L, 1);
-  return n;
-}
-
-/* ---- simple blocks ---- */
-
+/* linear(x, w, [b], [out]) */
 static int nn_linear(lua_State *L) {
-  zoe_tensor *x = lz_checktensor(L, 1), *w = lz_checktensor(L, 2), *b = opt_tensor(L, 3);
-  zoe_tensor *out = opt_tensor(L, 4);
-  lz_task *t = lz_task_new(L, run_nn, "linear", K_LINEAR);
-  lz_task_in(t, x);
-  lz_task_in(t, w);
-  if (b) lz_task_in(t, b);
-  if (out) t->out = zoe_tensor_retain(out);
-  t->cost = 2.0 * (double)zoe_numel(x) * (double)(w->ndim == 2 ? w->shape[0] : 1);
-  return lz_task_finish(L, t);
+  zoe_tensor *x = lz_checktensor(L, 1), *w = lz_checktensor(L, 2), *b = lz_opttensor(L, 3);
+  zoe_tensor *out = lz_opttensor(L, 4);
+  linear_task *l = LZ_TASK_NEW(L, linear_task, run_linear, "linear");
+  l->x = lz_task_hold(L, &l->base, x);
+  l->w = lz_task_hold(L, &l->base, w);
+  l->b = lz_task_hold(L, &l->base, b);
+  l->out = lz_task_hold(L, &l->base, out);
+  l->base.cost = 2.0 * (double)zoe_numel(x) * (double)(w->ndim == 2 ? w->shape[0] : 1);
+  return lz_task_finish(L, &l->base);
 }
 
+typedef struct embedding_task {
+  lz_task base;
+  zoe_tensor *table, *ids;
+} embedding_task;
+
+static int run_embedding(lz_task *t, zoe_err *e) {
+  embedding_task *m = (embedding_task *)t;
+  return lz_task_result(t, zoe_embedding(m->table, m->ids, e), e);
+}
+
+/* embedding(table, ids) */
 static int nn_embedding(lua_State *L) {
   zoe_tensor *w = lz_checktensor(L, 1), *ids = lz_checktensor(L, 2);
-  lz_task *t = lz_task_new(L, run_nn, "embedding", K_EMBEDDING);
-  lz_task_in(t, w);
-  lz_task_in(t, ids);
-  t->cost = (double)zoe_numel(ids) * (double)(w->ndim == 2 ? w->shape[1] : 1);
-  return lz_task_finish(L, t);
+  embedding_task *m = LZ_TASK_NEW(L, embedding_task, run_embedding, "embedding");
+  m->table = lz_task_hold(L, &m->base, w);
+  m->ids = lz_task_hold(L, &m->base, ids);
+  m->base.cost = (double)zoe_numel(ids) * (double)(w->ndim == 2 ? w->shape[1] : 1);
+  return lz_task_finish(L, &m->base);
+}
+
+/* ---- norms ---- */
+
+typedef enum { NORM_LAYER, NORM_RMS, NORM_GROUP, NORM_CHANNEL_RMS } norm_kind;
+
+typedef struct norm_task {
+  lz_task base;
+  norm_kind kind;
+  zoe_tensor *x, *w, *b, *out;
+  double eps;
+  int groups, dim; /* group_norm's groups; channel_rms_norm's channel dim */
+} norm_task;
+
+static int run_norm(lz_task *t, zoe_err *e) {
+  norm_task *n = (norm_task *)t;
+  zoe_tensor *r = NULL;
+  switch (n->kind) {
+    case NORM_LAYER: r = zoe_layer_norm(n->x, n->w, n->b, n->eps, n->out, e); break;
+    case NORM_RMS: r = zoe_rms_norm(n->x, n->w, n->eps, n->out, e); break;
+    case NORM_GROUP: r = zoe_group_norm(n->x, n->groups, n->w, n->b, n->eps, n->out, e); break;
+    case NORM_CHANNEL_RMS: r = zoe_channel_rms_norm(n->x, n->dim, n->w, n->b, n->out, e); break;
+  }
+  return lz_task_result(t, r, e);
+}
+
+static norm_task *new_norm(lua_State *L, const char *name, norm_kind kind, zoe_tensor *x, zoe_tensor *w,
+                           zoe_tensor *b, double per_element) {
+  norm_task *n = LZ_TASK_NEW(L, norm_task, run_norm, name);
+  n->kind = kind;
+  n->x = lz_task_hold(L, &n->base, x);
+  n->w = lz_task_hold(L, &n->base, w);
+  n->b = lz_task_hold(L, &n->base, b);
+  n->base.cost = per_element * (double)zoe_numel(x);
+  return n;
 }
 
 /* layer_norm(x, [w], [b], [eps = 1e-5]) */
 static int nn_layer_norm(lua_State *L) {
-  zoe_tensor *x = lz_checktensor(L, 1), *w = opt_tensor(L, 2), *b = opt_tensor(L, 3);
+  zoe_tensor *x = lz_checktensor(L, 1), *w = lz_opttensor(L, 2), *b = lz_opttensor(L, 3);
   double eps = luaL_optnumber(L, 4, 1e-5);
-  lz_task *t = lz_task_new(L, run_nn, "layer_norm", K_LAYER_NORM);
-  lz_task_in(t, x);
-  if (w) { t->iv[0] = t->nin; lz_task_in(t, w); }
-  if (b) { t->iv[1] = t->nin; lz_task_in(t, b); }
-  t->dv[0] = eps;
-  t->cost = 4.0 * (double)zoe_numel(x);
-  return lz_task_finish(L, t);
+  norm_task *n = new_norm(L, "layer_norm", NORM_LAYER, x, w, b, 4.0);
+  n->eps = eps;
+  return lz_task_finish(L, &n->base);
 }
 
 /* rms_norm(x, [w], [eps = 1e-6]) */
 static int nn_rms_norm(lua_State *L) {
-  zoe_tensor *x = lz_checktensor(L, 1), *w = opt_tensor(L, 2);
+  zoe_tensor *x = lz_checktensor(L, 1), *w = lz_opttensor(L, 2);
   double eps = luaL_optnumber(L, 3, 1e-6);
-  lz_task *t = lz_task_new(L, run_nn, "rms_norm", K_RMS_NORM);
-  lz_task_in(t, x);
-  if (w) { t->iv[0] = t->nin; lz_task_in(t, w); }
-  t->dv[0] = eps;
-  t->cost = 3.0 * (double)zoe_numel(x);
-  return lz_task_finish(L, t);
+  norm_task *n = new_norm(L, "rms_norm", NORM_RMS, x, w, NULL, 3.0);
+  n->eps = eps;
+  return lz_task_finish(L, &n->base);
 }
 
 /* group_norm(x, groups, [w], [b], [eps = 1e-5]) */
 static int nn_group_norm(lua_State *L) {
   zoe_tensor *x = lz_checktensor(L, 1);
   lua_Integer groups = luaL_checkinteger(L, 2);
-  zoe_tensor *w = opt_tensor(L, 3), *b = opt_tensor(L, 4);
+  zoe_tensor *w = lz_opttensor(L, 3), *b = lz_opttensor(L, 4);
   double eps = luaL_optnumber(L, 5, 1e-5);
   luaL_argcheck(L, groups > 0 && groups < 1 << 20, 2, "groups must be positive");
-  lz_task *t = lz_task_new(L, run_nn, "group_norm", K_GROUP_NORM);
-  lz_task_in(t, x);
-  if (w) { t->iv[0] = t->nin; lz_task_in(t, w); }
-  if (b) { t->iv[1] = t->nin; lz_task_in(t, b); }
-  t->iv[2] = (int)groups;
-  t->dv[0] = eps;
-  t->cost = 4.0 * (double)zoe_numel(x);
-  return lz_task_finish(L, t);
+  norm_task *n = new_norm(L, "group_norm", NORM_GROUP, x, w, b, 4.0);
+  n->groups = (int)groups;
+  n->eps = eps;
+  return lz_task_finish(L, &n->base);
 }
 
 /* channel_rms_norm(x, dim, gamma, [bias]) */
 static int nn_channel_rms_norm(lua_State *L) {
   zoe_tensor *x = lz_checktensor(L, 1);
   int dim = lz_checkdim(L, 2, x, "channel_rms_norm", 0);
-  zoe_tensor *g = lz_checktensor(L, 3), *b = opt_tensor(L, 4);
-  lz_task *t = lz_task_new(L, run_nn, "channel_rms_norm", K_CHANNEL_RMS);
-  lz_task_in(t, x);
-  lz_task_in(t, g);
-  if (b) lz_task_in(t, b);
-  t->iv[2] = dim;
-  t->cost = 3.0 * (double)zoe_numel(x);
-  return lz_task_finish(L, t);
+  zoe_tensor *g = lz_checktensor(L, 3), *b = lz_opttensor(L, 4);
+  norm_task *n = new_norm(L, "channel_rms_norm", NORM_CHANNEL_RMS, x, g, b, 3.0);
+  n->dim = dim;
+  return lz_task_finish(L, &n->base);
 }
 
-/* attention(q, k, v, {scale =, mask =, bias =}) with q/k/v [B, L, H, D] */
+/* ---- attention and positions ---- */
+
+typedef struct attention_task {
+  lz_task base;
+  zoe_tensor *q, *k, *v, *mask, *bias, *out;
+  double scale;
+} attention_task;
+
+static int run_attention(lz_task *t, zoe_err *e) {
+  attention_task *a = (attention_task *)t;
+  zoe_attn_opts o = {.scale = a->scale, .key_mask = a->mask, .bias = a->bias};
+  return lz_task_result(t, zoe_attention(a->q, a->k, a->v, &o, a->out, e), e);
+}
+
+/* attention(q, k, v, {scale =, mask =, bias =, out =}) with q/k/v [B, L, H, D] */
 static int nn_attention(lua_State *L) {
+  static const char *const known[] = {"scale", "mask", "bias", "out", NULL};
   zoe_tensor *q = lz_checktensor(L, 1), *k = lz_checktensor(L, 2), *v = lz_checktensor(L, 3);
-  double scale = opt_number(L, 4, "scale", NAN);
-  zoe_tensor *mask = opt_field_tensor(L, 4, "mask"), *bias = opt_field_tensor(L, 4, "bias");
-  zoe_tensor *out = opt_field_tensor(L, 4, "out");
-  lz_task *t = lz_task_new(L, run_nn, "attention", K_ATTENTION);
-  lz_task_in(t, q);
-  lz_task_in(t, k);
-  lz_task_in(t, v);
-  if (mask) { t->iv[0] = t->nin; lz_task_in(t, mask); }
-  if (bias) { t->iv[1] = t->nin; lz_task_in(t, bias); }
-  if (out) t->out = zoe_tensor_retain(out);
-  t->dv[0] = scale;
-  t->cost = q->ndim == 4 && k->ndim == 4 ? 4.0 * (double)zoe_numel(q) * (double)k->shape[1] : 0;
-  return lz_task_finish(L, t);
+  lz_opts o = lz_opts_check(L, 4, "attention", known);
+  double scale = lz_opt_number(&o, "scale", NAN);
+  zoe_tensor *mask = lz_opt_tensor(&o, "mask"), *bias = lz_opt_tensor(&o, "bias"), *out = lz_opt_tensor(&o, "out");
+  attention_task *a = LZ_TASK_NEW(L, attention_task, run_attention, "attention");
+  a->q = lz_task_hold(L, &a->base, q);
+  a->k = lz_task_hold(L, &a->base, k);
+  a->v = lz_task_hold(L, &a->base, v);
+  a->mask = lz_task_hold(L, &a->base, mask);
+  a->bias = lz_task_hold(L, &a->base, bias);
+  a->out = lz_task_hold(L, &a->base, out);
+  a->scale = scale;
+  a->base.cost = q->ndim == 4 && k->ndim == 4 ? 4.0 * (double)zoe_numel(q) * (double)k->shape[1] : 0;
+  return lz_task_finish(L, &a->base);
 }
 
-/* rope(x, {grid = {f, h, w}, pairs = {pt, ph, pw}, theta = 10000, out = x}) */
+typedef struct rope_task {
+  lz_task base;
+  zoe_tensor *x, *out;
+  int64_t grid[3];
+  int pairs[3];
+  double theta;
+} rope_task;
+
+static int run_rope(lz_task *t, zoe_err *e) {
+  rope_task *r = (rope_task *)t;
+  return lz_task_result(t, zoe_rope(r->x, r->grid, r->pairs, r->theta, r->out, e), e);
+}
+
+/* rope(x, {grid = {f, h, w}, pairs = {pt, ph, pw}, theta = 10000, out =}) */
 static int nn_rope(lua_State *L) {
+  static const char *const known[] = {"grid", "pairs", "theta", "out", NULL};
   zoe_tensor *x = lz_checktensor(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  lz_opts o = lz_opts_check(L, 2, "rope", known);
   int64_t grid[3] = {1, 1, 1}, pairs[3] = {0, 0, 0};
-  int ng = opt_ints(L, 2, "grid", grid, 3), np = opt_ints(L, 2, "pairs", pairs, 3);
+  int ng = lz_opt_ints(&o, "grid", grid, 1, 3), np = lz_opt_ints(&o, "pairs", pairs, 1, 3);
   if (ng == 0 && x->ndim == 4) grid[0] = x->shape[1]; /* 1-D: one position per token */
   if (np == 0 && x->ndim == 4) pairs[0] = x->shape[3] / 2;
-  double theta = opt_number(L, 2, "theta", 10000);
-  zoe_tensor *out = opt_field_tensor(L, 2, "out");
-  lz_task *t = lz_task_new(L, run_nn, "rope", K_ROPE);
-  lz_task_in(t, x);
+  double theta = lz_opt_number(&o, "theta", 10000);
+  zoe_tensor *out = lz_opt_tensor(&o, "out");
+  rope_task *r = LZ_TASK_NEW(L, rope_task, run_rope, "rope");
+  r->x = lz_task_hold(L, &r->base, x);
+  r->out = lz_task_hold(L, &r->base, out);
   for (int i = 0; i < 3; i++) {
-    t->lv[i] = grid[i];
-    t->iv[i] = (int)pairs[i];
+    r->grid[i] = grid[i];
+    r->pairs[i] = (int)pairs[i];
   }
-  t->dv[0] = theta;
-  if (out) t->out = zoe_tensor_retain(out);
-  t->cost = 6.0 * (double)zoe_numel(x);
-  return lz_task_finish(L, t);
+  r->theta = theta;
+  r->base.cost = 6.0 * (double)zoe_numel(x);
+  return lz_task_finish(L, &r->base);
 }
 
 /* timestep_embedding(t, dim, {max_period = 10000, cos_first = true}) */
 static int nn_timestep_embedding(lua_State *L) {
+  static const char *const known[] = {"max_period", "cos_first", NULL};
   zoe_err e = {0};
   zoe_tensor *tt = lz_checktensor(L, 1);
   lua_Integer dim = luaL_checkinteger(L, 2);
-  double period = opt_number(L, 3, "max_period", 10000);
-  bool cos_first = true;
-  if (lua_istable(L, 3)) {
-    lua_getfield(L, 3, "cos_first");
-    if (!lua_isnil(L, -1)) cos_first = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  lz_opts o = lz_opts_check(L, 3, "timestep_embedding", known);
+  double period = lz_opt_number(&o, "max_period", 10000);
+  bool cos_first = lz_opt_boolean(&o, "cos_first", true);
   luaL_argcheck(L, dim > 0 && dim < 1 << 24, 2, "dim must be positive");
   return lz_result(L, zoe_timestep_embedding(tt, (int)dim, period, cos_first, &e), &e);
 }
 
+/* ---- fused elementwise ---- */
+
+typedef struct fused_task {
+  lz_task base;
+  bool gated;
+  zoe_tensor *x, *a, *b, *out;
+} fused_task;
+
+static int run_fused(lz_task *t, zoe_err *e) {
+  fused_task *f = (fused_task *)t;
+  zoe_tensor *r = f->gated ? zoe_gated_add(f->x, f->a, f->b, f->out, e) : zoe_modulate(f->x, f->a, f->b, f->out, e);
+  return lz_task_result(t, r, e);
+}
+
 static int fused(lua_State *L, bool gated) {
   zoe_tensor *x = lz_checktensor(L, 1), *a = lz_checktensor(L, 2);
-  zoe_tensor *b = gated ? opt_tensor(L, 3) : lz_checktensor(L, 3), *out = opt_tensor(L, 4);
-  lz_task *t = lz_task_new(L, run_nn, gated ? "gated_add" : "modulate", gated ? K_GATED_ADD : K_MODULATE);
-  lz_task_in(t, x);
-  lz_task_in(t, a);
-  if (b) lz_task_in(t, b);
-  if (out) t->out = zoe_tensor_retain(out);
-  t->cost = 2.0 * (double)zoe_numel(x);
-  return lz_task_finish(L, t);
+  zoe_tensor *b = gated ? lz_opttensor(L, 3) : lz_checktensor(L, 3), *out = lz_opttensor(L, 4);
+  fused_task *f = LZ_TASK_NEW(L, fused_task, run_fused, gated ? "gated_add" : "modulate");
+  f->gated = gated;
+  f->x = lz_task_hold(L, &f->base, x);
+  f->a = lz_task_hold(L, &f->base, a);
+  f->b = lz_task_hold(L, &f->base, b);
+  f->out = lz_task_hold(L, &f->base, out);
+  f->base.cost = 2.0 * (double)zoe_numel(x);
+  return lz_task_finish(L, &f->base);
 }
+/* modulate(x, shift, scale, [out]) */
 static int nn_modulate(lua_State *L) { return fused(L, false); }
+/* gated_add(x, y, [gate], [out]) */
 static int nn_gated_add(lua_State *L) { return fused(L, true); }
 
+/* ---- T5 ---- */
+
+/* t5_buckets(lq, lk, {buckets = 32, max_distance = 128, bidirectional = true}) */
 static int nn_t5_buckets(lua_State *L) {
+  static const char *const known[] = {"buckets", "max_distance", "bidirectional", NULL};
   zoe_err e = {0};
   lua_Integer lq = luaL_checkinteger(L, 1), lk = luaL_checkinteger(L, 2);
-  int nb = (int)opt_number(L, 3, "buckets", 32), md = (int)opt_number(L, 3, "max_distance", 128);
-  bool bidir = true;
-  if (lua_istable(L, 3)) {
-    lua_getfield(L, 3, "bidirectional");
-    if (!lua_isnil(L, -1)) bidir = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  lz_opts o = lz_opts_check(L, 3, "t5_buckets", known);
+  lua_Integer nb = lz_opt_integer(&o, "buckets", 32), md = lz_opt_integer(&o, "max_distance", 128);
+  bool bidir = lz_opt_boolean(&o, "bidirectional", true);
   luaL_argcheck(L, lq >= 0 && lk >= 0, 1, "lengths must be non-negative");
-  return lz_result(L, zoe_t5_buckets(lq, lk, nb, md, bidir, &e), &e);
+  luaL_argcheck(L, nb > 0 && nb < 1 << 20 && md > 0 && md < 1 << 30, 3, "buckets and max_distance must be positive");
+  return lz_result(L, zoe_t5_buckets(lq, lk, (int)nb, (int)md, bidir, &e), &e);
 }
 
+/* t5_position_bias(table, lq, lk, [max_distance = 128]) */
 static int nn_t5_position_bias(lua_State *L) {
   zoe_err e = {0};
   zoe_tensor *table = lz_checktensor(L, 1);
   lua_Integer lq = luaL_checkinteger(L, 2), lk = luaL_checkinteger(L, 3);
-  int md = (int)luaL_optinteger(L, 4, 128);
+  lua_Integer md = luaL_optinteger(L, 4, 128);
   luaL_argcheck(L, lq >= 0 && lk >= 0, 2, "lengths must be non-negative");
-  return lz_result(L, zoe_t5_position_bias(table, lq, lk, md, &e), &e);
+  luaL_argcheck(L, md > 0 && md < 1 << 30, 4, "max_distance must be positive");
+  return lz_result(L, zoe_t5_position_bias(table, lq, lk, (int)md, &e), &e);
 }
 
-/* ---- composite blocks: weights from a table by checkpoint name ---- */
+typedef struct t5_task {
+  lz_task base;
+  zoe_t5_layer_w w;
+  zoe_tensor *x, *mask, *bias;
+  int heads;
+  double eps;
+} t5_task;
 
-/* weights[name] as a tensor held by the block (NULL when missing and optional) */
-static const zoe_tensor *weight(lua_State *L, int tbl, block_args *b, const char *op, const char *name,
-                                bool required) {
-  lua_getfield(L, tbl, name);
-  zoe_tensor *t = lua_isnil(L, -1) ? NULL : lz_totensor(L, -1);
-  if (!t && !lua_isnil(L, -1))
-    luaL_error(L, "%s: weight '%s' is a %s, not a tensor", op, name, luaL_typename(L, -1));
-  lua_pop(L, 1);
-  if (!t) {
-    if (required) luaL_error(L, "%s: the weights have no '%s'", op, name);
-    return NULL;
-  }
-  if (b->nheld == (int)(sizeof b->held / sizeof b->held[0])) luaL_error(L, "%s: too many weights", op);
-  b->held[b->nheld++] = zoe_tensor_retain(t);
-  return t;
-}
-
-static block_args *new_block(lua_State *L, lz_task *t, const char *op) {
-  block_args *b = calloc(1, sizeof *b);
-  if (!b) luaL_error(L, "%s: out of memory", op);
-  t->extra = b;
-  t->free_extra = free_block;
-  return b;
-}
-
-static void attn_weights(lua_State *L, int tbl, block_args *b, const char *op, const char *pre, zoe_attn_w *a) {
-  char name[96];
-#define W(field, suffix, req)                                            \
-  snprintf(name, sizeof name, "%s.%s", pre, suffix);                      \
-  a->field = weight(L, tbl, b, op, name, req)
-  W(q_w, "q.weight", true);
-  W(q_b, "q.bias", false);
-  W(k_w, "k.weight", true);
-  W(k_b, "k.bias", false);
-  W(v_w, "v.weight", true);
-  W(v_b, "v.bias", false);
-  W(o_w, "o.weight", true);
-  W(o_b, "o.bias", false);
-  W(norm_q, "norm_q.weight", false);
-  W(norm_k, "norm_k.weight", false);
-#undef W
-}
-
-static void wan_weights(lua_State *L, int tbl, block_args *b, const char *op) {
-  luaL_checktype(L, tbl, LUA_TTABLE);
-  b->wan.modulation = weight(L, tbl, b, op, "modulation", true);
-  attn_weights(L, tbl, b, op, "self_attn", &b->wan.self_attn);
-  attn_weights(L, tbl, b, op, "cross_attn", &b->wan.cross_attn);
-  b->wan.norm3_w = weight(L, tbl, b, op, "norm3.weight", false);
-  b->wan.norm3_b = weight(L, tbl, b, op, "norm3.bias", false);
-  b->wan.ffn0_w = weight(L, tbl, b, op, "ffn.0.weight", true);
-  b->wan.ffn0_b = weight(L, tbl, b, op, "ffn.0.bias", false);
-  b->wan.ffn2_w = weight(L, tbl, b, op, "ffn.2.weight", true);
-  b->wan.ffn2_b = weight(L, tbl, b, op, "ffn.2.bias", false);
-}
-
-/* wan_block(x, e0, weights, {heads =, eps = 1e-6, grid = {f, h, w}, cross_k =, cross_v =,
-   ffn_rows = 8192}) */
-static int nn_wan_block(lua_State *L) {
-  zoe_tensor *x = lz_checktensor(L, 1), *e0 = lz_checktensor(L, 2);
-  luaL_checktype(L, 4, LUA_TTABLE);
-  zoe_tensor *ck = opt_field_tensor(L, 4, "cross_k"), *cv = opt_field_tensor(L, 4, "cross_v");
-  if (!ck || !cv) return luaL_error(L, "wan_block: options need cross_k and cross_v (from nn.wan_cross_kv)");
-  int heads = (int)opt_number(L, 4, "heads", 0);
-  if (heads <= 0) return luaL_error(L, "wan_block: options need heads > 0");
-  int64_t grid[3] = {0, 0, 0};
-  if (opt_ints(L, 4, "grid", grid, 3) != 3) return luaL_error(L, "wan_block: options need grid = {frames, rows, cols}");
-  lz_task *t = lz_task_new(L, run_nn, "wan_block", K_WAN_BLOCK);
-  block_args *b = new_block(L, t, "wan_block");
-  wan_weights(L, 3, b, "wan_block");
-  int64_t dh = x->ndim == 3 ? x->shape[2] / heads : 0;
-  b->wan_opts = (zoe_wan_block_opts){.heads = heads, .eps = opt_number(L, 4, "eps", 1e-6),
-                                     .grid = {grid[0], grid[1], grid[2]}, .rope_theta = 10000,
-                                     .ffn_rows = (int64_t)opt_number(L, 4, "ffn_rows", 0),
-                                     /* Wan: the head dim splits as d - 4(d/6) | 2(d/6) | 2(d/6) */
-                                     .rope_pairs = {(int)(dh / 2 - 2 * (dh / 6)), (int)(dh / 6), (int)(dh / 6)}};
-  lz_task_in(t, x);
-  lz_task_in(t, e0);
-  lz_task_in(t, ck);
-  lz_task_in(t, cv);
-  int64_t D = x->ndim == 3 ? x->shape[2] : 0, N = x->ndim == 3 ? x->shape[0] * x->shape[1] : 0;
-  int64_t ffn = b->wan.ffn0_w->ndim == 2 ? b->wan.ffn0_w->shape[0] : 0;
-  t->cost = 2.0 * (double)N * (double)D * (6.0 * (double)D + 2.0 * (double)ffn);
-  return lz_task_finish(L, t);
-}
-
-/* wan_cross_kv(context, weights, {heads =, eps = 1e-6}) -> k, v */
-static int nn_wan_cross_kv(lua_State *L) {
-  zoe_tensor *ctx = lz_checktensor(L, 1);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  int heads = (int)opt_number(L, 3, "heads", 0);
-  if (heads <= 0) return luaL_error(L, "wan_cross_kv: options need heads > 0");
-  double eps = opt_number(L, 3, "eps", 1e-6);
-  lz_task *t = lz_task_new(L, run_nn, "wan_cross_kv", K_WAN_CROSS_KV);
-  block_args *b = new_block(L, t, "wan_cross_kv");
-  wan_weights(L, 2, b, "wan_cross_kv");
-  b->heads = heads;
-  b->eps = eps;
-  lz_task_in(t, ctx);
-  t->cost = 4.0 * (double)zoe_numel(ctx) * (double)(b->wan.cross_attn.k_w->ndim == 2 ? b->wan.cross_attn.k_w->shape[0] : 1);
-  return lz_task_finish(L, t);
+static int run_t5(lz_task *t, zoe_err *e) {
+  t5_task *k = (t5_task *)t;
+  return lz_task_result(t, zoe_t5_layer(&k->w, k->heads, k->eps, k->x, k->mask, k->bias, e), e);
 }
 
 /*
@@ -409,34 +290,32 @@ static int nn_wan_cross_kv(lua_State *L) {
 ** {norm1, q, k, v, o, norm2, gate, fc1, fc2, pos_table} (pos_table unless pos_bias)
 */
 static int nn_t5_layer(lua_State *L) {
-  zoe_tensor *x = lz_checktensor(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  int heads = (int)opt_number(L, 3, "heads", 0);
-  if (heads <= 0) return luaL_error(L, "t5_layer: options need heads > 0");
-  double eps = opt_number(L, 3, "eps", 1e-6);
-  zoe_tensor *mask = opt_field_tensor(L, 3, "mask"), *bias = opt_field_tensor(L, 3, "pos_bias");
-  lz_task *t = lz_task_new(L, run_nn, "t5_layer", K_T5_LAYER);
-  block_args *b = new_block(L, t, "t5_layer");
+  static const char *const roles[] = {"norm1", "q", "k", "v", "o", "norm2", "gate", "fc1", "fc2", "pos_table", NULL};
+  static const char *const known[] = {"heads", "eps", "mask", "pos_bias", NULL};
   const char *op = "t5_layer";
-  b->t5.norm1 = weight(L, 2, b, op, "norm1", true);
-  b->t5.q = weight(L, 2, b, op, "q", true);
-  b->t5.k = weight(L, 2, b, op, "k", true);
-  b->t5.v = weight(L, 2, b, op, "v", true);
-  b->t5.o = weight(L, 2, b, op, "o", true);
-  b->t5.norm2 = weight(L, 2, b, op, "norm2", true);
-  b->t5.gate = weight(L, 2, b, op, "gate", true);
-  b->t5.fc1 = weight(L, 2, b, op, "fc1", true);
-  b->t5.fc2 = weight(L, 2, b, op, "fc2", true);
-  b->t5.pos_table = weight(L, 2, b, op, "pos_table", !bias);
-  b->heads = heads;
-  b->eps = eps;
-  lz_task_in(t, x);
-  if (mask) { t->iv[0] = t->nin; lz_task_in(t, mask); }
-  if (bias) { t->iv[1] = t->nin; lz_task_in(t, bias); }
+  zoe_tensor *x = lz_checktensor(L, 1);
+  lz_opts w = lz_roles_check(L, 2, op, roles);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lz_opts o = lz_opts_check(L, 3, op, known);
+  lua_Integer heads = lz_opt_integer(&o, "heads", 0);
+  if (heads <= 0 || heads > 1 << 16) return luaL_error(L, "t5_layer: options need heads > 0");
+  double eps = lz_opt_number(&o, "eps", 1e-6);
+  zoe_tensor *mask = lz_opt_tensor(&o, "mask"), *bias = lz_opt_tensor(&o, "pos_bias");
+  zoe_tensor *wt[9];
+  for (int i = 0; i < 9; i++) wt[i] = lz_opt_need_tensor(&w, roles[i]);
+  zoe_tensor *table = bias ? lz_opt_tensor(&w, "pos_table") : lz_opt_need_tensor(&w, "pos_table");
+  t5_task *k = LZ_TASK_NEW(L, t5_task, run_t5, op);
+  const zoe_tensor **slots[] = {&k->w.norm1, &k->w.q, &k->w.k, &k->w.v, &k->w.o, &k->w.norm2, &k->w.gate, &k->w.fc1, &k->w.fc2};
+  for (int i = 0; i < 9; i++) *slots[i] = lz_task_hold(L, &k->base, wt[i]);
+  k->w.pos_table = lz_task_hold(L, &k->base, table);
+  k->x = lz_task_hold(L, &k->base, x);
+  k->mask = lz_task_hold(L, &k->base, mask);
+  k->bias = lz_task_hold(L, &k->base, bias);
+  k->heads = (int)heads;
+  k->eps = eps;
   int64_t D = x->ndim == 3 ? x->shape[2] : 0, N = x->ndim == 3 ? x->shape[0] * x->shape[1] : 0;
-  t->cost = 2.0 * (double)N * (double)D * 4.0 * (double)D;
-  return lz_task_finish(L, t);
+  k->base.cost = 2.0 * (double)N * (double)D * 4.0 * (double)D;
+  return lz_task_finish(L, &k->base);
 }
 
 static const luaL_Reg nn_funcs[] = {
@@ -444,16 +323,13 @@ static const luaL_Reg nn_funcs[] = {
   {"rms_norm", nn_rms_norm}, {"group_norm", nn_group_norm}, {"channel_rms_norm", nn_channel_rms_norm},
   {"attention", nn_attention}, {"rope", nn_rope}, {"timestep_embedding", nn_timestep_embedding},
   {"modulate", nn_modulate}, {"gated_add", nn_gated_add}, {"t5_buckets", nn_t5_buckets},
-  {"t5_position_bias", nn_t5_position_bias}, {"wan_block", nn_wan_block},
-  {"wan_cross_kv", nn_wan_cross_kv}, {"t5_layer", nn_t5_layer},
+  {"t5_position_bias", nn_t5_position_bias}, {"t5_layer", nn_t5_layer},
   {NULL, NULL},
 };
 
-/* weak until runtime/lua/lnn_conv.c lands: the convolution half of zoe.nn */
-__attribute__((weak)) void lz_nn_conv_register(lua_State *L);
-
 int lz_open_nn(lua_State *L) {
   luaL_newlib(L, nn_funcs);
-  if (lz_nn_conv_register) lz_nn_conv_register(L);
+  lz_nn_conv_functions(L);
+  lz_nn_wan_functions(L);
   return 1;
 }

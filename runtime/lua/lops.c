@@ -5,101 +5,37 @@
 ** Forms: a:add(b) allocates; a:add_(b) writes into a; T.add(a, b, out) writes into out.
 */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "../ops/ops.h"
-#include "lzoe.h"
+#include "ltask.h"
 #include "ltensor.h"
 
-enum { K_BINARY, K_UNARY, K_CLAMP, K_WHERE, K_LERP, K_REDUCE, K_SOFTMAX, K_MATMUL, K_CAT,
-       K_STACK, K_INDEX_SELECT, K_COPY, K_FILL };
-
-typedef struct tensor_list {
-  int n;
-  zoe_tensor *ts[];
-} tensor_list;
-
-static void free_list(void *p) {
-  tensor_list *l = p;
-  if (!l) return;
-  for (int i = 0; i < l->n; i++) zoe_tensor_release(l->ts[i]);
-  free(l);
-}
-
-/* One place that runs every op of this file; no Lua here. */
-static int run_op(lz_task *t, zoe_err *e) {
-  zoe_tensor *r = NULL, *r2 = NULL;
-  switch (t->kind) {
-    case K_BINARY:
-      if (t->iv[1] == 1) r = zoe_binary_scalar(t->iv[0], t->in[0], t->dv[0], false, t->out, e);
-      else if (t->iv[1] == 2) r = zoe_binary_scalar(t->iv[0], t->in[0], t->dv[0], true, t->out, e);
-      else r = zoe_binary(t->iv[0], t->in[0], t->in[1], t->out, e);
-      break;
-    case K_UNARY: r = zoe_unary(t->iv[0], t->in[0], t->out, e); break;
-    case K_CLAMP: r = zoe_clamp(t->in[0], t->dv[0], t->dv[1], t->out, e); break;
-    case K_WHERE: r = zoe_where(t->in[0], t->in[1], t->in[2], t->out, e); break;
-    case K_LERP: r = zoe_lerp(t->in[0], t->in[1], t->nin > 2 ? t->in[2] : NULL, t->dv[0], t->out, e); break;
-    case K_REDUCE: {
-      r = zoe_reduce(t->iv[0], t->in[0], t->iv[1], t->iv[2], t->dv[0], e);
-      if (r && t->iv[3] >= 0) { /* max/min with a dim also give indices */
-        r2 = zoe_reduce(t->iv[3], t->in[0], t->iv[1], t->iv[2], 0, e);
-        if (!r2) {
-          zoe_tensor_release(r);
-          r = NULL;
-        }
-      }
-      break;
-    }
-    case K_SOFTMAX:
-      r = t->iv[1] ? zoe_log_softmax(t->in[0], t->iv[0], t->out, e) : zoe_softmax(t->in[0], t->iv[0], t->out, e);
-      break;
-    case K_MATMUL: r = zoe_matmul(t->in[0], t->in[1], t->out, e); break;
-    case K_CAT:
-    case K_STACK: {
-      tensor_list *l = t->extra;
-      const zoe_tensor *const *ts = (const zoe_tensor *const *)l->ts;
-      r = t->kind == K_CAT ? zoe_cat(ts, l->n, t->iv[0], e) : zoe_stack(ts, l->n, t->iv[0], e);
-      break;
-    }
-    case K_INDEX_SELECT: r = zoe_index_select(t->in[0], t->iv[0], t->in[1], e); break;
-    case K_COPY:
-      if (zoe_copy_(t->out, t->in[0], e) == 0) r = zoe_tensor_retain(t->out);
-      break;
-    case K_FILL: {
-      zoe_tensor *v = zoe_full(t->out->dtype, 0, NULL, t->dv[0], e);
-      if (v && zoe_copy_(t->out, v, e) == 0) r = zoe_tensor_retain(t->out);
-      zoe_tensor_release(v);
-      break;
-    }
-  }
-  if (!r) return e->code ? e->code : ZOE_EINVAL;
-  /* indices go to Lua 1-based */
-  zoe_tensor *idx = t->kind == K_REDUCE ? (r2 ? r2 : (r->dtype == ZOE_I32 ? r : NULL)) : NULL;
-  if (idx) {
-    int32_t *p = zoe_data(idx);
-    for (int64_t i = 0, n = zoe_numel(idx); i < n; i++) p[i]++;
-  }
-  t->res[0] = r;
-  t->res[1] = r2;
-  t->nres = r2 ? 2 : 1;
-  return 0;
-}
-
-static lz_task *new_op(lua_State *L, const char *name, int kind) {
-  return lz_task_new(L, run_op, name, kind);
-}
-
-/* Optional destination at 'arg': a tensor, or nil. Call before pushing the task. */
-static zoe_tensor *opt_out(lua_State *L, int arg) {
-  return lua_isnoneornil(L, arg) ? NULL : lz_checktensor(L, arg);
-}
-
 static double numel_cost(const zoe_tensor *t, double per) { return (double)zoe_numel(t) * per; }
+
+/* The destination of an op called as a:op(b) (0: new), a:op_(b) (-1: into a) or T.op(a, b, out). */
+static zoe_tensor *destination(lua_State *L, int out_arg, zoe_tensor *self) {
+  return out_arg < 0 ? self : out_arg > 0 ? lz_opttensor(L, out_arg) : NULL;
+}
 
 /* ---- elementwise ---- */
 
 static const char *bin_names[ZOE_NBINOPS] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+
+typedef struct binary_task {
+  lz_task base;
+  zoe_binop op;
+  zoe_tensor *a, *b, *out; /* b NULL: the other operand is 'scalar' */
+  double scalar;
+  bool scalar_first;       /* scalar op a, not a op scalar */
+} binary_task;
+
+static int run_binary(lz_task *t, zoe_err *e) {
+  binary_task *k = (binary_task *)t;
+  zoe_tensor *r = k->b ? zoe_binary(k->op, k->a, k->b, k->out, e)
+                       : zoe_binary_scalar(k->op, k->a, k->scalar, k->scalar_first, k->out, e);
+  return lz_task_result(t, r, e);
+}
 
 /* a op b into 'out_arg' (0: new, -1: into a) */
 static int binary(lua_State *L, zoe_binop op, int out_arg) {
@@ -111,21 +47,18 @@ static int binary(lua_State *L, zoe_binop op, int out_arg) {
   }
   if (!a) luaL_argexpected(L, lua_isnumber(L, 1), 1, "tensor or number");
   if (!b) luaL_argexpected(L, lua_isnumber(L, 2), 2, "tensor or number");
-  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
-  lz_task *t = new_op(L, bin_names[op], K_BINARY);
-  t->iv[0] = op;
-  if (a && b) {
-    lz_task_in(t, a);
-    lz_task_in(t, b);
-  } else {
-    lz_task_in(t, a ? a : b);
-    t->iv[1] = a ? 1 : 2;
-    t->dv[0] = lua_tonumber(L, a ? 2 : 1);
+  zoe_tensor *out = destination(L, out_arg, a ? a : b);
+  binary_task *k = LZ_TASK_NEW(L, binary_task, run_binary, bin_names[op]);
+  k->op = op;
+  k->a = lz_task_hold(L, &k->base, a ? a : b);
+  k->b = a && b ? lz_task_hold(L, &k->base, b) : NULL;
+  if (!(a && b)) {
+    k->scalar = lua_tonumber(L, a ? 2 : 1);
+    k->scalar_first = !a;
   }
-  if (out_arg < 0) t->out = zoe_tensor_retain(a ? a : b);
-  else if (out) t->out = zoe_tensor_retain(out);
-  t->cost = numel_cost(a ? a : b, 1) + (a && b ? numel_cost(b, 0) : 0);
-  return lz_task_finish(L, t);
+  k->out = lz_task_hold(L, &k->base, out);
+  k->base.cost = numel_cost(a ? a : b, 1);
+  return lz_task_finish(L, &k->base);
 }
 
 #define BINARY_FUNCS(NAME, OP)                                                  \
@@ -141,16 +74,26 @@ BINARY_FUNCS(pow, ZOE_POW)
 BINARY_FUNCS(maximum, ZOE_MAXIMUM)
 BINARY_FUNCS(minimum, ZOE_MINIMUM)
 
+typedef struct unary_task {
+  lz_task base;
+  zoe_unop op;
+  zoe_tensor *a, *out;
+} unary_task;
+
+static int run_unary(lz_task *t, zoe_err *e) {
+  unary_task *k = (unary_task *)t;
+  return lz_task_result(t, zoe_unary(k->op, k->a, k->out, e), e);
+}
+
 static int unary(lua_State *L, zoe_unop op, int out_arg) {
   zoe_tensor *a = lz_checktensor(L, 1);
-  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
-  lz_task *t = new_op(L, zoe_unop_name(op), K_UNARY);
-  t->iv[0] = op;
-  lz_task_in(t, a);
-  if (out_arg < 0) t->out = zoe_tensor_retain(a);
-  else if (out) t->out = zoe_tensor_retain(out);
-  t->cost = numel_cost(a, 4);
-  return lz_task_finish(L, t);
+  zoe_tensor *out = destination(L, out_arg, a);
+  unary_task *k = LZ_TASK_NEW(L, unary_task, run_unary, zoe_unop_name(op));
+  k->op = op;
+  k->a = lz_task_hold(L, &k->base, a);
+  k->out = lz_task_hold(L, &k->base, out);
+  k->base.cost = numel_cost(a, 4);
+  return lz_task_finish(L, &k->base);
 }
 
 #define UNARY_FUNCS(NAME, OP)                                                   \
@@ -185,55 +128,106 @@ static int gelu(lua_State *L, int out_arg) {
 static int m_gelu(lua_State *L) { return gelu(L, 0); }
 static int m_gelu_(lua_State *L) { return gelu(L, -1); }
 
+typedef struct clamp_task {
+  lz_task base;
+  zoe_tensor *a, *out;
+  double lo, hi;
+} clamp_task;
+
+static int run_clamp(lz_task *t, zoe_err *e) {
+  clamp_task *k = (clamp_task *)t;
+  return lz_task_result(t, zoe_clamp(k->a, k->lo, k->hi, k->out, e), e);
+}
+
 static int clamp(lua_State *L, int out_arg) {
   zoe_tensor *a = lz_checktensor(L, 1);
   double lo = luaL_opt(L, luaL_checknumber, 2, -HUGE_VAL), hi = luaL_opt(L, luaL_checknumber, 3, HUGE_VAL);
-  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
-  lz_task *t = new_op(L, "clamp", K_CLAMP);
-  lz_task_in(t, a);
-  t->dv[0] = lo;
-  t->dv[1] = hi;
-  if (out_arg < 0) t->out = zoe_tensor_retain(a);
-  else if (out) t->out = zoe_tensor_retain(out);
-  t->cost = numel_cost(a, 1);
-  return lz_task_finish(L, t);
+  zoe_tensor *out = destination(L, out_arg, a);
+  clamp_task *k = LZ_TASK_NEW(L, clamp_task, run_clamp, "clamp");
+  k->a = lz_task_hold(L, &k->base, a);
+  k->out = lz_task_hold(L, &k->base, out);
+  k->lo = lo;
+  k->hi = hi;
+  k->base.cost = numel_cost(a, 1);
+  return lz_task_finish(L, &k->base);
 }
 static int m_clamp(lua_State *L) { return clamp(L, 0); }
 static int m_clamp_(lua_State *L) { return clamp(L, -1); }
 static int f_clamp(lua_State *L) { return clamp(L, 4); }
 
+typedef struct where_task {
+  lz_task base;
+  zoe_tensor *cond, *a, *b, *out;
+} where_task;
+
+static int run_where(lz_task *t, zoe_err *e) {
+  where_task *k = (where_task *)t;
+  return lz_task_result(t, zoe_where(k->cond, k->a, k->b, k->out, e), e);
+}
+
 static int f_where(lua_State *L) {
   zoe_tensor *c = lz_checktensor(L, 1), *a = lz_checktensor(L, 2), *b = lz_checktensor(L, 3);
-  zoe_tensor *out = opt_out(L, 4);
-  lz_task *t = new_op(L, "where", K_WHERE);
-  lz_task_in(t, c);
-  lz_task_in(t, a);
-  lz_task_in(t, b);
-  if (out) t->out = zoe_tensor_retain(out);
-  t->cost = numel_cost(a, 1);
-  return lz_task_finish(L, t);
+  zoe_tensor *out = lz_opttensor(L, 4);
+  where_task *k = LZ_TASK_NEW(L, where_task, run_where, "where");
+  k->cond = lz_task_hold(L, &k->base, c);
+  k->a = lz_task_hold(L, &k->base, a);
+  k->b = lz_task_hold(L, &k->base, b);
+  k->out = lz_task_hold(L, &k->base, out);
+  k->base.cost = numel_cost(a, 1);
+  return lz_task_finish(L, &k->base);
+}
+
+typedef struct lerp_task {
+  lz_task base;
+  zoe_tensor *a, *b, *w, *out; /* w NULL: the weight is 'weight' */
+  double weight;
+} lerp_task;
+
+static int run_lerp(lz_task *t, zoe_err *e) {
+  lerp_task *k = (lerp_task *)t;
+  return lz_task_result(t, zoe_lerp(k->a, k->b, k->w, k->weight, k->out, e), e);
 }
 
 /* a:lerp(b, w) with w a number or a tensor */
 static int lerp(lua_State *L, int out_arg) {
   zoe_tensor *a = lz_checktensor(L, 1), *b = lz_checktensor(L, 2), *w = lz_totensor(L, 3);
-  if (!w) luaL_checknumber(L, 3);
-  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
-  lz_task *t = new_op(L, "lerp", K_LERP);
-  lz_task_in(t, a);
-  lz_task_in(t, b);
-  if (w) lz_task_in(t, w);
-  else t->dv[0] = lua_tonumber(L, 3);
-  if (out_arg < 0) t->out = zoe_tensor_retain(a);
-  else if (out) t->out = zoe_tensor_retain(out);
-  t->cost = numel_cost(a, 1);
-  return lz_task_finish(L, t);
+  double weight = w ? 0 : luaL_checknumber(L, 3);
+  zoe_tensor *out = destination(L, out_arg, a);
+  lerp_task *k = LZ_TASK_NEW(L, lerp_task, run_lerp, "lerp");
+  k->a = lz_task_hold(L, &k->base, a);
+  k->b = lz_task_hold(L, &k->base, b);
+  k->w = lz_task_hold(L, &k->base, w);
+  k->out = lz_task_hold(L, &k->base, out);
+  k->weight = weight;
+  k->base.cost = numel_cost(a, 1);
+  return lz_task_finish(L, &k->base);
 }
 static int m_lerp(lua_State *L) { return lerp(L, 0); }
 static int m_lerp_(lua_State *L) { return lerp(L, -1); }
 static int f_lerp(lua_State *L) { return lerp(L, 4); }
 
 /* ---- reductions ---- */
+
+typedef struct reduce_task {
+  lz_task base;
+  zoe_redop op, index_op; /* with_index: max/min along a dim also give their indices (index_op) */
+  bool with_index;
+  zoe_tensor *a;
+  int dim;
+  bool keepdim;
+  double p;
+} reduce_task;
+
+/* Indices (argmax, argmin, and max/min along a dim) come 0-based, as the kernel gives
+   them; zoe's Lua library (lua/zoe/tensorlib.lua) makes them 1-based. */
+static int run_reduce(lz_task *t, zoe_err *e) {
+  reduce_task *k = (reduce_task *)t;
+  int rc = lz_task_result(t, zoe_reduce(k->op, k->a, k->dim, k->keepdim, k->p, e), e);
+  if (rc || !k->with_index) return rc;
+  if (!(t->res[1] = zoe_reduce(k->index_op, k->a, k->dim, k->keepdim, 0, e))) return e->code ? e->code : ZOE_EINVAL;
+  t->nres = 2;
+  return 0;
+}
 
 /* t:sum([dim], [keepdim]); no dim reduces everything */
 static int reduce(lua_State *L, zoe_redop op, int dim_arg, double p) {
@@ -242,16 +236,16 @@ static int reduce(lua_State *L, zoe_redop op, int dim_arg, double p) {
   bool all = lua_isnoneornil(L, dim_arg);
   int dim = all ? ZOE_ALL_DIMS : lz_checkdim(L, dim_arg, a, name, 0);
   bool keepdim = lua_toboolean(L, dim_arg + 1);
-  lz_task *t = new_op(L, name, K_REDUCE);
-  lz_task_in(t, a);
-  t->iv[0] = op;
-  t->iv[1] = dim;
-  t->iv[2] = keepdim;
-  t->iv[3] = -1;
-  if (!all && (op == ZOE_MAX || op == ZOE_MIN)) t->iv[3] = op == ZOE_MAX ? ZOE_ARGMAX : ZOE_ARGMIN;
-  t->dv[0] = p;
-  t->cost = numel_cost(a, 1);
-  return lz_task_finish(L, t);
+  reduce_task *k = LZ_TASK_NEW(L, reduce_task, run_reduce, name);
+  k->a = lz_task_hold(L, &k->base, a);
+  k->op = op;
+  k->dim = dim;
+  k->keepdim = keepdim;
+  k->with_index = !all && (op == ZOE_MAX || op == ZOE_MIN);
+  k->index_op = op == ZOE_MAX ? ZOE_ARGMAX : ZOE_ARGMIN;
+  k->p = p;
+  k->base.cost = numel_cost(a, 1);
+  return lz_task_finish(L, &k->base);
 }
 static int m_sum(lua_State *L) { return reduce(L, ZOE_SUM, 2, 0); }
 static int m_mean(lua_State *L) { return reduce(L, ZOE_MEAN, 2, 0); }
@@ -268,38 +262,74 @@ static int m_norm(lua_State *L) {
   return reduce(L, ZOE_NORM, 3, p);
 }
 
+typedef struct softmax_task {
+  lz_task base;
+  zoe_tensor *a, *out;
+  int dim;
+  bool log;
+} softmax_task;
+
+static int run_softmax(lz_task *t, zoe_err *e) {
+  softmax_task *k = (softmax_task *)t;
+  zoe_tensor *r = k->log ? zoe_log_softmax(k->a, k->dim, k->out, e) : zoe_softmax(k->a, k->dim, k->out, e);
+  return lz_task_result(t, r, e);
+}
+
 static int softmax(lua_State *L, bool log) {
   zoe_tensor *a = lz_checktensor(L, 1);
   const char *name = log ? "log_softmax" : "softmax";
   int dim = lua_isnoneornil(L, 2) ? a->ndim - 1 : lz_checkdim(L, 2, a, name, 0);
-  zoe_tensor *out = opt_out(L, 3);
-  lz_task *t = new_op(L, name, K_SOFTMAX);
-  lz_task_in(t, a);
-  t->iv[0] = dim < 0 ? 0 : dim;
-  t->iv[1] = log;
-  if (out) t->out = zoe_tensor_retain(out);
-  t->cost = numel_cost(a, 4);
-  return lz_task_finish(L, t);
+  zoe_tensor *out = lz_opttensor(L, 3);
+  softmax_task *k = LZ_TASK_NEW(L, softmax_task, run_softmax, name);
+  k->a = lz_task_hold(L, &k->base, a);
+  k->out = lz_task_hold(L, &k->base, out);
+  k->dim = dim < 0 ? 0 : dim;
+  k->log = log;
+  k->base.cost = numel_cost(a, 4);
+  return lz_task_finish(L, &k->base);
 }
 static int m_softmax(lua_State *L) { return softmax(L, false); }
 static int m_log_softmax(lua_State *L) { return softmax(L, true); }
 
 /* ---- products and joins ---- */
 
+typedef struct matmul_task {
+  lz_task base;
+  zoe_tensor *a, *b, *out;
+} matmul_task;
+
+static int run_matmul(lz_task *t, zoe_err *e) {
+  matmul_task *k = (matmul_task *)t;
+  return lz_task_result(t, zoe_matmul(k->a, k->b, k->out, e), e);
+}
+
 static int matmul(lua_State *L, int out_arg) {
   zoe_tensor *a = lz_checktensor(L, 1), *b = lz_checktensor(L, 2);
-  zoe_tensor *out = out_arg > 0 ? opt_out(L, out_arg) : NULL;
-  lz_task *t = new_op(L, "matmul", K_MATMUL);
-  lz_task_in(t, a);
-  lz_task_in(t, b);
-  if (out) t->out = zoe_tensor_retain(out);
+  zoe_tensor *out = out_arg > 0 ? lz_opttensor(L, out_arg) : NULL;
+  matmul_task *k = LZ_TASK_NEW(L, matmul_task, run_matmul, "matmul");
+  k->a = lz_task_hold(L, &k->base, a);
+  k->b = lz_task_hold(L, &k->base, b);
+  k->out = lz_task_hold(L, &k->base, out);
   /* 2*M*N*K over the broadcast batch, roughly */
   double na = (double)zoe_numel(a), nb = b->ndim ? (double)b->shape[b->ndim - 1] : 1;
-  t->cost = 2 * na * nb;
-  return lz_task_finish(L, t);
+  k->base.cost = 2 * na * nb;
+  return lz_task_finish(L, &k->base);
 }
 static int m_matmul(lua_State *L) { return matmul(L, 0); }
 static int f_matmul(lua_State *L) { return matmul(L, 3); }
+
+typedef struct join_task {
+  lz_task base;
+  bool stack;
+  int dim;
+} join_task; /* the tensors are base.held[0..nheld) */
+
+static int run_join(lz_task *t, zoe_err *e) {
+  join_task *k = (join_task *)t;
+  const zoe_tensor *const *ts = (const zoe_tensor *const *)t->held;
+  zoe_tensor *r = k->stack ? zoe_stack(ts, t->nheld, k->dim, e) : zoe_cat(ts, t->nheld, k->dim, e);
+  return lz_task_result(t, r, e);
+}
 
 /* T.cat({a, b, ...}, dim) and T.stack */
 static int join(lua_State *L, bool stack) {
@@ -317,26 +347,32 @@ static int join(lua_State *L, bool stack) {
   lua_pop(L, 1);
   /* the dim is checked against the first tensor (one more dim for stack) */
   int dim = lua_isnoneornil(L, 2) ? 0 : lz_checkdim(L, 2, first, name, stack ? 1 : 0);
-  lz_task *t = new_op(L, name, stack ? K_STACK : K_CAT);
-  tensor_list *l = calloc(1, sizeof *l + (size_t)n * sizeof(zoe_tensor *));
-  if (!l) return luaL_error(L, "%s: out of memory", name);
-  t->extra = l;
-  t->free_extra = free_list;
+  join_task *k = LZ_TASK_NEW(L, join_task, run_join, name);
+  k->stack = stack;
+  k->dim = dim;
   for (int i = 0; i < n; i++) {
     lua_geti(L, 1, i + 1);
-    l->ts[l->n] = zoe_tensor_retain(lz_totensor(L, -1));
-    t->cost += (double)zoe_numel(l->ts[l->n++]);
+    k->base.cost += (double)zoe_numel(lz_task_hold(L, &k->base, lz_totensor(L, -1)));
     lua_pop(L, 1);
   }
-  t->iv[0] = dim;
-  return lz_task_finish(L, t);
+  return lz_task_finish(L, &k->base);
 }
 static int f_cat(lua_State *L) { return join(L, false); }
 static int f_stack(lua_State *L) { return join(L, true); }
 
-/* t:index_select(dim, index): index holds 1-based positions */
+typedef struct index_task {
+  lz_task base;
+  zoe_tensor *a, *index;
+  int dim;
+} index_task;
+
+static int run_index_select(lz_task *t, zoe_err *e) {
+  index_task *k = (index_task *)t;
+  return lz_task_result(t, zoe_index_select(k->a, k->dim, k->index, e), e);
+}
+
+/* t:index_select(dim, index): index holds 0-based positions (1-based through zoe's Lua library) */
 static int m_index_select(lua_State *L) {
-  zoe_err e = {0};
   zoe_tensor *a = lz_checktensor(L, 1);
   int dim = lz_checkdim(L, 2, a, "index_select", 0);
   zoe_tensor *idx = lz_checktensor(L, 3);
@@ -345,35 +381,48 @@ static int m_index_select(lua_State *L) {
     return luaL_error(L, "index_select: index must be a 1-D integer tensor, got %s %s",
                       zoe_dtype_name(idx->dtype), zoe_shape_str(idx, s, sizeof s));
   }
-  zoe_tensor *zero_based = zoe_binary_scalar(ZOE_SUB, idx, 1, false, NULL, &e);
-  if (!zero_based) return lz_error(L, &e);
-  lz_pushtensor(L, zero_based); /* owned by Lua while the task runs */
-  lz_task *t = new_op(L, "index_select", K_INDEX_SELECT);
-  t->iv[0] = dim;
-  lz_task_in(t, a);
-  lz_task_in(t, zero_based);
-  t->cost = (double)zoe_numel(a) / (double)(a->shape[dim] ? a->shape[dim] : 1) * (double)idx->shape[0];
-  return lz_task_finish(L, t);
+  index_task *k = LZ_TASK_NEW(L, index_task, run_index_select, "index_select");
+  k->a = lz_task_hold(L, &k->base, a);
+  k->index = lz_task_hold(L, &k->base, idx);
+  k->dim = dim;
+  k->base.cost = (double)zoe_numel(a) / (double)(a->shape[dim] ? a->shape[dim] : 1) * (double)idx->shape[0];
+  return lz_task_finish(L, &k->base);
+}
+
+typedef struct fill_task {
+  lz_task base;
+  zoe_tensor *dst, *src; /* src NULL: fill with 'value' */
+  double value;
+} fill_task;
+
+static int run_fill(lz_task *t, zoe_err *e) {
+  fill_task *k = (fill_task *)t;
+  zoe_tensor *v = k->src ? zoe_tensor_retain(k->src) : zoe_full(k->dst->dtype, 0, NULL, k->value, e);
+  int rc = v ? zoe_copy_(k->dst, v, e) : -1;
+  zoe_tensor_release(v);
+  return lz_task_result(t, rc == 0 ? zoe_tensor_retain(k->dst) : NULL, e);
+}
+
+static fill_task *new_fill(lua_State *L, const char *name, zoe_tensor *dst, zoe_tensor *src) {
+  fill_task *k = LZ_TASK_NEW(L, fill_task, run_fill, name);
+  k->dst = lz_task_hold(L, &k->base, dst);
+  k->src = lz_task_hold(L, &k->base, src);
+  k->base.cost = numel_cost(dst, 1);
+  return k;
 }
 
 /* dst:copy_(src): src broadcast to dst, converting dtype */
 static int m_copy_(lua_State *L) {
   zoe_tensor *dst = lz_checktensor(L, 1), *src = lz_checktensor(L, 2);
-  lz_task *t = new_op(L, "copy_", K_COPY);
-  t->out = zoe_tensor_retain(dst);
-  lz_task_in(t, src);
-  t->cost = numel_cost(dst, 1);
-  return lz_task_finish(L, t);
+  return lz_task_finish(L, &new_fill(L, "copy_", dst, src)->base);
 }
 
 static int m_fill_(lua_State *L) {
   zoe_tensor *dst = lz_checktensor(L, 1);
   double v = luaL_checknumber(L, 2);
-  lz_task *t = new_op(L, "fill_", K_FILL);
-  t->out = zoe_tensor_retain(dst);
-  t->dv[0] = v;
-  t->cost = numel_cost(dst, 1);
-  return lz_task_finish(L, t);
+  fill_task *k = new_fill(L, "fill_", dst, NULL);
+  k->value = v;
+  return lz_task_finish(L, &k->base);
 }
 
 static int m_zero_(lua_State *L) {

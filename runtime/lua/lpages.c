@@ -5,7 +5,8 @@
 ** many tensors had pages dropped.
 */
 #include "../io/mapfile.h"
-#include "lzoe.h"
+#include "lzaux.h"
+#include "lzlib.h"
 
 static int drop(lua_State *L, int idx) {
   zoe_tensor *t = lz_totensor(L, idx);
@@ -28,10 +29,8 @@ static int z_drop_pages(lua_State *L) {
   return 1;
 }
 
-void lz_pages_functions(lua_State *L);
-
-/* adds drop_pages to the table on top */
-void lz_pages_functions(lua_State *L) {
+int lz_open_pages(lua_State *L) {
   lua_pushcfunction(L, z_drop_pages);
   lua_setfield(L, -2, "drop_pages");
+  return 0;
 }

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "../ops/ops.h"
-#include "lzoe.h"
+#include "../core/rng.h"
+#include "lzaux.h"
+#include "lzlib.h"
 #include "ltensor.h"
 
 /* ---- creation ---- */
@@ -107,6 +109,8 @@ static int t_linspace(lua_State *L) {
 
 /* ---- random ---- */
 
+#define LZ_RNG "zoe.Generator"
+
 static zoe_rng default_rng;
 
 static zoe_rng *check_rng(lua_State *L, int arg) { return luaL_checkudata(L, arg, LZ_RNG); }
@@ -116,21 +120,22 @@ static int random_tensor(lua_State *L, bool normal) {
   int64_t shape[ZOE_MAX_DIMS];
   int ndim = lz_checkshape(L, 1, shape, normal ? "randn" : "rand");
   int opt = lua_istable(L, 1) ? 2 : 1 + ndim;
+  static const char *const known[] = {"seed", "generator", "dtype", NULL};
   zoe_rng local, *g = &default_rng;
+  zoe_dtype dt = ZOE_F32;
   if (lua_istable(L, opt)) {
-    lua_getfield(L, opt, "seed");
-    if (!lua_isnil(L, -1)) {
-      int ok;
-      lua_Integer s = lua_tointegerx(L, -1, &ok);
-      if (!ok) luaL_error(L, "%s: seed must be an integer", normal ? "randn" : "rand");
-      zoe_rng_init(&local, (uint64_t)s);
+    lz_opts o = lz_opts_check(L, opt, normal ? "randn" : "rand", known);
+    if (lz_opt_has(&o, "seed")) {
+      zoe_rng_init(&local, (uint64_t)lz_opt_integer(&o, "seed", 0));
       g = &local;
     }
-    lua_getfield(L, opt, "generator");
-    if (!lua_isnil(L, -1)) g = check_rng(L, lua_gettop(L));
-    lua_pop(L, 2);
+    if (lua_getfield(L, opt, "generator") != LUA_TNIL) g = check_rng(L, lua_gettop(L));
+    lua_pop(L, 1); /* the table keeps the generator */
+    const char *name = lz_opt_string(&o, "dtype", NULL);
+    if (name && zoe_dtype_from_name(name, &dt)) luaL_error(L, "unknown dtype '%s' (f32, f16, bf16, i32, u8)", name);
+  } else {
+    dt = lz_optdtype(L, opt, ZOE_F32);
   }
-  zoe_dtype dt = lz_optdtype(L, opt, ZOE_F32);
   zoe_tensor *t = normal ? zoe_randn(dt, ndim, shape, g, &e) : zoe_rand(dt, ndim, shape, g, &e);
   return lz_result(L, t, &e);
 }
@@ -400,6 +405,47 @@ static int m_view_dtype(lua_State *L) {
   return lz_result(L, zoe_view_dtype(t, lz_checkdtype(L, 2), &e), &e);
 }
 
+static double elem(const zoe_tensor *t, const int64_t *idx) {
+  int64_t off = 0;
+  for (int i = 0; i < t->ndim; i++) off += idx[i] * t->stride[i];
+  return zoe_load_elem(t->dtype, zoe_data(t), off);
+}
+
+static void to_table(lua_State *L, const zoe_tensor *t, int d, int64_t *idx) {
+  if (d == t->ndim) {
+    double v = elem(t, idx);
+    if (zoe_dtype_is_float(t->dtype)) lua_pushnumber(L, v);
+    else lua_pushinteger(L, (lua_Integer)v);
+    return;
+  }
+  luaL_checkstack(L, 4, "totable");
+  lua_createtable(L, (int)t->shape[d], 0);
+  for (int64_t i = 0; i < t->shape[d]; i++) {
+    idx[d] = i;
+    to_table(L, t, d + 1, idx);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static int m_totable(lua_State *L) {
+  zoe_tensor *t = lz_checktensor(L, 1);
+  int64_t idx[ZOE_MAX_DIMS] = {0};
+  to_table(L, t, 0, idx);
+  return 1;
+}
+
+/* The C core's own text: [zoe.Tensor f32 2x3] (zoe's Lua library prints the entries too). */
+static int m_tostring(lua_State *L) {
+  lz_tensor_box *box = luaL_checkudata(L, 1, LZ_TENSOR);
+  if (!box->t) {
+    lua_pushliteral(L, "zoe.Tensor (closed)");
+    return 1;
+  }
+  char shape[96];
+  lua_pushfstring(L, "[zoe.Tensor %s %s]", zoe_dtype_name(box->t->dtype), zoe_shape_str(box->t, shape, sizeof shape));
+  return 1;
+}
+
 /* __index: integer keys select along dim 1; strings look up methods */
 static int m_index(lua_State *L) {
   if (lua_type(L, 2) == LUA_TNUMBER) {
@@ -436,7 +482,7 @@ static const luaL_Reg methods[] = {
   {"transpose", m_transpose}, {"t", m_transpose},       {"narrow", m_narrow},
   {"select", m_select},       {"expand", m_expand},     {"squeeze", m_squeeze},
   {"unsqueeze", m_unsqueeze}, {"contiguous", m_contiguous}, {"clone", m_clone},
-  {"to", m_to},               {"view_dtype", m_view_dtype},
+  {"to", m_to},               {"view_dtype", m_view_dtype}, {"totable", m_totable},
   {NULL, NULL},
 };
 
@@ -461,10 +507,9 @@ int lz_open_tensor(lua_State *L) {
   lua_setfield(L, -2, "__name");
   luaL_newlib(L, methods);
   lz_tensor_ops_methods(L);  /* math methods, lops.c */
-  lz_tensor_print_methods(L); /* tostring, totable, lprint.c */
   lua_setfield(L, -2, "methods");
   lz_tensor_ops_metamethods(L); /* __add etc., lops.c */
-  lua_pushcfunction(L, lz_tensor_tostring);
+  lua_pushcfunction(L, m_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
 

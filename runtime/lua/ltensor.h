@@ -9,9 +9,7 @@
 /* add functions to the table on the top of the stack */
 void lz_tensor_ops_methods(lua_State *L);
 void lz_tensor_ops_functions(lua_State *L);
-void lz_tensor_print_methods(lua_State *L);
 /* set metamethods in the metatable on the top of the stack */
 void lz_tensor_ops_metamethods(lua_State *L);
-int lz_tensor_tostring(lua_State *L);
 
 #endif

@@ -15,7 +15,8 @@
 #include <string.h>
 
 #include "../io/tokenizer.h"
-#include "lzoe.h"
+#include "lzaux.h"
+#include "lzlib.h"
 
 #define LZ_TOKENIZER "zoe.Tokenizer"
 
@@ -40,14 +41,6 @@ static int z_tokenizer(lua_State *L) {
   return 1;
 }
 
-static int opt_bool(lua_State *L, int opts, const char *k, int def) {
-  if (!lua_istable(L, opts)) return def;
-  int t = lua_getfield(L, opts, k);
-  int v = t == LUA_TNIL ? def : lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
 /* One encoding, kept in a userdata so a Lua error cannot leak it. */
 typedef struct enc {
   int32_t *ids;
@@ -64,18 +57,15 @@ static int t_encode(lua_State *L) {
   zoe_tokenizer *t = checktok(L);
   int batch = lua_istable(L, 2);
   if (!batch) luaL_checkstring(L, 2);
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  static const char *const known[] = {"length", "add_special_tokens", "truncate", NULL};
+  lz_opts o = lz_opts_check(L, 3, "encode", known);
   long length = -1;
-  if (lua_istable(L, 3)) {
-    lua_getfield(L, 3, "length");
-    if (!lua_isnil(L, -1)) {
-      lua_Integer v = luaL_checkinteger(L, -1);
-      if (v < 1 || v > 1 << 24) luaL_error(L, "encode: length must be 1..16777216 (got %d)", (int)v);
-      length = (long)v;
-    }
-    lua_pop(L, 1);
+  if (lz_opt_has(&o, "length")) {
+    lua_Integer v = lz_opt_integer(&o, "length", 0);
+    if (v < 1 || v > 1 << 24) luaL_error(L, "encode: length must be 1..16777216 (got %d)", (int)v);
+    length = (long)v;
   }
-  int special = opt_bool(L, 3, "add_special_tokens", 1), truncate = opt_bool(L, 3, "truncate", 1);
+  int special = lz_opt_boolean(&o, "add_special_tokens", true), truncate = lz_opt_boolean(&o, "truncate", true);
   size_t count = batch ? lua_rawlen(L, 2) : 1;
   if (batch && count == 0) luaL_argerror(L, 2, "empty table of texts");
   enc *v = lua_newuserdatauv(L, count * sizeof *v, 0);
@@ -141,7 +131,13 @@ static void push_decoded(lua_State *L, zoe_tokenizer *t, const int32_t *ids, siz
 
 static int t_decode(lua_State *L) {
   zoe_tokenizer *t = checktok(L);
-  int skip = opt_bool(L, 3, "skip_special_tokens", 1);
+  static const char *const known[] = {"skip_special_tokens", NULL};
+  if (lua_gettop(L) >= 3 && lz_totensor(L, 3)) { /* the mask beside encode's ids: decode(encode(text)) */
+    lua_pushnil(L);
+    lua_replace(L, 3);
+  }
+  lz_opts o = lz_opts_check(L, 3, "decode", known);
+  int skip = lz_opt_boolean(&o, "skip_special_tokens", true);
   zoe_tensor *x = lz_totensor(L, 2);
   if (!x) {
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -230,7 +226,7 @@ static const luaL_Reg metamethods[] = {
   {"__gc", t_close}, {"__close", t_close}, {"__tostring", t_tostring}, {"__index", NULL}, {NULL, NULL},
 };
 
-void lz_tokenizer_functions(lua_State *L) {
+int lz_open_tokenizer(lua_State *L) {
   if (luaL_newmetatable(L, LZ_TOKENIZER)) {
     luaL_setfuncs(L, metamethods, 0);
     luaL_newlib(L, methods);
@@ -239,4 +235,5 @@ void lz_tokenizer_functions(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, z_tokenizer);
   lua_setfield(L, -2, "tokenizer");
+  return 0;
 }

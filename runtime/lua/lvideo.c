@@ -13,7 +13,8 @@
 #include <string.h>
 
 #include "../io/video.h"
-#include "lzoe.h"
+#include "ltask.h"
+#include "lzlib.h"
 
 #define LZ_VIDEO_WRITER "zoe.VideoWriter"
 /*
@@ -26,41 +27,32 @@
 #define DECODE_COST 1e7
 #define CLOSE_COST 1e7
 
-int lz_open_video(lua_State *L);
-int lz_open_image(lua_State *L);
-
-enum { K_WRITE, K_READ, K_IMAGE_READ, K_IMAGE_WRITE, K_SHEET, K_STREAM_WRITE, K_STREAM_CLOSE };
-
 /* ---- what a task owns ---- */
 
-typedef struct job {
+typedef struct io_task {
+  lz_task base;
+  zoe_tensor *frames;      /* what a write encodes */
   char *path;
   zoe_video_opts o;        /* preset, tune and meta point into 'strs' */
   zoe_video_read_opts r;
   zoe_sheet_opts s;        /* labels point into 'strs' */
-  zoe_tensor **items;      /* contact sheet inputs, retained */
-  int nitems;
   char **strs;
   int nstrs;
   zoe_kv *meta;
   const char **labels;
-} job;
+} io_task; /* a contact sheet's inputs are base.held[] */
 
-static void free_job(void *p) {
-  job *j = p;
-  if (!j) return;
-  for (int i = 0; i < j->nitems; i++) zoe_tensor_release(j->items[i]);
+static void free_io(lz_task *t) {
+  io_task *j = (io_task *)t;
   for (int i = 0; i < j->nstrs; i++) free(j->strs[i]);
-  free(j->items);
   free(j->strs);
   free(j->meta);
   free(j->labels);
   free(j->path);
-  free(j);
 }
 
-/* Copy 's' into the job (freed with it); raises on out of memory. */
-static const char *own(lua_State *L, job *j, const char *s) {
+/* Copy 's' into the task (freed with it); raises on out of memory. */
+static const char *own(lua_State *L, io_task *j, const char *s) {
   char **strs = realloc(j->strs, (j->nstrs + 1) * sizeof *strs);
   if (!strs) luaL_error(L, "out of memory");
   j->strs = strs;
@@ -68,12 +60,10 @@ static const char *own(lua_State *L, job *j, const char *s) {
   return strs[j->nstrs++];
 }
 
-/* A job held by task 't' (so a Lua error cannot leak it). */
-static job *new_job(lua_State *L, lz_task *t, const char *path) {
-  job *j = calloc(1, sizeof *j);
-  if (!j) luaL_error(L, "out of memory");
-  t->extra = j;
-  t->free_extra = free_job;
+/* A task that owns a copy of 'path' (so a Lua error cannot leak anything). */
+static io_task *new_io(lua_State *L, lz_run_fn run, const char *name, const char *path) {
+  io_task *j = LZ_TASK_NEW(L, io_task, run, name);
+  j->base.cleanup = free_io;
   if (!(j->path = strdup(path))) luaL_error(L, "out of memory");
   zoe_video_opts_default(&j->o);
   return j;
@@ -81,71 +71,22 @@ static job *new_job(lua_State *L, lz_task *t, const char *path) {
 
 /* ---- options ---- */
 
-static int opt_field(lua_State *L, int arg, const char *name) {
-  return lua_getfield(L, arg, name) != LUA_TNIL;
-}
-
-/* Raise on a key that is not one of 'known' (a misspelt option should not pass silently). */
-static void check_keys(lua_State *L, int arg, const char *who, const char *const *known) {
-  lua_pushnil(L);
-  while (lua_next(L, arg)) {
-    lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int ok = 0;
-    for (int i = 0; k && known[i]; i++) ok |= !strcmp(k, known[i]);
-    if (!ok) {
-      const char *shown = k ? k : luaL_typename(L, -1);
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (int i = 0; known[i]; i++) {
-        if (i) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, known[i]);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option %s%s%s (%s)", who, k ? "'" : "key of type ", shown, k ? "'" : "",
-                 lua_tostring(L, -1));
-    }
-  }
-}
-
-static int opt_int(lua_State *L, int arg, const char *name, int def, const char *who) {
-  if (!opt_field(L, arg, name)) {
-    lua_pop(L, 1);
-    return def;
-  }
-  int ok;
-  lua_Integer v = lua_tointegerx(L, -1, &ok);
-  if (!ok || v < -(1 << 30) || v > (1 << 30)) luaL_error(L, "%s: option '%s' must be an integer", who, name);
-  lua_pop(L, 1);
+static int opt_int(const lz_opts *o, const char *key, int def) {
+  lua_Integer v = lz_opt_integer(o, key, def);
+  if (v < -(1 << 30) || v > (1 << 30)) luaL_error(o->L, "%s: option '%s' is out of range", o->op, key);
   return (int)v;
 }
 
-static double opt_num(lua_State *L, int arg, const char *name, double def, const char *who) {
-  if (!opt_field(L, arg, name)) {
-    lua_pop(L, 1);
-    return def;
-  }
-  if (!lua_isnumber(L, -1)) luaL_error(L, "%s: option '%s' must be a number", who, name);
-  double v = lua_tonumber(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-static const char *opt_str(lua_State *L, int arg, const char *name, job *j, const char *who) {
-  const char *v = NULL;
-  if (opt_field(L, arg, name)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: option '%s' must be a string", who, name);
-    v = own(L, j, lua_tostring(L, -1));
-  }
-  lua_pop(L, 1);
-  return v;
+static const char *opt_str(const lz_opts *o, const char *key, io_task *j) {
+  const char *v = lz_opt_string(o, key, NULL);
+  return v ? own(o->L, j, v) : NULL;
 }
 
 static int kv_cmp(const void *a, const void *b) { return strcmp(((const zoe_kv *)a)->key, ((const zoe_kv *)b)->key); }
 
 /* metadata = {key = "value" or number}: copied, sorted by key (the file must not depend on pairs' order). */
-static void opt_meta(lua_State *L, int arg, job *j, const char *who) {
-  if (!opt_field(L, arg, "metadata")) {
+static void opt_meta(lua_State *L, int arg, io_task *j, const char *who) {
+  if (lua_getfield(L, arg, "metadata") == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
@@ -174,41 +115,40 @@ static const char *const write_keys[] = {"fps", "crf", "preset", "tune", "speed"
                                          "start_number", "metadata", NULL};
 
 /* Options of video.write, video.writer and image.write, at 'arg' (a table or nil). */
-static void write_opts(lua_State *L, int arg, job *j, const char *who) {
-  if (lua_isnoneornil(L, arg)) return;
-  luaL_checktype(L, arg, LUA_TTABLE);
-  check_keys(L, arg, who, write_keys);
+static void write_opts(lua_State *L, int arg, io_task *j, const char *who) {
+  lz_opts opts = lz_opts_check(L, arg, who, write_keys);
+  if (!opts.arg) return;
+  const lz_opts *p = &opts;
   zoe_video_opts *o = &j->o;
-  o->fps = opt_num(L, arg, "fps", o->fps, who);
-  o->crf = opt_int(L, arg, "crf", o->crf, who);
-  o->speed = opt_int(L, arg, "speed", o->speed, who);
-  o->quality = opt_int(L, arg, "quality", o->quality, who);
-  o->start_number = opt_int(L, arg, "start_number", o->start_number, who);
-  o->preset = opt_str(L, arg, "preset", j, who);
-  o->tune = opt_str(L, arg, "tune", j, who);
-  if (lua_getfield(L, arg, "threads") == LUA_TSTRING) {
+  o->fps = lz_opt_number(p, "fps", o->fps);
+  o->crf = opt_int(p, "crf", o->crf);
+  o->speed = opt_int(p, "speed", o->speed);
+  o->quality = opt_int(p, "quality", o->quality);
+  o->start_number = opt_int(p, "start_number", o->start_number);
+  o->preset = opt_str(p, "preset", j);
+  o->tune = opt_str(p, "tune", j);
+  if (lua_getfield(L, opts.arg, "threads") == LUA_TSTRING) {
     if (strcmp(lua_tostring(L, -1), "auto")) luaL_error(L, "%s: option 'threads' must be an integer or \"auto\"", who);
     o->threads = -1;
   } else if (!lua_isnil(L, -1)) {
-    o->threads = opt_int(L, arg, "threads", o->threads, who);
+    o->threads = opt_int(p, "threads", o->threads);
     if (o->threads < 0) luaL_error(L, "%s: option 'threads' must be >= 0 or \"auto\"", who);
   }
   lua_pop(L, 1);
-  opt_meta(L, arg, j, who);
+  opt_meta(L, opts.arg, j, who);
 }
 
 static const char *const read_keys[] = {"frames", "fps", "width", "height", "dtype", NULL};
 
-static void read_opts(lua_State *L, int arg, job *j, const char *who) {
-  if (lua_isnoneornil(L, arg)) return;
-  luaL_checktype(L, arg, LUA_TTABLE);
-  check_keys(L, arg, who, read_keys);
+static void read_opts(lua_State *L, int arg, io_task *j, const char *who) {
+  lz_opts opts = lz_opts_check(L, arg, who, read_keys);
+  const lz_opts *p = &opts;
   zoe_video_read_opts *r = &j->r;
-  r->max_frames = opt_int(L, arg, "frames", 0, who);
-  r->fps = opt_num(L, arg, "fps", 0, who);
-  r->width = opt_int(L, arg, "width", 0, who);
-  r->height = opt_int(L, arg, "height", 0, who);
-  const char *dt = opt_str(L, arg, "dtype", j, who);
+  r->max_frames = opt_int(p, "frames", 0);
+  r->fps = lz_opt_number(p, "fps", 0);
+  r->width = opt_int(p, "width", 0);
+  r->height = opt_int(p, "height", 0);
+  const char *dt = lz_opt_string(p, "dtype", NULL);
   if (dt && strcmp(dt, "u8") && strcmp(dt, "f32")) luaL_error(L, "%s: option 'dtype' must be \"f32\" or \"u8\"", who);
   r->u8 = dt && !strcmp(dt, "u8");
   if (r->max_frames < 0 || r->fps < 0 || r->width < 0 || r->height < 0)
@@ -217,26 +157,29 @@ static void read_opts(lua_State *L, int arg, job *j, const char *who) {
 
 /* ---- tasks ---- */
 
-static int run_io(lz_task *t, zoe_err *e) {
-  job *j = t->extra;
-  zoe_tensor *r = NULL;
-  int rc = 0;
-  switch (t->kind) {
-    case K_WRITE: rc = zoe_video_write(t->in[0], j->path, &j->o, e); break;
-    case K_IMAGE_WRITE: rc = zoe_image_write(t->in[0], j->path, &j->o, e); break;
-    case K_SHEET:
-      rc = zoe_contact_sheet((const zoe_tensor *const *)j->items, j->nitems, j->path, &j->s, e);
-      break;
-    case K_READ:
-      if (!(r = zoe_video_read(j->path, &j->r, e))) rc = e->code ? e->code : ZOE_EIO;
-      break;
-    case K_IMAGE_READ:
-      if (!(r = zoe_image_read(j->path, e))) rc = e->code ? e->code : ZOE_EIO;
-      break;
-  }
-  t->res[0] = r;
-  t->nres = r ? 1 : 0;
-  return rc;
+static int run_video_write(lz_task *t, zoe_err *e) {
+  io_task *j = (io_task *)t;
+  return zoe_video_write(j->frames, j->path, &j->o, e);
+}
+
+static int run_image_write(lz_task *t, zoe_err *e) {
+  io_task *j = (io_task *)t;
+  return zoe_image_write(j->frames, j->path, &j->o, e);
+}
+
+static int run_sheet(lz_task *t, zoe_err *e) {
+  io_task *j = (io_task *)t;
+  return zoe_contact_sheet((const zoe_tensor *const *)t->held, t->nheld, j->path, &j->s, e);
+}
+
+static int run_video_read(lz_task *t, zoe_err *e) {
+  io_task *j = (io_task *)t;
+  return lz_task_result(t, zoe_video_read(j->path, &j->r, e), e);
+}
+
+static int run_image_read(lz_task *t, zoe_err *e) {
+  io_task *j = (io_task *)t;
+  return lz_task_result(t, zoe_image_read(j->path, e), e);
 }
 
 /* zoe.video.write(frames, path, opts) */
@@ -244,47 +187,43 @@ static int v_write(lua_State *L) {
   zoe_tensor *frames = lz_checktensor(L, 1);
   const char *path = luaL_checkstring(L, 2);
   lua_settop(L, 3);
-  lz_task *t = lz_task_new(L, run_io, "video.write", K_WRITE);
-  job *j = new_job(L, t, path);
+  io_task *j = new_io(L, run_video_write, "video.write", path);
   write_opts(L, 3, j, "video.write");
-  lz_task_in(t, frames);
-  t->cost = (double)zoe_numel(frames) * ENCODE_COST_PER_VALUE;
+  j->frames = lz_task_hold(L, &j->base, frames);
+  j->base.cost = (double)zoe_numel(frames) * ENCODE_COST_PER_VALUE;
   lua_settop(L, 4); /* the task on top */
-  return lz_task_finish(L, t);
+  return lz_task_finish(L, &j->base);
 }
 
 /* zoe.video.read(path, {frames=, fps=, width=, height=, dtype=}) */
 static int v_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_settop(L, 2);
-  lz_task *t = lz_task_new(L, run_io, "video.read", K_READ);
-  job *j = new_job(L, t, path);
+  io_task *j = new_io(L, run_video_read, "video.read", path);
   read_opts(L, 2, j, "video.read");
-  t->cost = DECODE_COST;
+  j->base.cost = DECODE_COST;
   lua_settop(L, 3);
-  return lz_task_finish(L, t);
+  return lz_task_finish(L, &j->base);
 }
 
 static int i_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_settop(L, 1);
-  lz_task *t = lz_task_new(L, run_io, "image.read", K_IMAGE_READ);
-  new_job(L, t, path);
-  t->cost = DECODE_COST;
-  return lz_task_finish(L, t);
+  io_task *j = new_io(L, run_image_read, "image.read", path);
+  j->base.cost = DECODE_COST;
+  return lz_task_finish(L, &j->base);
 }
 
 static int i_write(lua_State *L) {
   zoe_tensor *img = lz_checktensor(L, 1);
   const char *path = luaL_checkstring(L, 2);
   lua_settop(L, 3);
-  lz_task *t = lz_task_new(L, run_io, "image.write", K_IMAGE_WRITE);
-  job *j = new_job(L, t, path);
+  io_task *j = new_io(L, run_image_write, "image.write", path);
   write_opts(L, 3, j, "image.write");
-  lz_task_in(t, img);
-  t->cost = (double)zoe_numel(img) * ENCODE_COST_PER_VALUE;
+  j->frames = lz_task_hold(L, &j->base, img);
+  j->base.cost = (double)zoe_numel(img) * ENCODE_COST_PER_VALUE;
   lua_settop(L, 4);
-  return lz_task_finish(L, t);
+  return lz_task_finish(L, &j->base);
 }
 
 static const char *const sheet_keys[] = {"cols", "every", "scale", "labels", NULL};
@@ -295,13 +234,12 @@ static int v_contact_sheet(lua_State *L) {
   if (!lz_totensor(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
   const char *path = luaL_checkstring(L, 2);
   lua_settop(L, 3);
-  lz_task *t = lz_task_new(L, run_io, who, K_SHEET);
-  job *j = new_job(L, t, path);
+  io_task *j = new_io(L, run_sheet, who, path);
+  lz_task *t = &j->base;
   lua_Integer len = lz_totensor(L, 1) ? 1 : luaL_len(L, 1);
   if (len < 1) luaL_error(L, "%s: no videos or frames given", who);
   if (len > 100000) luaL_error(L, "%s: %d items (at most 100000)", who, (int)len);
   int n = (int)len;
-  if (!(j->items = calloc((size_t)n, sizeof *j->items))) luaL_error(L, "out of memory");
   for (int i = 0; i < n; i++) {
     zoe_tensor *x = lz_totensor(L, 1);
     if (!x) {
@@ -310,15 +248,14 @@ static int v_contact_sheet(lua_State *L) {
       if (!x) luaL_error(L, "%s: item %d is a %s, not a tensor", who, i + 1, luaL_typename(L, -1));
       lua_pop(L, 1);
     }
-    j->items[j->nitems++] = zoe_tensor_retain(x);
+    lz_task_hold(L, t, x);
     t->cost += (double)zoe_numel(x) * ENCODE_COST_PER_VALUE;
   }
-  if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
-    check_keys(L, 3, who, sheet_keys);
-    j->s.cols = opt_int(L, 3, "cols", 0, who);
-    j->s.every = opt_int(L, 3, "every", 0, who);
-    j->s.scale = opt_int(L, 3, "scale", 0, who);
+  lz_opts o = lz_opts_check(L, 3, who, sheet_keys);
+  if (o.arg) {
+    j->s.cols = opt_int(&o, "cols", 0);
+    j->s.every = opt_int(&o, "every", 0);
+    j->s.scale = opt_int(&o, "scale", 0);
     if (lua_getfield(L, 3, "labels") != LUA_TNIL) {
       if (!lua_istable(L, -1)) luaL_error(L, "%s: option 'labels' must be a table of strings", who);
       size_t nl = lua_rawlen(L, -1);
@@ -394,8 +331,7 @@ typedef struct writer_box {
   shared_writer *s;       /* NULL once closed */
 } writer_box;
 
-static void shared_release(void *p) {
-  shared_writer *s = p;
+static void shared_release(shared_writer *s) {
   if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
     zoe_video_writer_abort(s->w);
     free(s);
@@ -419,16 +355,24 @@ static shared_writer *check_writer(lua_State *L) {
   return b->s;
 }
 
+typedef struct stream_task {
+  lz_task base;
+  shared_writer *s; /* one reference, released with the task */
+  zoe_tensor *chunk; /* NULL: close */
+} stream_task;
+
+static void stream_release(lz_task *t) { shared_release(((stream_task *)t)->s); }
+
 static int run_stream(lz_task *t, zoe_err *e) {
-  shared_writer *s = t->extra;
+  stream_task *k = (stream_task *)t;
   int rc;
-  if (t->kind == K_STREAM_WRITE) {
-    rc = zoe_video_writer_write(s->w, t->in[0], e);
+  if (k->chunk) {
+    rc = zoe_video_writer_write(k->s->w, k->chunk, e);
   } else {
-    rc = zoe_video_writer_close(s->w, e);
-    s->w = NULL;
+    rc = zoe_video_writer_close(k->s->w, e);
+    k->s->w = NULL;
   }
-  atomic_store(&s->busy, 0);
+  atomic_store(&k->s->busy, 0);
   return rc;
 }
 
@@ -440,8 +384,7 @@ static int v_writer(lua_State *L) {
   b->s = NULL;
   luaL_setmetatable(L, LZ_VIDEO_WRITER);
   /* the options are copied by the writer; a scratch task owns them until then */
-  lz_task *scratch = lz_task_new(L, run_io, "video.writer", K_WRITE);
-  job *j = new_job(L, scratch, path);
+  io_task *j = new_io(L, run_video_write, "video.writer", path);
   write_opts(L, 2, j, "video.writer");
   shared_writer *s = calloc(1, sizeof *s);
   if (!s) return luaL_error(L, "out of memory");
@@ -462,14 +405,14 @@ static int w_write(lua_State *L) {
   shared_writer *s = check_writer(L);
   zoe_tensor *chunk = lz_checktensor(L, 2);
   lua_settop(L, 2);
-  lz_task *t = lz_task_new(L, run_stream, "video.write", K_STREAM_WRITE);
+  stream_task *k = LZ_TASK_NEW(L, stream_task, run_stream, "video.write");
   atomic_fetch_add(&s->refs, 1);
-  t->extra = s;
-  t->free_extra = shared_release;
-  lz_task_in(t, chunk);
-  t->cost = (double)zoe_numel(chunk) * ENCODE_COST_PER_VALUE;
+  k->s = s;
+  k->base.cleanup = stream_release;
+  k->chunk = lz_task_hold(L, &k->base, chunk);
+  k->base.cost = (double)zoe_numel(chunk) * ENCODE_COST_PER_VALUE;
   atomic_store(&s->busy, 1);
-  return lz_task_finish(L, t); /* the task is on the top */
+  return lz_task_finish(L, &k->base); /* the task is on the top */
 }
 
 /* w:close(): finish and rename the file; raises if that fails (the file is then removed) */
@@ -477,13 +420,13 @@ static int w_close(lua_State *L) {
   shared_writer *s = check_writer(L);
   writer_box *b = lua_touserdata(L, 1);
   lua_settop(L, 1);
-  lz_task *t = lz_task_new(L, run_stream, "video.close", K_STREAM_CLOSE);
-  t->extra = s; /* the box's reference moves to the task */
-  t->free_extra = shared_release;
+  stream_task *k = LZ_TASK_NEW(L, stream_task, run_stream, "video.close");
+  k->s = s; /* the box's reference moves to the task */
+  k->base.cleanup = stream_release;
   b->s = NULL;
-  t->cost = CLOSE_COST;
+  k->base.cost = CLOSE_COST;
   atomic_store(&s->busy, 1);
-  return lz_task_finish(L, t);
+  return lz_task_finish(L, &k->base);
 }
 
 /* w:abort(): drop what was written */

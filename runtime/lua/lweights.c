@@ -13,7 +13,8 @@
 
 #include "../io/safetensors.h"
 #include "../io/weights.h"
-#include "lzoe.h"
+#include "ltask.h"
+#include "lzlib.h"
 
 #define LZ_WEIGHTS "zoe.Weights"
 
@@ -230,17 +231,17 @@ static int w_close(lua_State *L) {
 
 /* ---- zoe.save ---- */
 
-typedef struct save_job {
+typedef struct save_task {
+  lz_task base;
   size_t n, nmeta;
   const char **names;
   zoe_tensor **tensors;
   const char **keys, **values;
   char *path;
-} save_job;
+} save_task;
 
-static void free_save(void *p) {
-  save_job *s = p;
-  if (!s) return;
+static void free_save(lz_task *t) {
+  save_task *s = (save_task *)t;
   for (size_t i = 0; i < s->n; i++) {
     free((char *)s->names[i]);
     zoe_tensor_release(s->tensors[i]);
@@ -254,11 +255,10 @@ static void free_save(void *p) {
   free(s->keys);
   free(s->values);
   free(s->path);
-  free(s);
 }
 
 static int run_save(lz_task *t, zoe_err *e) {
-  save_job *s = t->extra;
+  save_task *s = (save_task *)t;
   return zoe_st_save(s->path, s->n, s->names, s->tensors, s->nmeta, s->keys, s->values, e);
 }
 
@@ -278,7 +278,7 @@ static char *dupstr(lua_State *L, const char *s) {
   return d;
 }
 
-static void add_tensor(lua_State *L, save_job *s, const char *name, zoe_tensor *t) {
+static void add_tensor(lua_State *L, save_task *s, const char *name, zoe_tensor *t) {
   s->names[s->n] = dupstr(L, name);
   s->tensors[s->n++] = zoe_tensor_retain(t); /* counted only once both are set */
 }
@@ -296,11 +296,9 @@ static int z_save(lua_State *L) {
     prefix_range(w, prefix, pl, &lo, &hi);
   }
   size_t n = wb ? hi - lo : table_count(L, 2), nmeta = has_meta ? table_count(L, 3) : 0;
-  lz_task *t = lz_task_new(L, run_save, "zoe.save", 0);
-  save_job *s = calloc(1, sizeof *s);
-  if (!s) return luaL_error(L, "zoe.save: out of memory");
-  t->extra = s;
-  t->free_extra = free_save;
+  save_task *s = LZ_TASK_NEW(L, save_task, run_save, "zoe.save");
+  lz_task *t = &s->base;
+  t->cleanup = free_save;
   s->names = calloc(n + 1, sizeof *s->names);
   s->tensors = calloc(n + 1, sizeof *s->tensors);
   s->keys = calloc(nmeta + 1, sizeof *s->keys);
@@ -362,7 +360,7 @@ static const luaL_Reg metamethods[] = {
   {"__close", w_close}, {"__gc", w_close},  {NULL, NULL},
 };
 
-void lz_weights_functions(lua_State *L) {
+int lz_open_weights(lua_State *L) {
   if (luaL_newmetatable(L, LZ_WEIGHTS)) {
     luaL_setfuncs(L, metamethods, 0);
     luaL_newlib(L, methods);
@@ -370,4 +368,5 @@ void lz_weights_functions(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
+  return 0;
 }

@@ -4,6 +4,7 @@
 local t = require "testlib"
 local zoe = require "zoe"
 local T, nn = zoe.tensor, zoe.nn
+local wan_vae = require "zoe.arch.wan_vae"
 local F = dofile("tests/fixtures/conv.lua")
 
 local function fx(name, dtype)
@@ -20,6 +21,10 @@ local function weights(prefix, dtype)
   end
   return w
 end
+
+-- the same by the roles the VAE blocks take
+local function res_roles(prefix, dtype) return wan_vae.resblock_roles(weights(prefix, dtype), "") end
+local function attn_roles(prefix, dtype) return wan_vae.attention_roles(weights(prefix, dtype), "") end
 
 local function flat(x)
   local n = x:numel()
@@ -158,14 +163,14 @@ end)
 
 for _, name in ipairs {"res", "res_id"} do
   t.test("vae_resblock " .. name .. ": all frames at once", function()
-    local y, cache = nn.vae_resblock(fx(name .. ".x"), weights(name))
+    local y, cache = nn.vae_resblock(fx(name .. ".x"), res_roles(name))
     match(y, name .. ".y")
     t.eq(#cache, 2)
     t.eq(cache[1]:shape()[3], 2, "cached frames")
   end)
 
   t.test("vae_resblock " .. name .. ": chunks of 1, 1, 2, 1 frames with the cache", function()
-    local w, x = weights(name), fx(name .. ".x")
+    local w, x = res_roles(name), fx(name .. ".x")
     local whole = nn.vae_resblock(x, w)
     local parts, cache = {}, nil
     for _, c in ipairs {{1, 1}, {2, 1}, {3, 2}, {5, 1}} do
@@ -182,12 +187,12 @@ for _, name in ipairs {"res", "res_id"} do
 end
 
 t.test("vae_resblock: bf16 weights", function()
-  match(nn.vae_resblock(fx("res.x"), weights("res", "bf16")), "res.y", 1e-2)
+  match(nn.vae_resblock(fx("res.x"), res_roles("res", "bf16")), "res.y", 1e-2)
 end)
 
 t.test("vae_attention", function()
-  match(nn.vae_attention(fx("attn.x"), weights("attn")), "attn.y")
-  match(nn.vae_attention(fx("attn.x"), weights("attn", "bf16")), "attn.y", 1e-2)
+  match(nn.vae_attention(fx("attn.x"), attn_roles("attn")), "attn.y")
+  match(nn.vae_attention(fx("attn.x"), attn_roles("attn", "bf16")), "attn.y", 1e-2)
 end)
 
 t.test("bad input gives errors that say what and where", function()
@@ -212,22 +217,27 @@ t.test("bad input gives errors that say what and where", function()
     "patchify: input 3x2x5x6 is not divisible into 1x2x2 patches")
   t.raises(function() nn.unpatchify(T.zeros(12, 15), {2, 2, 3}, {1, 2, 2}, 4) end,
     "unpatchify: input must be [f*h*w, pt*ph*pw*C] = [12, 16]")
-  local rw = weights("res")
-  rw["residual.2.weight"] = nil
-  local err = t.raises(function() nn.vae_resblock(fx("res.x"), rw) end,
-    "vae_resblock: the weights have no 'residual.2.weight'")
+  local rw = res_roles("res")
+  rw.conv1 = nil
+  local err = t.raises(function() nn.vae_resblock(fx("res.x"), rw) end, "vae_resblock: the weights have no 'conv1'")
   t.ok(err:find("test_conv.lua:%d+:"), "the error names the caller's line: " .. err)
-  local bad = weights("res_id")
-  bad["residual.2.weight"] = T.zeros(6, 5, 3, 3, 3)
+  local named = weights("res")
+  named["residual.2.weight"] = nil
+  t.raises(function() wan_vae.resblock_roles(named, "") end, "wan.vae: the weights have no 'residual.2.weight'")
+  local bad = res_roles("res_id")
+  bad.conv1 = T.zeros(6, 5, 3, 3, 3)
   t.raises(function() nn.vae_resblock(fx("res_id.x"), bad) end,
-    "vae_resblock (residual.2): conv3d: input has 6 channels, weight expects 5 (input 1x6x5x5x6, weight 6x5x3x3x3)")
-  local nosc = weights("res")
-  nosc["shortcut.weight"] = nil
+    "vae_resblock (conv1): conv3d: input has 6 channels, weight expects 5 (input 1x6x5x5x6, weight 6x5x3x3x3)")
+  local nosc = res_roles("res")
+  nosc.shortcut = nil
   t.raises(function() nn.vae_resblock(fx("res.x"), nosc) end,
-    "vae_resblock: input has 4 channels and the block gives 6, but there is no shortcut.weight")
-  t.raises(function() nn.vae_resblock(fx("res.x"), weights("res"), {"frames"}) end, "cache[1] is a string, not a tensor")
-  t.raises(function() nn.vae_attention(fx("res.x"), weights("attn")) end,
-    "vae_attention: to_qkv.weight must be a float [12, 4, 1, 1], got f32 24x8x1x1")
+    "vae_resblock: input has 4 channels and the block gives 6, but there is no shortcut")
+  t.raises(function() nn.vae_resblock(fx("res.x"), res_roles("res"), {"frames"}) end, "cache[1] is a string, not a tensor")
+  t.raises(function() nn.vae_attention(fx("res.x"), attn_roles("attn")) end,
+    "vae_attention: qkv must be a float [12, 4, 1, 1], got f32 24x8x1x1")
+  local typo = res_roles("res")
+  typo.shortcutt = typo.shortcut
+  t.raises(function() nn.vae_resblock(fx("res.x"), typo) end, "vae_resblock: unknown weight 'shortcutt' (did you mean 'shortcut'?)")
 end)
 
 t.done()

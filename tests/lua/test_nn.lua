@@ -4,6 +4,7 @@
 local t = require "testlib"
 local zoe = require "zoe"
 local T, nn = zoe.tensor, zoe.nn
+local wan = require "zoe.arch.wan"
 local F = zoe.load("tests/fixtures/nn.safetensors")
 
 local relerr, close = t.tensor_relerr, t.close
@@ -98,29 +99,35 @@ t.test("modulate and gated_add equal their formulas", function()
     (x + y * g):transpose(1, 2), 1e-6, "gated_add on strided views")
 end)
 
+-- the fixture block's weights by role (its names are the official ones under "blk."), and
+-- Wan's RoPE split of the head dim
+local function block(names) return wan.block_roles(names or F, "blk.") end
+local PAIRS = wan.rope_pairs(F["blk.x"]:size(3) // 4)
+
 t.test("Wan DiT block with f32 and bf16 weights", function()
-  local w = under("blk.")
-  local opts = {heads = 4, grid = {3, 4, 6}, eps = 1e-6}
-  opts.cross_k, opts.cross_v = nn.wan_cross_kv(F["blk.context"], w, opts)
+  local w = block()
+  local opts = {heads = 4, grid = {3, 4, 6}, eps = 1e-6, rope_pairs = PAIRS}
+  opts.cross_k, opts.cross_v = nn.wan_cross_kv(F["blk.context"], w, {heads = 4, eps = 1e-6})
   close(nn.wan_block(F["blk.x"], F["blk.e0"], w, opts), F["blk.y"], 1e-4, "f32")
-  local w16 = {}
-  for k, v in pairs(w) do w16[k] = v:dim() > 1 and v:to("bf16") or v end
-  local o16 = {heads = 4, grid = {3, 4, 6}}
-  o16.cross_k, o16.cross_v = nn.wan_cross_kv(F["blk.context"], w16, o16)
+  local n16 = {}
+  for k, v in pairs(under("blk.")) do n16["blk." .. k] = v:dim() > 1 and v:to("bf16") or v end
+  local w16 = block(n16)
+  local o16 = {heads = 4, grid = {3, 4, 6}, rope_pairs = PAIRS}
+  o16.cross_k, o16.cross_v = nn.wan_cross_kv(F["blk.context"], w16, {heads = 4})
   close(nn.wan_block(F["blk.x"], F["blk.e0"], w16, o16), F["blk.y"], 1e-2, "bf16")
 end)
 
 t.test("Wan DiT block: the feed-forward in row chunks, a batch entry at a time, gives the same", function()
-  local w = under("blk.")
-  local opts = {heads = 4, grid = {3, 4, 6}, eps = 1e-6}
-  opts.cross_k, opts.cross_v = nn.wan_cross_kv(F["blk.context"], w, opts)
+  local w = block()
+  local opts = {heads = 4, grid = {3, 4, 6}, eps = 1e-6, rope_pairs = PAIRS}
+  opts.cross_k, opts.cross_v = nn.wan_cross_kv(F["blk.context"], w, {heads = 4, eps = 1e-6})
   local whole = nn.wan_block(F["blk.x"], F["blk.e0"], w, opts)
   opts.ffn_rows = 7 -- 72 tokens: ten chunks and a short one
   close(nn.wan_block(F["blk.x"], F["blk.e0"], w, opts), whole, 1e-6, "chunks of 7 rows")
   -- the fixture has two batch entries, each with its own modulation; one shared also works
   t.eq(F["blk.e0"]:size(1), 2, "a modulation per entry")
   local e1 = F["blk.e0"]:narrow(1, 1, 1)
-  local shared = nn.wan_block(F["blk.x"], e1, w, {heads = 4, grid = {3, 4, 6}, eps = 1e-6,
+  local shared = nn.wan_block(F["blk.x"], e1, w, {heads = 4, grid = {3, 4, 6}, eps = 1e-6, rope_pairs = PAIRS,
     cross_k = opts.cross_k, cross_v = opts.cross_v})
   opts.ffn_rows = 16
   close(nn.wan_block(F["blk.x"], e1, w, opts), shared, 1e-6, "shared modulation, chunks of 16")
@@ -153,11 +160,41 @@ t.test("bad input: clear errors", function()
   t.raises(function() nn.wan_block(T.zeros(1, 4, 8), T.zeros(1, 6, 8), {}, {heads = 2, grid = {1, 2, 2}}) end,
     "wan_block: options need cross_k and cross_v")
   t.raises(function() nn.t5_layer(T.zeros(1, 3, 8), {}, {heads = 2}) end, "t5_layer: the weights have no 'norm1'")
-  local w = under("blk.")
-  w["ffn.0.weight"] = nil
-  t.raises(function()
-    nn.wan_cross_kv(T.zeros(1, 3, 64), w, {heads = 4})
-  end, "wan_cross_kv: the weights have no 'ffn.0.weight'")
+  local w = block()
+  w.ffn_in = nil
+  t.raises(function() nn.wan_cross_kv(T.zeros(1, 3, 64), w, {heads = 4}) end, "wan_cross_kv: the weights have no 'ffn_in'")
+  w = block()
+  w.cross_attn.k = nil
+  t.raises(function() nn.wan_cross_kv(T.zeros(1, 3, 64), w, {heads = 4}) end,
+    "wan_cross_kv: cross_attn: the weights have no 'k'")
+  local names = under("blk.")
+  names["ffn.0.weight"] = nil
+  local prefixed = {}
+  for k, v in pairs(names) do prefixed["blk." .. k] = v end
+  t.raises(function() block(prefixed) end, "wan.dit: the weights have no 'blk.ffn.0.weight'")
+  -- the C block takes no Wan default for the RoPE split: the arch file gives it
+  local o = {heads = 4, grid = {3, 4, 6}, cross_k = T.zeros(2, 5, 4, 16), cross_v = T.zeros(2, 5, 4, 16)}
+  t.raises(function() nn.wan_block(F["blk.x"], F["blk.e0"], block(), o) end, "wan_block: options need rope_pairs")
+end)
+
+t.test("options and weights by role: a misspelt key is an error that names the nearest", function()
+  local q = T.zeros(1, 2, 1, 4)
+  t.raises(function() nn.attention(q, q, q, {scael = 0.1}) end,
+    "attention: unknown option 'scael' (did you mean 'scale'?); known: bias, mask, out, scale")
+  t.raises(function() nn.conv2d(T.zeros(1, 1, 3, 3), T.zeros(1, 1, 1, 1), nil, {paddign = 1}) end,
+    "conv2d: unknown option 'paddign' (did you mean 'padding'?)")
+  t.raises(function() nn.rope(q, {grid = {2, 1, 1}, thetta = 5}) end, "rope: unknown option 'thetta' (did you mean 'theta'?)")
+  t.raises(function() nn.attention(q, q, q, {zzz = 1}) end, "attention: unknown option 'zzz'; known: bias, mask, out, scale")
+  t.raises(function() nn.attention(q, q, q, {scale = "big"}) end, "attention: option 'scale' must be a number, got a string")
+  local w = block()
+  w.self_attn.norm_qq = w.self_attn.norm_q
+  local o = {heads = 4, grid = {3, 4, 6}, rope_pairs = PAIRS, cross_k = T.zeros(2, 5, 4, 16), cross_v = T.zeros(2, 5, 4, 16)}
+  t.raises(function() nn.wan_block(F["blk.x"], F["blk.e0"], w, o) end,
+    "wan_block: self_attn: unknown weight 'norm_qq' (did you mean 'norm_q'?)")
+  t.raises(function() nn.t5_layer(T.zeros(1, 3, 8), {nrom1 = T.zeros(8)}, {heads = 2}) end,
+    "t5_layer: unknown weight 'nrom1' (did you mean 'norm1'?)")
+  t.raises(function() T.randn({2}, {sed = 1}) end, "randn: unknown option 'sed' (did you mean 'seed'?)")
+  t.raises(function() zoe.json.encode({}, {indnet = true}) end, "json.encode: unknown option 'indnet' (did you mean 'indent'?)")
 end)
 t.test("drop_pages gives a mapped weight's memory back and keeps its values", function()
   local function rss()

@@ -30,12 +30,38 @@ local function unpatchify(u, grid, p, c)
           :reshape(c, f * p[1], h * p[2], w * p[3])
 end
 
+-- A block's weights (under the prefix p, "blocks.3.") by the roles nn.wan_block takes;
+-- a missing weight is named as the checkpoint names it.
+function wan.block_roles(w, p)
+  local function need(name) return util.need(w, p .. name, "wan.dit") end
+  local function attention(a)
+    return {q = need(a .. "q.weight"), q_bias = w[p .. a .. "q.bias"], k = need(a .. "k.weight"),
+            k_bias = w[p .. a .. "k.bias"], v = need(a .. "v.weight"), v_bias = w[p .. a .. "v.bias"],
+            o = need(a .. "o.weight"), o_bias = w[p .. a .. "o.bias"],
+            norm_q = w[p .. a .. "norm_q.weight"], norm_k = w[p .. a .. "norm_k.weight"]}
+  end
+  return {
+    modulation = need("modulation"), self_attn = attention("self_attn."), cross_attn = attention("cross_attn."),
+    norm3 = w[p .. "norm3.weight"], norm3_bias = w[p .. "norm3.bias"],
+    ffn_in = need("ffn.0.weight"), ffn_in_bias = w[p .. "ffn.0.bias"],
+    ffn_out = need("ffn.2.weight"), ffn_out_bias = w[p .. "ffn.2.bias"],
+  }
+end
+
+-- Wan's 3-D RoPE splits each head's dim pairs between time, rows and columns:
+-- d - 4(d/6) dims to time, 2(d/6) to each space axis (pairs are half of those).
+function wan.rope_pairs(head_dim)
+  local third = head_dim // 6
+  return {head_dim // 2 - 2 * third, third, third}
+end
+
 function wan.dit(cfg, w)
   local D, H, p = cfg.dim, cfg.num_heads, cfg.patch_size or {1, 2, 2}
   local eps = cfg.eps or 1e-6
   local patch_w = util.need(w, "patch_embedding.weight", "wan.dit"):view(D, -1)
   local blocks = {}
-  for i = 0, cfg.num_layers - 1 do blocks[i + 1] = util.under(w, ("blocks.%d."):format(i)) end
+  for i = 0, cfg.num_layers - 1 do blocks[i + 1] = wan.block_roles(w, ("blocks.%d."):format(i)) end
+  local pairs_ = wan.rope_pairs(D // H)
   local model = {cfg = cfg, blocks = blocks}
 
   -- text embeddings [L, text_dim], or a list of them (one per batch entry, lengths may
@@ -80,7 +106,8 @@ function wan.dit(cfg, w)
   -- the blocks first..last (1-based, inclusive) on tokens x [B, L, D]
   local function run_blocks(x, e0, kv, grid, first, last)
     for i = first or 1, last or #blocks do
-      x = nn.wan_block(x, e0, blocks[i], {heads = H, eps = eps, grid = grid, cross_k = kv[i][1], cross_v = kv[i][2]})
+      x = nn.wan_block(x, e0, blocks[i], {heads = H, eps = eps, grid = grid, rope_pairs = pairs_,
+                                          cross_k = kv[i][1], cross_v = kv[i][2]})
     end
     return x
   end

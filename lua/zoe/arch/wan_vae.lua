@@ -90,8 +90,34 @@ end
 
 function M.new(cfg, w)
   util.need(w, "decoder.conv1.weight", "wan.vae")
-  return setmetatable({cfg = cfg, w = w, z_dim = cfg.z_dim,
+  return setmetatable({cfg = cfg, w = w, z_dim = cfg.z_dim, roles = {},
                        dec_layers = layout(cfg, true), enc_layers = layout(cfg, false)}, M)
+end
+
+-- The weights of a residual block and of an attention block under the prefix 'pre', by
+-- the roles nn.vae_resblock and nn.vae_attention take; a missing weight is named as the
+-- checkpoint names it.
+function M.resblock_roles(w, pre)
+  local function need(name) return util.need(w, pre .. name, "wan.vae") end
+  return {norm1 = need("residual.0.gamma"), conv1 = need("residual.2.weight"), conv1_bias = w[pre .. "residual.2.bias"],
+          norm2 = need("residual.3.gamma"), conv2 = need("residual.6.weight"), conv2_bias = w[pre .. "residual.6.bias"],
+          shortcut = w[pre .. "shortcut.weight"], shortcut_bias = w[pre .. "shortcut.bias"]}
+end
+
+function M.attention_roles(w, pre)
+  local function need(name) return util.need(w, pre .. name, "wan.vae") end
+  return {norm = need("norm.gamma"), qkv = need("to_qkv.weight"), qkv_bias = w[pre .. "to_qkv.bias"],
+          proj = need("proj.weight"), proj_bias = w[pre .. "proj.bias"]}
+end
+
+-- A block's roles, made once per block.
+local function block(self, pre, attention)
+  local r = self.roles[pre]
+  if not r then
+    r = attention and M.attention_roles(self.w, pre) or M.resblock_roles(self.w, pre)
+    self.roles[pre] = r
+  end
+  return r
 end
 
 local function batched(x)
@@ -111,15 +137,15 @@ function M:decode_chunk(cache, x)
   local w = self.w
   x = cached_conv(cache, "conv1", x, w["decoder.conv1.weight"], w["decoder.conv1.bias"], {padding = {1, 1}, causal_pad = 2})
   local c
-  x, c = nn.vae_resblock(x, util.under(w, "decoder.middle.0."), cache["middle.0"])
+  x, c = nn.vae_resblock(x, block(self, "decoder.middle.0."), cache["middle.0"])
   cache["middle.0"] = c
-  x = nn.vae_attention(x, util.under(w, "decoder.middle.1."))
-  x, c = nn.vae_resblock(x, util.under(w, "decoder.middle.2."), cache["middle.2"])
+  x = nn.vae_attention(x, block(self, "decoder.middle.1.", true))
+  x, c = nn.vae_resblock(x, block(self, "decoder.middle.2."), cache["middle.2"])
   cache["middle.2"] = c
   for _, layer in ipairs(self.dec_layers) do
     local pre = ("decoder.upsamples.%d."):format(layer.index)
     if layer.kind == "res" then
-      x, c = nn.vae_resblock(x, util.under(w, pre), cache[pre])
+      x, c = nn.vae_resblock(x, block(self, pre), cache[pre])
       cache[pre] = c
     else
       if layer.kind == "up3d" then
@@ -175,7 +201,7 @@ function M:encode_chunk(cache, x)
   for _, layer in ipairs(self.enc_layers) do
     local pre = ("encoder.downsamples.%d."):format(layer.index)
     if layer.kind == "res" then
-      x, c = nn.vae_resblock(x, util.under(w, pre), cache[pre])
+      x, c = nn.vae_resblock(x, block(self, pre), cache[pre])
       cache[pre] = c
     else
       x = per_frame(x, function(f)
@@ -192,10 +218,10 @@ function M:encode_chunk(cache, x)
       end
     end
   end
-  x, c = nn.vae_resblock(x, util.under(w, "encoder.middle.0."), cache["middle.0"])
+  x, c = nn.vae_resblock(x, block(self, "encoder.middle.0."), cache["middle.0"])
   cache["middle.0"] = c
-  x = nn.vae_attention(x, util.under(w, "encoder.middle.1."))
-  x, c = nn.vae_resblock(x, util.under(w, "encoder.middle.2."), cache["middle.2"])
+  x = nn.vae_attention(x, block(self, "encoder.middle.1.", true))
+  x, c = nn.vae_resblock(x, block(self, "encoder.middle.2."), cache["middle.2"])
   cache["middle.2"] = c
   return head(self, cache, "head", x, "encoder.head.")
 end

@@ -7,7 +7,7 @@
 
 #include "../nn.h"
 
-/* Wan's WanAttentionBlock, named as in the checkpoint under blocks.N. */
+/* Wan's WanAttentionBlock, by role (lua/zoe/arch/wan.lua maps the checkpoint's names). */
 typedef struct zoe_wan_block_w {
   const zoe_tensor *modulation; /* [1, 6, D] */
   zoe_attn_w self_attn, cross_attn;
@@ -19,8 +19,8 @@ typedef struct zoe_wan_block_opts {
   int heads;
   double eps;
   int64_t grid[3];     /* token grid (frames, rows, cols) for the 3-D RoPE */
-  int rope_pairs[3];   /* pairs of the head dim per axis (Wan: Dh/2 - 2*(Dh/6), Dh/6, Dh/6) */
-  double rope_theta;   /* 10000 */
+  int rope_pairs[3];   /* pairs of the head dim per axis (t, h, w), summing to Dh/2 */
+  double rope_theta;   /* the RoPE base (10000) */
   int64_t ffn_rows;    /* feed-forward in chunks of at most this many tokens; 0: 8192 */
 } zoe_wan_block_opts;
 

@@ -65,22 +65,21 @@ zoe_tensor *zoe_vae_resblock(const zoe_tensor *x, const zoe_vae_resblock_w *w, c
     return NULL;
   }
   if (!w->norm1_gamma || !w->conv1_w || !w->norm2_gamma || !w->conv2_w) {
-    zoe_errf(e, ZOE_EINVAL, "vae_resblock: residual.0.gamma, residual.2.weight, residual.3.gamma and "
-                            "residual.6.weight are required");
+    zoe_errf(e, ZOE_EINVAL, "vae_resblock: norm1, conv1, norm2 and conv2 are required");
     return NULL;
   }
   int64_t cout = w->conv2_w->ndim ? w->conv2_w->shape[0] : 0;
   if (!w->shortcut_w && cout != x->shape[1]) {
     zoe_errf(e, ZOE_ESHAPE, "vae_resblock: input has %lld channels and the block gives %lld, but there is no "
-                            "shortcut.weight (input %s)",
+                            "shortcut (input %s)",
              (long long)x->shape[1], (long long)cout, zoe_shape_str(x, s, sizeof s));
     return NULL;
   }
   const zoe_tensor *prev1 = cache ? cache->conv1 : NULL, *prev2 = cache ? cache->conv2 : NULL;
   zoe_tensor *c1 = NULL, *c2 = NULL, *h = NULL, *y = NULL, *sc = NULL;
-  if (!(h = norm_silu_conv(x, w->norm1_gamma, w->conv1_w, w->conv1_b, prev1, next ? &c1 : NULL, "residual.2", e)))
+  if (!(h = norm_silu_conv(x, w->norm1_gamma, w->conv1_w, w->conv1_b, prev1, next ? &c1 : NULL, "conv1", e)))
     goto fail;
-  if (!(y = norm_silu_conv(h, w->norm2_gamma, w->conv2_w, w->conv2_b, prev2, next ? &c2 : NULL, "residual.6", e)))
+  if (!(y = norm_silu_conv(h, w->norm2_gamma, w->conv2_w, w->conv2_b, prev2, next ? &c2 : NULL, "conv2", e)))
     goto fail;
   if (w->shortcut_w) {
     if (!(sc = zoe_conv3d(x, w->shortcut_w, w->shortcut_b, NULL, NULL, 0, NULL, NULL, e))) {
@@ -152,13 +151,13 @@ zoe_tensor *zoe_vae_attention(const zoe_tensor *x, const zoe_vae_attn_w *w, zoe_
   zoe_tensor *wq = NULL, *wp = NULL, *xn = NULL, *qkv = NULL, *qkv2 = NULL, *bq = NULL, *bp = NULL, *y = NULL,
              *y2 = NULL, *o = NULL, *q = NULL, *k = NULL, *v = NULL;
   if (!w->norm_gamma) {
-    zoe_errf(e, ZOE_EINVAL, "vae_attention: norm.gamma is required");
+    zoe_errf(e, ZOE_EINVAL, "vae_attention: norm is required");
     return NULL;
   }
-  if (!(wq = matrix_weight(w->qkv_w, 3 * C, C, "to_qkv.weight", e)) ||
-      !(wp = matrix_weight(w->proj_w, C, C, "proj.weight", e)) ||
-      (w->qkv_b && !(bq = bias_as(w->qkv_b, 3 * C, 1, (int64_t[]){3 * C}, "to_qkv.bias", e))) ||
-      (w->proj_b && !(bp = bias_as(w->proj_b, C, 5, (int64_t[]){1, C, 1, 1, 1}, "proj.bias", e))))
+  if (!(wq = matrix_weight(w->qkv_w, 3 * C, C, "qkv", e)) ||
+      !(wp = matrix_weight(w->proj_w, C, C, "proj", e)) ||
+      (w->qkv_b && !(bq = bias_as(w->qkv_b, 3 * C, 1, (int64_t[]){3 * C}, "qkv_bias", e))) ||
+      (w->proj_b && !(bp = bias_as(w->proj_b, C, 5, (int64_t[]){1, C, 1, 1, 1}, "proj_bias", e))))
     goto done;
   if (!(xn = zoe_channel_rms_norm(x, 1, w->norm_gamma, NULL, NULL, e))) {
     zoe_err_prefix(e, "vae_attention (norm)");

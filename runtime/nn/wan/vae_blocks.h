@@ -1,24 +1,25 @@
 /*
 ** vae_blocks.h: the Wan VAE's composite blocks, each one call
 ** (Wan2.1 wan/modules/vae.py: ResidualBlock, AttentionBlock).
-** Videos are [N, C, T, H, W]. Weights keep the checkpoint's shapes and may be
-** f32, f16 or bf16.
+** Videos are [N, C, T, H, W]. Weights by role (lua/zoe/arch/wan_vae.lua maps
+** the checkpoint's names to them) keep the checkpoint's shapes and may be f32,
+** f16 or bf16.
 */
 #ifndef ZOE_VAE_BLOCKS_H
 #define ZOE_VAE_BLOCKS_H
 
 #include "../nn.h"
 
-/* ResidualBlock(in, out): the official names under the block's prefix. */
+/* ResidualBlock(in, out). */
 typedef struct zoe_vae_resblock_w {
-  const zoe_tensor *norm1_gamma; /* residual.0.gamma  [in, 1, 1, 1] */
-  const zoe_tensor *conv1_w;     /* residual.2.weight [out, in, 3, 3, 3] */
-  const zoe_tensor *conv1_b;     /* residual.2.bias   [out] (may be NULL) */
-  const zoe_tensor *norm2_gamma; /* residual.3.gamma  [out, 1, 1, 1] */
-  const zoe_tensor *conv2_w;     /* residual.6.weight [out, out, 3, 3, 3] */
-  const zoe_tensor *conv2_b;     /* residual.6.bias   [out] (may be NULL) */
-  const zoe_tensor *shortcut_w;  /* shortcut.weight   [out, in, 1, 1, 1]; NULL when in == out */
-  const zoe_tensor *shortcut_b;  /* shortcut.bias     [out] (may be NULL) */
+  const zoe_tensor *norm1_gamma; /* [in, 1, 1, 1] */
+  const zoe_tensor *conv1_w;     /* [out, in, 3, 3, 3] */
+  const zoe_tensor *conv1_b;     /* [out] (may be NULL) */
+  const zoe_tensor *norm2_gamma; /* [out, 1, 1, 1] */
+  const zoe_tensor *conv2_w;     /* [out, out, 3, 3, 3] */
+  const zoe_tensor *conv2_b;     /* [out] (may be NULL) */
+  const zoe_tensor *shortcut_w;  /* [out, in, 1, 1, 1]; NULL when in == out */
+  const zoe_tensor *shortcut_b;  /* [out] (may be NULL) */
 } zoe_vae_resblock_w;
 
 /*
@@ -43,13 +44,13 @@ typedef struct zoe_vae_cache {
 zoe_tensor *zoe_vae_resblock(const zoe_tensor *x, const zoe_vae_resblock_w *w, const zoe_vae_cache *cache,
                              zoe_vae_cache *next, zoe_err *e);
 
-/* AttentionBlock(C): the official names under the block's prefix. */
+/* AttentionBlock(C). */
 typedef struct zoe_vae_attn_w {
-  const zoe_tensor *norm_gamma; /* norm.gamma     [C, 1, 1] */
-  const zoe_tensor *qkv_w;      /* to_qkv.weight  [3C, C, 1, 1] */
-  const zoe_tensor *qkv_b;      /* to_qkv.bias    [3C] (may be NULL) */
-  const zoe_tensor *proj_w;     /* proj.weight    [C, C, 1, 1] */
-  const zoe_tensor *proj_b;     /* proj.bias      [C] (may be NULL) */
+  const zoe_tensor *norm_gamma; /* [C, 1, 1] */
+  const zoe_tensor *qkv_w;      /* [3C, C, 1, 1] */
+  const zoe_tensor *qkv_b;      /* [3C] (may be NULL) */
+  const zoe_tensor *proj_w;     /* [C, C, 1, 1] */
+  const zoe_tensor *proj_b;     /* [C] (may be NULL) */
 } zoe_vae_attn_w;
 
 /*

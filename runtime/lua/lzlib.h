@@ -1,0 +1,31 @@
+/*
+** lzlib.h: the openers of the parts of the zoe module, each in its own binding
+** file (as lualib.h lists Lua's libraries); lzoe.c calls them from one table.
+** An opener either pushes its module table (zoe.NAME) and returns 1, or sets its
+** functions into the zoe table on the top of the stack and returns 0.
+*/
+#ifndef LZLIB_H
+#define LZLIB_H
+
+#include <lua.h>
+
+/* modules: zoe.tensor, zoe.nn, zoe.video, zoe.image, zoe.json */
+int lz_open_tensor(lua_State *L); /* ltensor.c */
+int lz_open_nn(lua_State *L);     /* lnn.c */
+int lz_open_video(lua_State *L);  /* lvideo.c */
+int lz_open_image(lua_State *L);  /* lvideo.c */
+int lz_open_json(lua_State *L);   /* ljson.c */
+
+/* functions in the zoe table itself */
+int lz_open_runtime(lua_State *L);   /* lruntime.c: version, mem, threads, precision, gemm_backend */
+int lz_open_weights(lua_State *L);   /* lweights.c: load, save */
+int lz_open_tokenizer(lua_State *L); /* ltokenizer.c: tokenizer */
+int lz_open_hash(lua_State *L);      /* lhash.c: hash, hash_file */
+int lz_open_pages(lua_State *L);     /* lpages.c: drop_pages */
+void lz_open_loop(lua_State *L);     /* lloop.c: spawn, sleep, await, run, progress, uv, ... */
+
+/* the module itself (lzoe.c): the C core, and stock lua5.4's entry */
+int luaopen_zoe_core(lua_State *L);
+int luaopen_zoe(lua_State *L);
+
+#endif
