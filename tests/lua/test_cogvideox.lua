@@ -1,6 +1,9 @@
 -- CogVideoX's transformer against diffusers (../shared/fixtures/cogvideox-tiny): the 2B, 5B and
 -- 1.5-I2V configurations on random weights, their output and the debugging tensors (time
--- embedding, patch embedding with positions, block 0), the position tables; 1e-4 relative error.
+-- embedding, patch embedding with positions, block 0), the position tables; and the two
+-- variants the fixture does not hold, 5B-I2V (learned position table) and 1.5-5B text-to-video,
+-- against tools/cogvideox_torch.py (a PyTorch mirror that matches every output of the fixture
+-- to 2e-7; tests/fixtures/cogvideox). 1e-4 relative error.
 local t = require "testlib"
 local zoe = require "zoe"
 local cogvideox = require "zoe.arch.cogvideox"
@@ -58,6 +61,37 @@ t.test("1.5-5B-I2V: linear patch embedding over (c, t, y, x), ofs embedding, int
   close(c, io_.image_rotary_emb_cos, 1e-6, "rope cos")
   close(s, io_.image_rotary_emb_sin, 1e-6, "rope sin")
   check("transformer_1_5", function(io) return {ofs = io.ofs} end)
+end)
+
+local V = zoe.load("tests/fixtures/cogvideox/variants.safetensors")
+local VC = zoe.json.decode(io.open("tests/fixtures/cogvideox/variants.json"):read("a"))
+
+-- a fixture model's weights with some replaced (the variant's own tensors under 'prefix')
+local function variant(name)
+  local base = VC[name].base
+  local w = zoe.load(root .. base .. "/weights.safetensors")
+  local own = {}
+  for _, k in ipairs(V:keys()) do
+    local rest = k:match("^" .. name .. "%.(.*)$")
+    if rest then own[rest] = V:get(k) end
+  end
+  local view = setmetatable({}, {__index = function(_, k) return own[k] or w[k] end})
+  return VC[name].config, view, zoe.load(root .. base .. "/io.safetensors"), own
+end
+
+t.test("5B-I2V: 32-style doubled input channels and a learned position table", function()
+  local cfg, w, io_, own = variant("i2v5b")
+  local tr = cogvideox.transformer(cfg, w)
+  close(tr.forward(own.hidden_states, io_.timestep:to("f32"), io_.encoder_hidden_states), own.sample, 1e-4, "5B-I2V sample")
+  local small = own.hidden_states:narrow(4, 1, 2)
+  t.raises(function() tr.forward(small, io_.timestep:to("f32"), io_.encoder_hidden_states) end,
+    "learned positions are for 25 tokens")
+end)
+
+t.test("1.5-5B text-to-video: patch_size_t 2 without the ofs embedding", function()
+  local cfg, w, io_, own = variant("t2v15")
+  local tr = cogvideox.transformer(cfg, w)
+  close(tr.forward(own.hidden_states, io_.timestep:to("f32"), io_.encoder_hidden_states), own.sample, 1e-4, "1.5-5B sample")
 end)
 
 t.done()
