@@ -76,7 +76,7 @@ end
 
 -- The families zoe knows, asked in this order about a folder that does not name its
 -- family. A family is the module zoe.family.NAME (lua/zoe/family/README.md).
-models.families = {"wan", "ltx"}
+models.families = {"wan", "ltx", "cogvideox"}
 
 -- Adds a family (a module zoe.family.NAME) to those asked about folders.
 function models.register_family(name)

@@ -2,7 +2,7 @@
 --
 --   local frames, record = zoe.pipeline.text2video{model = "zoe-tiny", prompt = "...",
 --     negative =, width =, height =, frames =, fps =, steps =, sampler =, schedule =,
---     shift =, cfg =, cfg_rescale =, seed =, on_step = fn(state), out = "out/a.mp4",
+--     shift =, cfg =, dynamic_cfg =, cfg_rescale =, seed =, on_step = fn(state), out = "out/a.mp4",
 --     vars = {...}, release_text_encoder = false}
 --   zoe.pipeline.image2video{..., image = [3, H, W] tensor or a path}
 --   zoe.pipeline.extend{..., video = [3, T, H, W] tensor or a path, context_frames = 1}
@@ -10,19 +10,21 @@
 -- frames: [3, T, H, W] in [-1, 1]. record: every setting, the seed, the model and its
 -- weights hash, versions, timings. With out =, the video is written as it is decoded,
 -- record beside it as JSON, and the recipe (the record without timings) in the file's
--- metadata, which is what zoe.replay(path) makes the same video again from.
+-- metadata, which is what zoe.replay(path) makes the same video again from. dynamic_cfg = true
+-- turns cfg into CogVideoX's schedule of scales (zoe.guidance.dynamic(cfg, steps)).
 -- Settings the model does not fix default to the model's own (model.defaults). Everything
 -- model-specific (frame counts, latents, conditioning) is asked of the model (the Model
 -- contract, lua/zoe/family/README.md).
 local zoe = require "zoe"
 local prompt = require "zoe.prompt"
+local guidance = require "zoe.guidance"
 local T = zoe.tensor
 
 local pipeline = {}
 
 local KNOWN = {
   "model", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
-  "shift", "cfg", "cfg_rescale", "seed", "on_step", "out", "vars", "release_text_encoder", "image",
+  "shift", "cfg", "dynamic_cfg", "cfg_rescale", "seed", "on_step", "out", "vars", "release_text_encoder", "image",
   "video", "context_frames", "eta", "s_noise", "order", "corrector", "metadata", "crf", "preset",
 }
 
@@ -72,6 +74,7 @@ local function settings(spec, model, mode)
     steps = spec.steps or d.steps, sampler = spec.sampler or d.sampler,
     schedule = spec.schedule or d.schedule, shift = spec.shift or d.shift,
     cfg = spec.cfg or d.cfg, cfg_rescale = spec.cfg_rescale,
+    dynamic_cfg = spec.dynamic_cfg == nil and d.dynamic_cfg or spec.dynamic_cfg,
     seed = spec.seed or math.random(0, 2 ^ 31 - 1),
     eta = spec.eta, s_noise = spec.s_noise, order = spec.order, corrector = spec.corrector,
     context_frames = spec.context_frames, vars = spec.vars,
@@ -85,7 +88,7 @@ local function settings(spec, model, mode)
   local ok, err = pcall(zoe.sampler.get, s.sampler)
   if not ok then error(("%s: %s"):format(mode, err), 4) end
   if type(s.cfg) ~= "number" and type(s.cfg) ~= "function" then
-    error(("%s: cfg must be a number or fn(step, sigma), got %s"):format(mode, type(s.cfg)), 4)
+    error(("%s: cfg must be a number or fn(step, sigma, timestep), got %s"):format(mode, type(s.cfg)), 4)
   end
   return s
 end
@@ -213,6 +216,9 @@ local function run(mode, spec)
   if s.schedule == model.defaults.schedule then
     for k, v in pairs(model.defaults.schedule_opts or {}) do sample[k] = v end
   end
+  if s.dynamic_cfg and type(s.cfg) == "number" then sample.cfg = guidance.dynamic(s.cfg, s.steps) end
+  -- the model's noise table, whatever the schedule (CogVideoX: its scheduler's SNR shift, zero SNR)
+  for k, v in pairs(model.sample_settings or {}) do sample[k] = v end
   local x = zoe.sample(sample)
   timings.denoise = now() - t0
   model_precision(false)
@@ -230,7 +236,8 @@ local function run(mode, spec)
   -- a to-be-closed writer: an error or a cancel while decoding removes its temporary file
   local writer <close> = spec.out and
     zoe.video.writer(spec.out, {fps = s.fps, metadata = meta, crf = spec.crf, preset = spec.preset}) or nil
-  local frames = model:decode(x, {on_frames = writer and function(chunk) writer:write(chunk) end, seed = s.seed})
+  local frames = model:decode(x, {on_frames = writer and function(chunk) writer:write(chunk) end, seed = s.seed,
+                                  frames = s.frames})
   timings.decode = now() - t0
   if writer then
     t0 = now()
@@ -279,7 +286,8 @@ function pipeline.replay(path, opts)
   end
   local spec = {model = opts.model or r.model, out = opts.out}
   for _, k in ipairs {"vars", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
-                      "shift", "cfg", "cfg_rescale", "seed", "eta", "s_noise", "order", "corrector", "context_frames"} do
+                      "shift", "cfg", "dynamic_cfg", "cfg_rescale", "seed", "eta", "s_noise", "order", "corrector",
+                      "context_frames"} do
     if r[k] ~= nil then spec[k] = r[k] end
   end
   if r.mode == "image2video" then spec.image = opts.image or r.image end

@@ -122,6 +122,11 @@ function prompt.encode(model, text)
   ids[#ids + 1] = model:eos_id()
   weights[#weights + 1] = 1
   local emb = model:encode_ids(ids)
+  -- a family that pads to a fixed length (CogVideoX: 226) gives rows past the ids weight 1; one
+  -- that truncates keeps the first ids and the end token, as its tokenizer does
+  local rows = emb:size(1)
+  if #weights > rows then weights = {table.unpack(weights, 1, rows - 1)}; weights[rows] = 1 end
+  for i = #weights + 1, rows do weights[i] = 1 end
   local scaled = emb * T.tensor(weights):unsqueeze(2)
   -- back to the unweighted norm (T5 embeddings have a mean near 0: A1111's rescale of
   -- the mean would divide by almost nothing)

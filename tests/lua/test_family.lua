@@ -116,7 +116,7 @@ end)
 t.test("a registered family recognizes its folders; model.lua and config.json may name it", function()
   models.register_family("toy")
   models.register_family("toy") -- once is enough
-  t.eq(models.families, {"wan", "ltx", "toy"})
+  t.eq(models.families, {"wan", "ltx", "cogvideox", "toy"})
   local m = models.load(folder("one", {["toy.json"] = "{}"}))
   t.eq(m.family, "toy")
   t.eq(m.name, "toy-one")
@@ -130,7 +130,7 @@ t.test("a model.lua must name its family; an unknown family lists the known ones
   t.raises(function() models.load(folder("nofam", {["model.lua"] = 'return {name = "x"}'})) end,
     "model.lua: name the model's family")
   t.raises(function() models.load(folder("badfam", {["model.lua"] = 'return {family = "nope"}'})) end,
-    "unknown model family 'nope' (wan, ltx, toy)")
+    "unknown model family 'nope' (wan, ltx, cogvideox, toy)")
 end)
 
 -- ---------------------------------------------------------------- the pipeline asks the model
