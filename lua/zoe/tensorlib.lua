@@ -12,7 +12,10 @@ local methods = meta.methods
 
 local M = {}
 
-local FLOATS = {f32 = true, f16 = true, bf16 = true}
+local FLOATS = {f32 = true, f16 = true, bf16 = true, f64 = true, f8_e4m3 = true, f8_e5m2 = true}
+-- quantized blocks (GGUF's types) are not printed entry by entry: t:to("f32") shows them
+local QUANTIZED = {q4_0 = true, q4_1 = true, q5_0 = true, q5_1 = true, q8_0 = true, q2_k = true, q3_k = true,
+                   q4_k = true, q5_k = true, q6_k = true}
 
 -- ---------------------------------------------------------------- indices
 
@@ -115,6 +118,7 @@ function M.tostring(t)
   local shape = ndim == 0 and "scalar" or table.concat(t:shape(), "x")
   local head = ("[zoe.Tensor %s %s]"):format(t:dtype(), shape)
   if t:numel() == 0 then return head end
+  if QUANTIZED[t:dtype()] then return head .. " (quantized blocks)" end
   local node = shown(t, t:numel() > SUMMARIZE_OVER)
   local acc = {max = 0, min = math.huge}
   extremes(node, acc)

@@ -16,17 +16,27 @@ static const struct {
   [ZOE_BF16] = {"bf16", 2, true}, [ZOE_I32] = {"i32", 4, false},
   [ZOE_U8] = {"u8", 1, false},   [ZOE_I64] = {"i64", 8, false},
   [ZOE_BOOL] = {"bool", 1, false}, [ZOE_F64] = {"f64", 8, true},
+  [ZOE_F8_E4M3] = {"f8_e4m3", 1, true}, [ZOE_F8_E5M2] = {"f8_e5m2", 1, true},
+  /* quantized blocks: bytes per block (ggml's block_* structs) */
+  [ZOE_Q4_0] = {"q4_0", 18, false}, [ZOE_Q4_1] = {"q4_1", 20, false},
+  [ZOE_Q5_0] = {"q5_0", 22, false}, [ZOE_Q5_1] = {"q5_1", 24, false},
+  [ZOE_Q8_0] = {"q8_0", 34, false}, [ZOE_Q2_K] = {"q2_k", 84, false},
+  [ZOE_Q3_K] = {"q3_k", 110, false}, [ZOE_Q4_K] = {"q4_k", 144, false},
+  [ZOE_Q5_K] = {"q5_k", 176, false}, [ZOE_Q6_K] = {"q6_k", 210, false},
 };
 
 size_t zoe_dtype_size(zoe_dtype dt) { return dt < ZOE_NDTYPES ? dtypes[dt].size : 0; }
 const char *zoe_dtype_name(zoe_dtype dt) { return dt < ZOE_NDTYPES ? dtypes[dt].name : "?"; }
 bool zoe_dtype_is_float(zoe_dtype dt) { return dt < ZOE_NDTYPES && dtypes[dt].is_float; }
+size_t zoe_dtype_align(zoe_dtype dt) { return zoe_dtype_is_quant(dt) ? 2 : zoe_dtype_size(dt); }
 
 int zoe_dtype_from_name(const char *name, zoe_dtype *out) {
   static const struct { const char *alias; zoe_dtype dt; } aliases[] = {
     {"float32", ZOE_F32}, {"float", ZOE_F32},   {"float16", ZOE_F16}, {"half", ZOE_F16},
     {"bfloat16", ZOE_BF16}, {"int32", ZOE_I32}, {"int", ZOE_I32},     {"uint8", ZOE_U8},
     {"int64", ZOE_I64}, {"long", ZOE_I64}, {"float64", ZOE_F64}, {"double", ZOE_F64},
+    {"int64", ZOE_I64}, {"long", ZOE_I64}, {"float8_e4m3fn", ZOE_F8_E4M3}, {"float8_e5m2", ZOE_F8_E5M2},
+    {"q2_K", ZOE_Q2_K}, {"q3_K", ZOE_Q3_K}, {"q4_K", ZOE_Q4_K}, {"q5_K", ZOE_Q5_K}, {"q6_K", ZOE_Q6_K},
   };
   for (int i = 0; i < ZOE_NDTYPES; i++)
     if (strcmp(name, dtypes[i].name) == 0) { *out = (zoe_dtype)i; return 0; }
@@ -64,6 +74,47 @@ float zoe_f16_to_f32(uint16_t h) {
   return zoe_bits_f32(sign | ((e + 112) << 23) | (m << 13));
 }
 
+/* ---- float8 ---- */
+
+static float f8_to_f32(uint8_t b, int mbits, int bias) {
+  int e = (b & 0x7f) >> mbits, m = b & ((1 << mbits) - 1);
+  float v = e ? ldexpf((float)((1 << mbits) | m), e - bias - mbits) : ldexpf((float)m, 1 - bias - mbits);
+  return b & 0x80 ? -v : v;
+}
+
+float zoe_f8_e4m3_to_f32(uint8_t b) { return (b & 0x7f) == 0x7f ? NAN : f8_to_f32(b, 3, 7); }
+
+float zoe_f8_e5m2_to_f32(uint8_t b) {
+  if ((b & 0x7c) == 0x7c) return (b & 3) ? NAN : (b & 0x80) ? -INFINITY : INFINITY;
+  return f8_to_f32(b, 2, 15);
+}
+
+/* Round |f| to nearest even on a grid of 'mbits' mantissa bits and exponent bias 'bias'; the code
+** may run past the largest finite one (the caller decides what overflow is). */
+static unsigned f8_round(float a, int mbits, int bias) {
+  int e;
+  float m = frexpf(a, &e); /* a = m * 2^e, m in [0.5, 1) */
+  e -= 1;                  /* a = (2m) * 2^e, 2m in [1, 2) */
+  if (e < 1 - bias) return (unsigned)rintf(ldexpf(a, bias - 1 + mbits)); /* subnormal: steps of 2^(1-bias-mbits) */
+  unsigned q = (unsigned)rintf(ldexpf(m, mbits + 1)); /* (1 + mant / 2^mbits) * 2^mbits, to nearest even */
+  return ((unsigned)(e + bias) << mbits) + (q - (1u << mbits)); /* a carry out of the mantissa bumps the exponent */
+}
+
+uint8_t zoe_f32_to_f8_e4m3(float f) {
+  uint8_t sign = signbit(f) ? 0x80 : 0;
+  if (isnan(f) || isinf(f)) return sign | 0x7f;
+  unsigned c = f == 0 ? 0 : f8_round(fabsf(f), 3, 7);
+  return sign | (uint8_t)(c >= 0x7f ? 0x7f : c); /* past 448: NaN (e4m3fn has no infinity) */
+}
+
+uint8_t zoe_f32_to_f8_e5m2(float f) {
+  uint8_t sign = signbit(f) ? 0x80 : 0;
+  if (isnan(f)) return sign | 0x7f;
+  if (isinf(f)) return sign | 0x7c;
+  unsigned c = f == 0 ? 0 : f8_round(fabsf(f), 2, 15);
+  return sign | (uint8_t)(c >= 0x7c ? 0x7c : c); /* past 57344: infinity */
+}
+
 double zoe_load_elem(zoe_dtype dt, const void *base, int64_t i) {
   switch (dt) {
     case ZOE_F32: return ((const float *)base)[i];
@@ -74,6 +125,8 @@ double zoe_load_elem(zoe_dtype dt, const void *base, int64_t i) {
     case ZOE_I64: return (double)((const int64_t *)base)[i];
     case ZOE_BOOL: return ((const uint8_t *)base)[i] != 0;
     case ZOE_F64: return ((const double *)base)[i];
+    case ZOE_F8_E4M3: return zoe_f8_e4m3_to_f32(((const uint8_t *)base)[i]);
+    case ZOE_F8_E5M2: return zoe_f8_e5m2_to_f32(((const uint8_t *)base)[i]);
     default: return 0;
   }
 }
@@ -98,6 +151,8 @@ void zoe_store_elem(zoe_dtype dt, void *base, int64_t i, double v) {
       break;
     case ZOE_BOOL: ((uint8_t *)base)[i] = v != 0; break;
     case ZOE_F64: ((double *)base)[i] = v; break;
+    case ZOE_F8_E4M3: ((uint8_t *)base)[i] = zoe_f32_to_f8_e4m3((float)v); break;
+    case ZOE_F8_E5M2: ((uint8_t *)base)[i] = zoe_f32_to_f8_e5m2((float)v); break;
     default: break;
   }
 }

@@ -20,10 +20,40 @@ typedef enum zoe_dtype {
   ZOE_I64,  /* storage only: read from checkpoints, converted before use */
   ZOE_BOOL, /* storage only: one byte, 0 or 1 */
   ZOE_F64,  /* storage only: reference fixtures keep Python floats as F64 */
+  ZOE_F8_E4M3, /* float8 e4m3fn (no infinities, max 448), widened like f16/bf16 */
+  ZOE_F8_E5M2, /* float8 e5m2 (IEEE-like, max 57344) */
+  /*
+  ** Quantized blocks (ggml's formats, runtime/core/quant.h): a run of elements is
+  ** stored as one block of bytes, so a tensor of these holds whole blocks, is
+  ** contiguous, and starts on a block. Only linear layers, dequantization (to)
+  ** and copies take them; other ops refuse them.
+  */
+  ZOE_Q4_0,
+  ZOE_Q4_1,
+  ZOE_Q5_0,
+  ZOE_Q5_1,
+  ZOE_Q8_0,
+  ZOE_Q2_K,
+  ZOE_Q3_K,
+  ZOE_Q4_K,
+  ZOE_Q5_K,
+  ZOE_Q6_K,
   ZOE_NDTYPES
 } zoe_dtype;
 
+/* Bytes per element; for quantized types, bytes per block (zoe_dtype_block elements). */
 size_t zoe_dtype_size(zoe_dtype dt);
+/* Elements per block: 32 or 256 for quantized types, 1 for the others. */
+static inline int64_t zoe_dtype_block(zoe_dtype dt) {
+  return dt >= ZOE_Q4_0 && dt <= ZOE_Q8_0 ? 32 : dt >= ZOE_Q2_K && dt < ZOE_NDTYPES ? 256 : 1;
+}
+static inline bool zoe_dtype_is_quant(zoe_dtype dt) { return dt >= ZOE_Q4_0 && dt < ZOE_NDTYPES; }
+/* Bytes of 'n' elements (for quantized types n is a whole number of blocks). */
+static inline size_t zoe_dtype_bytes(zoe_dtype dt, int64_t n) {
+  return (size_t)(n / zoe_dtype_block(dt)) * zoe_dtype_size(dt);
+}
+/* The alignment a typed load of this dtype needs (a block's f16 scales need 2). */
+size_t zoe_dtype_align(zoe_dtype dt);
 const char *zoe_dtype_name(zoe_dtype dt);           /* "f32", "bf16", ... */
 int zoe_dtype_from_name(const char *name, zoe_dtype *out); /* 0 or ZOE_EINVAL */
 bool zoe_dtype_is_float(zoe_dtype dt);
@@ -39,6 +69,11 @@ static inline uint16_t zoe_f32_to_bf16(float f) {
 }
 uint16_t zoe_f32_to_f16(float f);
 float zoe_f16_to_f32(uint16_t h);
+/* float8: exact widening; narrowing rounds to nearest even (e4m3fn: past 448 is NaN, as PyTorch) */
+float zoe_f8_e4m3_to_f32(uint8_t b);
+float zoe_f8_e5m2_to_f32(uint8_t b);
+uint8_t zoe_f32_to_f8_e4m3(float f);
+uint8_t zoe_f32_to_f8_e5m2(float f);
 
 /* Element 'i' of a buffer of dtype 'dt' as a double, and the reverse. */
 double zoe_load_elem(zoe_dtype dt, const void *base, int64_t i);

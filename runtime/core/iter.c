@@ -2,6 +2,7 @@
 ** iter.c: the strided walk, and the copy that every layout change uses.
 */
 #include "iter.h"
+#include "quant.h"
 
 #include "pool.h"
 
@@ -31,6 +32,9 @@ int zoe_iter_init(zoe_iter *it, int nops, const zoe_tensor *const *ops, int ndim
   for (int i = 0; i < ndim; i++) it->numel *= shape[i];
   for (int k = 0; k < nops; k++) {
     const zoe_tensor *t = ops[k];
+    if (zoe_dtype_is_quant(t->dtype)) /* blocks have no per-element address */
+      return zoe_errf(e, ZOE_EDTYPE, "%s: operand %d is %s, quantized: dequantize it first (t:to(\"f32\"))", op, k + 1,
+                      zoe_dtype_name(t->dtype));
     int lead = ndim - t->ndim;
     int64_t es = (int64_t)zoe_dtype_size(t->dtype);
     if (lead < 0) goto bad;
@@ -152,6 +156,7 @@ static void copy_inner(void *arg, int64_t n, char **p, const int64_t *s) {
 }
 
 int zoe_copy_(zoe_tensor *dst, const zoe_tensor *src, zoe_err *e) {
+  if (zoe_dtype_is_quant(dst->dtype) || zoe_dtype_is_quant(src->dtype)) return zoe_copy_quant(dst, src, e);
   zoe_iter it;
   const zoe_tensor *ops[2] = {dst, src};
   int rc = zoe_iter_init(&it, 2, ops, dst->ndim, dst->shape, "copy", e);

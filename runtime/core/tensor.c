@@ -181,7 +181,13 @@ zoe_tensor *zoe_empty(zoe_dtype dt, int ndim, const int64_t *shape, zoe_err *e) 
     return NULL;
   }
   if (check_shape(ndim, shape, "empty", e, &n)) return NULL;
-  zoe_storage *s = zoe_storage_new((size_t)n * zoe_dtype_size(dt), e);
+  if (n % zoe_dtype_block(dt)) {
+    char a[96];
+    zoe_errf(e, ZOE_ESHAPE, "empty: %s (%lld values) is not a whole number of %s blocks of %lld",
+             zoe_shape_str_n(ndim, shape, a, sizeof a), (long long)n, zoe_dtype_name(dt), (long long)zoe_dtype_block(dt));
+    return NULL;
+  }
+  zoe_storage *s = zoe_storage_new(zoe_dtype_bytes(dt, n), e);
   if (!s) return NULL;
   zoe_tensor *t = alloc_header(s, dt, ndim, shape, e);
   if (!t) zoe_storage_release(s);
@@ -194,11 +200,15 @@ zoe_tensor *zoe_empty_like(const zoe_tensor *t, zoe_err *e) {
 
 zoe_tensor *zoe_zeros(zoe_dtype dt, int ndim, const int64_t *shape, zoe_err *e) {
   zoe_tensor *t = zoe_empty(dt, ndim, shape, e);
-  if (t) memset(zoe_data(t), 0, (size_t)zoe_numel(t) * zoe_dtype_size(dt));
+  if (t) memset(zoe_data(t), 0, zoe_dtype_bytes(dt, zoe_numel(t))); /* all-zero blocks are zeros too */
   return t;
 }
 
 zoe_tensor *zoe_full(zoe_dtype dt, int ndim, const int64_t *shape, double v, zoe_err *e) {
+  if (zoe_dtype_is_quant(dt)) {
+    zoe_errf(e, ZOE_EDTYPE, "full: cannot fill %s (quantized) tensors", zoe_dtype_name(dt));
+    return NULL;
+  }
   zoe_tensor *t = zoe_empty(dt, ndim, shape, e);
   if (!t) return NULL;
   int64_t n = zoe_numel(t);
@@ -215,6 +225,10 @@ zoe_tensor *zoe_full(zoe_dtype dt, int ndim, const int64_t *shape, double v, zoe
 }
 
 zoe_tensor *zoe_arange(zoe_dtype dt, double start, double end, double step, zoe_err *e) {
+  if (zoe_dtype_is_quant(dt)) {
+    zoe_errf(e, ZOE_EDTYPE, "arange: cannot make a %s (quantized) range", zoe_dtype_name(dt));
+    return NULL;
+  }
   if (step == 0 || !isfinite(start) || !isfinite(end) || !isfinite(step)) {
     zoe_errf(e, ZOE_EINVAL, "arange: step must be non-zero and bounds finite");
     return NULL;
@@ -232,8 +246,8 @@ zoe_tensor *zoe_arange(zoe_dtype dt, double start, double end, double step, zoe_
 }
 
 zoe_tensor *zoe_linspace(zoe_dtype dt, double start, double end, int64_t n, zoe_err *e) {
-  if (n < 0) {
-    zoe_errf(e, ZOE_EINVAL, "linspace: negative count %lld", (long long)n);
+  if (n < 0 || zoe_dtype_is_quant(dt)) {
+    zoe_errf(e, ZOE_EINVAL, "linspace: negative count %lld or a quantized dtype", (long long)n);
     return NULL;
   }
   zoe_tensor *t = zoe_empty(dt, 1, &n, e);
@@ -262,8 +276,9 @@ zoe_tensor *zoe_tensor_view_of(zoe_storage *s, zoe_dtype dt, int ndim, const int
     if (stride[i] >= 0) hi += stride[i] * (shape[i] - 1);
     else lo += stride[i] * (shape[i] - 1);
   }
-  size_t es = zoe_dtype_size(dt);
-  if (offset < 0 || lo < 0 || (n > 0 && (uint64_t)(hi + 1) * es > s->nbytes)) {
+  int64_t bl = zoe_dtype_block(dt); /* quantized: whole blocks up to the last element */
+  uint64_t need = (uint64_t)((hi + bl) / bl) * zoe_dtype_size(dt);
+  if (offset < 0 || lo < 0 || (n > 0 && need > s->nbytes)) {
     zoe_errf(e, ZOE_ERANGE, "view: layout reaches past its storage of %zu bytes", s->nbytes);
     return NULL;
   }

@@ -62,8 +62,8 @@ zoe_tensor *zoe_tensor_view_of(zoe_storage *s, zoe_dtype dt, int ndim, const int
 /* ---- queries ---- */
 int64_t zoe_numel(const zoe_tensor *t);
 bool zoe_is_contiguous(const zoe_tensor *t);
-static inline void *zoe_data(const zoe_tensor *t) {
-  return (char *)t->storage->data + t->offset * (int64_t)zoe_dtype_size(t->dtype);
+static inline void *zoe_data(const zoe_tensor *t) { /* a quantized tensor's offset is a whole number of blocks */
+  return (char *)t->storage->data + t->offset / zoe_dtype_block(t->dtype) * (int64_t)zoe_dtype_size(t->dtype);
 }
 bool zoe_same_shape(const zoe_tensor *a, const zoe_tensor *b);
 /* "2x3x4" ("scalar" for 0 dims) into 'buf'; returns buf. */

@@ -110,41 +110,6 @@ static int read_metadata(zoe_weights *w, const cJSON *j, zoe_err *e) {
   return 0;
 }
 
-typedef struct span {
-  uint64_t begin, end;
-  size_t i;
-} span;
-
-static int cmp_span(const void *a, const void *b) {
-  const span *x = a, *y = b;
-  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
-  return x->end < y->end ? -1 : x->end > y->end;
-}
-
-static int check_overlaps(zoe_weights *w, zoe_err *e) {
-  if (w->n < 2) return 0;
-  span *sp = malloc(w->n * sizeof *sp);
-  if (!sp) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", w->path);
-  for (size_t i = 0; i < w->n; i++)
-    sp[i] = (span){w->entries[i].begin, w->entries[i].begin + w->entries[i].nbytes, i};
-  qsort(sp, w->n, sizeof *sp, cmp_span);
-  int rc = 0;
-  size_t last = SIZE_MAX; /* the non-empty span reaching farthest so far */
-  for (size_t k = 0; k < w->n && !rc; k++) {
-    if (sp[k].begin == sp[k].end) continue; /* empty tensors overlap nothing */
-    if (last != SIZE_MAX && sp[k].begin < sp[last].end) {
-      const zoe_wentry *a = &w->entries[sp[last].i], *b = &w->entries[sp[k].i];
-      rc = zoe_errf(e, ZOE_EFORMAT, "%s: tensors '%s' (bytes %llu..%llu) and '%s' (bytes %llu..%llu) "
-                    "overlap", w->path, a->name, (unsigned long long)sp[last].begin,
-                    (unsigned long long)sp[last].end, b->name, (unsigned long long)sp[k].begin,
-                    (unsigned long long)sp[k].end);
-    }
-    if (last == SIZE_MAX || sp[k].end > sp[last].end) last = k;
-  }
-  free(sp);
-  return rc;
-}
-
 int zoe_st_read(zoe_weights *w, zoe_err *e) {
   const unsigned char *b = w->map->base;
   size_t size = w->map->size;
@@ -184,7 +149,7 @@ int zoe_st_read(zoe_weights *w, zoe_err *e) {
   }
   cJSON_Delete(root);
   if (rc) return rc;
-  if ((rc = zoe_weights_finish(w, e)) || (rc = check_overlaps(w, e))) return rc;
+  if ((rc = zoe_weights_finish(w, e)) || (rc = zoe_weights_check_overlaps(w, e))) return rc;
   for (size_t i = 0; i < w->n; i++) w->entries[i].begin += data_start;
   return 0;
 }

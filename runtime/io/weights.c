@@ -108,6 +108,41 @@ void zoe_wentry_contiguous(zoe_wentry *en) {
   }
 }
 
+typedef struct span {
+  uint64_t begin, end;
+  size_t i;
+} span;
+
+static int cmp_span(const void *a, const void *b) {
+  const span *x = a, *y = b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+
+int zoe_weights_check_overlaps(zoe_weights *w, zoe_err *e) {
+  if (w->n < 2) return 0;
+  span *sp = malloc(w->n * sizeof *sp);
+  if (!sp) return zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", w->path);
+  for (size_t i = 0; i < w->n; i++)
+    sp[i] = (span){w->entries[i].begin, w->entries[i].begin + w->entries[i].nbytes, i};
+  qsort(sp, w->n, sizeof *sp, cmp_span);
+  int rc = 0;
+  size_t last = SIZE_MAX; /* the non-empty span reaching farthest so far */
+  for (size_t k = 0; k < w->n && !rc; k++) {
+    if (sp[k].begin == sp[k].end) continue; /* empty tensors overlap nothing */
+    if (last != SIZE_MAX && sp[k].begin < sp[last].end) {
+      const zoe_wentry *a = &w->entries[sp[last].i], *b = &w->entries[sp[k].i];
+      rc = zoe_errf(e, ZOE_EFORMAT, "%s: tensors '%s' (bytes %llu..%llu) and '%s' (bytes %llu..%llu) "
+                    "overlap", w->path, a->name, (unsigned long long)sp[last].begin,
+                    (unsigned long long)sp[last].end, b->name, (unsigned long long)sp[k].begin,
+                    (unsigned long long)sp[k].end);
+    }
+    if (last == SIZE_MAX || sp[k].end > sp[last].end) last = k;
+  }
+  free(sp);
+  return rc;
+}
+
 /* ---- opening ---- */
 
 zoe_weights *zoe_weights_open(const char *path, zoe_err *e) {
@@ -126,6 +161,12 @@ zoe_weights *zoe_weights_open(const char *path, zoe_err *e) {
   } else if (m->size >= 2 && b[0] == 0x80 && b[1] <= 5) {
     zoe_errf(e, ZOE_ENOTSUP, "%s: a PyTorch checkpoint in the legacy (before 1.6) format; "
              "load it in PyTorch and save it again with torch.save to get the zip format", path);
+  } else if (m->size >= 4 && memcmp(b, "GGUF", 4) == 0) {
+    w = zoe_weights_new(path, "gguf", m, e);
+    if (w && zoe_gguf_read(w, e)) {
+      zoe_weights_release(w);
+      w = NULL;
+    }
   } else if (i < m->size && b[i] == '{') {
     w = zoe_st_open_index_json(path, (const char *)b, m->size, e);
   } else {
@@ -199,7 +240,7 @@ zoe_tensor *zoe_weights_tensor(zoe_weights *w, size_t i, zoe_err *e) {
   }
   const zoe_wentry *en = &w->entries[i];
   if (en->shard >= 0) return shard_tensor(w, en, e);
-  zoe_storage *s = zoe_map_storage(w->map, en->begin, en->nbytes, zoe_dtype_size(en->dtype), e);
+  zoe_storage *s = zoe_map_storage(w->map, en->begin, en->nbytes, zoe_dtype_align(en->dtype), e);
   if (!s) {
     zoe_err_prefix(e, "%s: tensor '%s'", w->path, en->name);
     return NULL;

@@ -1,6 +1,7 @@
 /*
 ** weights.h: a checkpoint, read lazily: safetensors (one file, or shards named by
-** a *.safetensors.index.json), or a PyTorch zip checkpoint (.pth, torch.save).
+** a *.safetensors.index.json), a PyTorch zip checkpoint (.pth, torch.save), or a
+** GGUF file (gguf.h; its quantized tensors are dtypes of their own, core/quant.h).
 ** Opening maps the file and reads its table of contents; a tensor is made only
 ** when asked for, as a view over the mapped bytes in the file's dtype (no copy,
 ** except a tensor whose bytes are misaligned for its dtype).
@@ -25,13 +26,13 @@
 
 typedef struct zoe_weights zoe_weights;
 
-/* The format is read from the content: safetensors, a safetensors index (JSON), a zip (.pth). */
+/* The format is read from the content: safetensors, a safetensors index (JSON), a zip (.pth), GGUF. */
 zoe_weights *zoe_weights_open(const char *path, zoe_err *e);
 zoe_weights *zoe_weights_retain(zoe_weights *w);
 void zoe_weights_release(zoe_weights *w);
 
 const char *zoe_weights_path(const zoe_weights *w);
-/* "safetensors", "safetensors index" or "pth" */
+/* "safetensors", "safetensors index", "pth" or "gguf" */
 const char *zoe_weights_format(const zoe_weights *w);
 
 size_t zoe_weights_count(const zoe_weights *w);

@@ -41,11 +41,14 @@ zoe_wentry *zoe_weights_add(zoe_weights *w, const char *name, size_t name_len, z
 int zoe_weights_add_meta(zoe_weights *w, const char *key, const char *value, zoe_err *e);
 /* Sort the entries by name; a name listed twice is an error. */
 int zoe_weights_finish(zoe_weights *w, zoe_err *e);
+/* No two non-empty byte spans may overlap (begin/nbytes as set by the reader). */
+int zoe_weights_check_overlaps(zoe_weights *w, zoe_err *e);
 /* Contiguous strides for an entry's shape. */
 void zoe_wentry_contiguous(zoe_wentry *en);
 
 /* Readers. 'w' comes with its mapping set; they fill entries and metadata. */
 int zoe_st_read(zoe_weights *w, zoe_err *e);
 int zoe_pth_read(zoe_weights *w, zoe_err *e);
+int zoe_gguf_read(zoe_weights *w, zoe_err *e);
 
 #endif

@@ -232,6 +232,7 @@ static int m_item(lua_State *L) {
   if (zoe_numel(t) != 1)
     return luaL_error(L, "item: tensor %s has %d elements, not 1", zoe_shape_str(t, s, sizeof s),
                       (int)zoe_numel(t));
+  if (zoe_dtype_is_quant(t->dtype)) return luaL_error(L, "item: the tensor is %s (quantized)", zoe_dtype_name(t->dtype));
   double v = zoe_load_elem(t->dtype, zoe_data(t), 0);
   if (zoe_dtype_is_float(t->dtype)) lua_pushnumber(L, v);
   else lua_pushinteger(L, (lua_Integer)v);
@@ -429,6 +430,7 @@ static void to_table(lua_State *L, const zoe_tensor *t, int d, int64_t *idx) {
 
 static int m_totable(lua_State *L) {
   zoe_tensor *t = lz_checktensor(L, 1);
+  if (zoe_dtype_is_quant(t->dtype)) return luaL_error(L, "totable: a %s tensor is quantized; to(\"f32\") first", zoe_dtype_name(t->dtype));
   int64_t idx[ZOE_MAX_DIMS] = {0};
   to_table(L, t, 0, idx);
   return 1;

@@ -2,6 +2,7 @@
 ** linear.c: linear layers and embedding lookups.
 */
 #include "../core/pool.h"
+#include "../core/quant.h"
 #include "../ops/gemm.h"
 #include "../ops/ops.h"
 #include "../ops/out.h"
@@ -94,13 +95,16 @@ static void emb_range(void *arg, int64_t b, int64_t end) {
   const char *base = zoe_data(c->w);
   for (int64_t i = b; i < end; i++) {
     int64_t id = (int64_t)zoe_load_elem(c->ids->dtype, zoe_data(c->ids), i);
-    zoe_convert(ZOE_F32, c->out + i * c->d, c->w->dtype, base + (size_t)(id * c->w->stride[0]) * es, c->d);
+    if (zoe_dtype_is_quant(c->w->dtype)) /* a row of blocks: elements counted from the storage */
+      zoe_dequant_range(c->w->dtype, c->w->storage->data, c->w->offset + id * c->w->stride[0], c->d, c->out + i * c->d);
+    else
+      zoe_convert(ZOE_F32, c->out + i * c->d, c->w->dtype, base + (size_t)(id * c->w->stride[0]) * es, c->d);
   }
 }
 
 zoe_tensor *zoe_embedding(const zoe_tensor *weight, const zoe_tensor *ids0, zoe_err *e) {
   char s[96];
-  if (weight->ndim != 2 || weight->stride[1] != 1) {
+  if (weight->ndim != 2 || weight->stride[1] != 1 || (zoe_dtype_is_quant(weight->dtype) && !zoe_is_contiguous(weight))) {
     zoe_errf(e, ZOE_ESHAPE, "embedding: table must be a 2-D matrix with contiguous rows, got %s",
              zoe_shape_str(weight, s, sizeof s));
     return NULL;
