@@ -63,13 +63,15 @@ static int z_threads(lua_State *L) {
 ** zoe.gemm_backend([name]): the backend that runs products with bf16 weights,
 ** "zoe-avx512bf16" or "openblas". A name ("auto" restores the choice by CPU and
 ** ZOE_PRECISION) runs every product on that backend, for tests and comparisons.
+** Second result: the path of quantized weights, "zoe-avx512vnni" or "widened".
 */
 static int z_gemm_backend(lua_State *L) {
   static const char *const names[] = {"auto", "openblas", "zoe-avx512bf16", NULL};
   static const zoe_gemm_kind kinds[] = {ZOE_GEMM_AUTO, ZOE_GEMM_OPENBLAS, ZOE_GEMM_BF16};
   if (!lua_isnoneornil(L, 1)) zoe_gemm_force(kinds[luaL_checkoption(L, 1, NULL, names)]);
   lua_pushstring(L, zoe_gemm_backend());
-  return 1;
+  lua_pushstring(L, zoe_gemm_quant_backend());
+  return 2;
 }
 
 /*

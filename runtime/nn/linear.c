@@ -28,9 +28,14 @@ zoe_tensor *zoe_linear(const zoe_tensor *x, const zoe_tensor *w, const zoe_tenso
 zoe_tensor *zoe_linear_act(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b, zoe_gemm_act act,
                            zoe_tensor *out, zoe_err *e) {
   char sx[96], sw[96];
-  if (w->ndim != 2 || !zoe_dtype_is_float(w->dtype)) {
-    zoe_errf(e, ZOE_ESHAPE, "linear: weight must be a 2-D float matrix [out, in], got %s %s",
+  if (w->ndim != 2 || !(zoe_dtype_is_float(w->dtype) || zoe_dtype_is_quant(w->dtype))) {
+    zoe_errf(e, ZOE_ESHAPE, "linear: weight must be a 2-D float or quantized matrix [out, in], got %s %s",
              zoe_dtype_name(w->dtype), zoe_shape_str(w, sw, sizeof sw));
+    return NULL;
+  }
+  if (zoe_dtype_is_quant(w->dtype) && (!zoe_is_contiguous(w) || w->offset % zoe_dtype_block(w->dtype))) {
+    zoe_errf(e, ZOE_EINVAL, "linear: a %s weight must be whole (a view of it is not): %s", zoe_dtype_name(w->dtype),
+             zoe_shape_str(w, sw, sizeof sw));
     return NULL;
   }
   int64_t nout = w->shape[0], nin = w->shape[1];

@@ -7,6 +7,7 @@
 */
 #include "gemm.h"
 #include "gemm_bf16.h"
+#include "gemm_quant.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -158,6 +159,8 @@ int zoe_gemm_ep(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, zo
                     (long long)N, (long long)K);
   if (M == 0 || N == 0) return 0;
   if (zoe_cancel_requested()) return zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");
+  if (zoe_dtype_is_quant(A.dtype) || zoe_dtype_is_quant(B.dtype))
+    return zoe_gemm_quant(M, N, K, alpha, A, B, beta, C, ldc, ep, e);
   if (zoe_gemm_bf16_wanted(M, N, K, A, B)) return zoe_gemm_bf16_rows(M, N, K, alpha, A, B, beta, C, ldc, ep, e);
   int rc = gemm_widened(M, N, K, alpha, A, B, beta, C, ldc, e);
   if (!rc && zoe_gemm_epilogue_rows(ep, M, N, C, ldc)) rc = zoe_errf(e, ZOE_ECANCELED, "gemm: canceled");

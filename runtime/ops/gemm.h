@@ -61,6 +61,11 @@ int zoe_gemm_parallel_for(int64_t n, int64_t grain, zoe_range_fn fn, void *ctx);
 ** f32 x f32 runs on OpenBLAS unless ZOE_PRECISION=bf16 (gemm_dispatch.c).
 */
 const char *zoe_gemm_backend(void);
+/*
+** The path of products with a quantized weight (gemm_quant.h): "zoe-avx512vnni" (int8,
+** the weight kept quantized) or "widened" (dequantized in panels for the paths above).
+*/
+const char *zoe_gemm_quant_backend(void);
 
 /*
 ** Whether f32 x f32 products are computed in f32 (false with ZOE_PRECISION=bf16

@@ -17,6 +17,7 @@
 
 #include "gemm.h"
 #include "gemm_bf16.h"
+#include "gemm_quant.h"
 #include "../core/alloc.h"
 
 /* f32 x f32 products smaller than this stay on sgemm even with ZOE_PRECISION=bf16: packing both sides costs more */
@@ -72,6 +73,13 @@ const char *zoe_gemm_backend(void) {
 bool zoe_gemm_f32_exact(void) {
   int k = atomic_load(&forced);
   return k == ZOE_GEMM_OPENBLAS || (k == ZOE_GEMM_AUTO && precision() != PREC_BF16);
+}
+
+/* Products with a quantized weight run as int8 unless the run is f32 by request (not merely for want of bf16). */
+bool zoe_gemm_int8_allowed(void) {
+  const char *env = getenv("ZOE_PRECISION");
+  return atomic_load_explicit(&forced, memory_order_relaxed) != ZOE_GEMM_OPENBLAS && !(env && strcmp(env, "f32") == 0) &&
+         atomic_load_explicit(&asked, memory_order_relaxed) != PREC_F32;
 }
 
 bool zoe_gemm_bf16_wanted(int64_t M, int64_t N, int64_t K, zoe_gemm_arg A, zoe_gemm_arg B) {
