@@ -9,6 +9,7 @@
 #   make bench      speed ratios measured in one run
 #   make fuzz       each fuzz/fuzz_*.c under libFuzzer + ASan for FUZZ_SECONDS (60) each
 #   make bench-wan  Wan2.1-T2V-1.3B at full size (random weights) against PyTorch
+#   make bench-cogvideox  CogVideoX-2B at full size (random weights) against PyTorch
 #   make train-tiny / eval-tiny   train zoe-tiny again / its quality table
 #   make install PREFIX=/usr/local
 
@@ -57,7 +58,7 @@ TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 
-.PHONY: all deps run test bench bench-wan fuzz train-tiny eval-tiny tools-deps install clean FORCE
+.PHONY: all deps run test bench bench-wan bench-cogvideox fuzz train-tiny eval-tiny tools-deps install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
@@ -142,6 +143,17 @@ $(WAN_RANDOM)/Wan2.1_VAE.pth: | tools-deps
 # then the ratio of each stage
 bench-wan: deps tools-deps all $(WAN_RANDOM)/Wan2.1_VAE.pth
 	ZOE="$(BIN)/zoe" sh bench/bench_wan.sh $(WAN_RANDOM)
+
+# CogVideoX-2B at full size on random weights in the diffusers layout (tools/cogvideox_random.py:
+# 2B and 5B, about 26 GB, made once; the lead's copy lives in /work/cogvideox-random).
+COGVIDEOX_RANDOM ?= $(if $(wildcard /work/cogvideox-random/CogVideoX-2b/model_index.json),/work/cogvideox-random,build/cogvideox-random)
+$(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json: | tools-deps
+	/usr/bin/python3 tools/cogvideox_random.py $(COGVIDEOX_RANDOM)
+
+# ours, then the same stages in PyTorch (tools/cogvideox_torch.py) on the same files and threads,
+# then the ratio of each stage and the pipeline's peak memory
+bench-cogvideox: deps tools-deps all $(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json
+	ZOE="$(BIN)/zoe" sh bench/bench_cogvideox.sh $(COGVIDEOX_RANDOM)/CogVideoX-2b
 
 # zoe-tiny: train the shipped weights again (2 cores, within 90 minutes; nothing downloaded),
 # and measure them as the runtime renders them (the table in models/zoe-tiny/MODEL_CARD.md)

@@ -1,8 +1,8 @@
 /*
 ** lnn.c: zoe.nn, the model blocks: linear, embedding, norms, attention,
 ** positions, fused modulation, and T5's encoder layer. The table also gets the
-** convolutions (lnn_conv.c) and the Wan family's blocks (lnn_wan.c). Composite
-** blocks take their weights by role, a table that the arch files (lua/zoe/arch) fill from
+** convolutions (lnn_conv.c) and the Wan and CogVideoX families' blocks (lnn_wan.c,
+** lnn_cogvideox.c). Composite blocks take their weights by role, a table that the arch files (lua/zoe/arch) fill from
 ** a checkpoint's names; no checkpoint name appears in C.
 */
 #include <math.h>
@@ -331,5 +331,6 @@ int lz_open_nn(lua_State *L) {
   luaL_newlib(L, nn_funcs);
   lz_nn_conv_functions(L);
   lz_nn_wan_functions(L);
+  lz_nn_cogvideox_functions(L);
   return 1;
 }

@@ -16,5 +16,7 @@ double lz_conv_cost(const zoe_tensor *x, const zoe_tensor *w);
 void lz_nn_conv_functions(lua_State *L);
 /* the Wan family's blocks: wan_block, wan_cross_kv, vae_resblock, vae_attention (lnn_wan.c) */
 void lz_nn_wan_functions(lua_State *L);
+/* the CogVideoX family's blocks: cogvideox_block, cogvideox_spatial_norm (lnn_cogvideox.c) */
+void lz_nn_cogvideox_functions(lua_State *L);
 
 #endif

@@ -44,6 +44,28 @@ t.test("2B: 3-D sincos table from the actual latent size", function()
   check("transformer_2b")
 end)
 
+t.test("the feed-forward in chunks of rows gives the same result", function()
+  local cfg, w, io_ = load("transformer_5b")
+  local tr = cogvideox.transformer(cfg, w)
+  local a = tr.forward(io_.hidden_states, io_.timestep:to("f32"), io_.encoder_hidden_states)
+  local b = tr.forward(io_.hidden_states, io_.timestep:to("f32"), io_.encoder_hidden_states, {ffn_rows = 5})
+  close(b, a, 1e-6, "chunks of 5 rows")
+end)
+
+t.test("the C block says what is wrong with its inputs", function()
+  local cfg, w, io_ = load("transformer_5b")
+  local tr = cogvideox.transformer(cfg, w)
+  local T = zoe.tensor
+  local x, es = T.zeros(2, 25, 32), T.zeros(2, 32)
+  local nn = zoe.nn
+  t.raises(function() nn.cogvideox_block(x, es, tr.roles[1], {heads = 3, text = 7}) end, "width 32 is not divisible by 3 heads")
+  t.raises(function() nn.cogvideox_block(x, es, tr.roles[1], {heads = 2, text = 30}) end, "30 text rows in a sequence of 25")
+  t.raises(function() nn.cogvideox_block(x, es, tr.roles[1], {heads = 2, text = 7, rope_cos = T.zeros(17, 16), rope_sin = T.zeros(17, 16)}) end,
+    "rope tables must be f32 [18, 16]")
+  t.raises(function() nn.cogvideox_block(x, es, tr.roles[1], {heads = 2}) end, "options need text")
+  t.raises(function() nn.cogvideox_block(x, es, {q = io_.sample}, {heads = 2, text = 7}) end, "cogvideox_block")
+end)
+
 t.test("5B: RoPE on the video rows of q and k, fractional grid off the base size", function()
   local cfg = config("transformer_5b")
   local _, _, io_ = load("transformer_5b")

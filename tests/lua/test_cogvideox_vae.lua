@@ -29,6 +29,28 @@ t.test("frame batches as _decode and _encode cut them", function()
   t.eq(flat(vae_mod.batches(49, 8)), "1+9 10+8 18+8 26+8 34+8 42+8")
 end)
 
+t.test("the spatial norm op: GroupNorm(f) * up(y) + up(b), SiLU, frame 0 apart for odd counts", function()
+  local T, nn = zoe.tensor, zoe.nn
+  local w, b = T.randn({8}, {seed = 3}), T.randn({8}, {seed = 4})
+  for _, case in ipairs {{5, 3}, {4, 2}, {1, 1}} do
+    local tf, tz = case[1], case[2]
+    local f = T.randn({1, 8, tf, 4, 6}, {seed = 1})
+    local y, bb = T.randn({1, 8, tz, 2, 3}, {seed = 2}), T.randn({1, 8, tz, 2, 3}, {seed = 5})
+    local function up(v)
+      if tf > 1 and tf % 2 == 1 then
+        return T.cat({nn.upsample_nearest(v:narrow(3, 1, 1), {1, 2, 2}),
+                      nn.upsample_nearest(v:narrow(3, 2, tz - 1), {(tf - 1) // (tz - 1), 2, 2})}, 3)
+      end
+      return nn.upsample_nearest(v, {tf // tz, 2, 2})
+    end
+    local want = (nn.group_norm(f, 4, w, b, 1e-6) * up(y) + up(bb)):silu()
+    close(nn.cogvideox_spatial_norm(f, y, bb, 4, w, b, {silu = true}), want, 1e-6, ("%d frames from %d"):format(tf, tz))
+  end
+  t.raises(function()
+    nn.cogvideox_spatial_norm(T.zeros(1, 8, 4, 5, 6), T.zeros(1, 8, 2, 2, 3), T.zeros(1, 8, 2, 2, 3), 4)
+  end, "does not upsample to f")
+end)
+
 t.test("decode: 5 latent frames -> 17 (odd first batch), streamed per batch", function()
   local seen = {}
   local out = vae:decode(io_.z, {on_frames = function(chunk) seen[#seen + 1] = chunk:size(3) end})

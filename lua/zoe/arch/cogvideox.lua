@@ -45,6 +45,8 @@ function M.transformer(cfg, w)
   local blocks = {}
   for i = 0, cfg.num_layers - 1 do blocks[i + 1] = util.under(w, ("transformer_blocks.%d."):format(i)) end
   local model = {cfg = cfg, blocks = blocks, inner = D}
+  local roles = {} -- each block's weights by the roles of nn.cogvideox_block
+  model.roles = roles
 
   -- emb [B, time_embed_dim] of timesteps t [B] (and the I2V 1.5 ofs, which broadcasts)
   function model.time(t, ofs)
@@ -109,54 +111,26 @@ function M.transformer(cfg, w)
     return pos.rope_3d(cfg, frames_latent, height, width)
   end
 
-  -- x [B, L, H, Dh] rows r0 .. r0 + n - 1 rotated in place by the table (adjacent pairs)
-  local function apply_rope(x, r0, cos, sin)
-    local b, _, h, dh = dims(x)
-    local n = cos:size(1)
-    local xv = x:narrow(2, r0, n):contiguous()
-    local pairs = xv:view(b, n, h, dh // 2, 2)
-    local rot = T.stack({-pairs:select(5, 2), pairs:select(5, 1)}, 5):view(b, n, h, dh)
-    local c, s = cos:view(1, n, 1, dh), sin:view(1, n, 1, dh)
-    x:narrow(2, r0, n):copy_(xv * c + rot * s)
-  end
-
-  -- one block: video [B, L, D], text [B, T, D], es = silu(emb) -> video, text
-  function model.block(bw, video, text, es, rot)
-    local nt = text:size(2)
-    local function norm(name)
-      local m = nn.linear(es, bw[name .. ".linear.weight"], bw[name .. ".linear.bias"]):unsqueeze(2) -- [B, 1, 6D]
-      local c = {}
-      for i = 1, 6 do c[i] = m:narrow(3, (i - 1) * D + 1, D) end
-      local nv = nn.modulate(nn.layer_norm(video, bw[name .. ".norm.weight"], bw[name .. ".norm.bias"], eps), c[1], c[2])
-      local ntx = nn.modulate(nn.layer_norm(text, bw[name .. ".norm.weight"], bw[name .. ".norm.bias"], eps), c[4], c[5])
-      return T.cat({ntx, nv}, 2), c[3], c[6]
-    end
-    local h, gate, egate = norm("norm1")
-    local b, l = h:size(1), h:size(2)
-    local q = nn.linear(h, bw["attn1.to_q.weight"], bw["attn1.to_q.bias"]):view(b, l, H, Dh)
-    local k = nn.linear(h, bw["attn1.to_k.weight"], bw["attn1.to_k.bias"]):view(b, l, H, Dh)
-    local v = nn.linear(h, bw["attn1.to_v.weight"], bw["attn1.to_v.bias"]):view(b, l, H, Dh)
-    q = nn.layer_norm(q, bw["attn1.norm_q.weight"], bw["attn1.norm_q.bias"], 1e-6)
-    k = nn.layer_norm(k, bw["attn1.norm_k.weight"], bw["attn1.norm_k.bias"], 1e-6)
-    if rot then
-      apply_rope(q, nt + 1, rot[1], rot[2])
-      apply_rope(k, nt + 1, rot[1], rot[2])
-    end
-    local a = nn.attention(q, k, v):view(b, l, D)
-    a = nn.linear(a, bw["attn1.to_out.0.weight"], bw["attn1.to_out.0.bias"])
-    video = nn.gated_add(video, a:narrow(2, nt + 1, l - nt), gate)
-    text = nn.gated_add(text, a:narrow(2, 1, nt), egate)
-    h, gate, egate = norm("norm2")
-    local ff = nn.linear(h, bw["ff.net.0.proj.weight"], bw["ff.net.0.proj.bias"]):gelu_tanh()
-    ff = nn.linear(ff, bw["ff.net.2.weight"], bw["ff.net.2.bias"])
-    video = nn.gated_add(video, ff:narrow(2, nt + 1, l - nt), gate)
-    text = nn.gated_add(text, ff:narrow(2, 1, nt), egate)
-    return video, text
+  for i, bw in ipairs(blocks) do
+    roles[i] = {
+      mod1 = bw["norm1.linear.weight"], mod1_bias = bw["norm1.linear.bias"],
+      norm1 = bw["norm1.norm.weight"], norm1_bias = bw["norm1.norm.bias"],
+      q = bw["attn1.to_q.weight"], q_bias = bw["attn1.to_q.bias"], k = bw["attn1.to_k.weight"],
+      k_bias = bw["attn1.to_k.bias"], v = bw["attn1.to_v.weight"], v_bias = bw["attn1.to_v.bias"],
+      o = bw["attn1.to_out.0.weight"], o_bias = bw["attn1.to_out.0.bias"],
+      norm_q = bw["attn1.norm_q.weight"], norm_q_bias = bw["attn1.norm_q.bias"],
+      norm_k = bw["attn1.norm_k.weight"], norm_k_bias = bw["attn1.norm_k.bias"],
+      mod2 = bw["norm2.linear.weight"], mod2_bias = bw["norm2.linear.bias"],
+      norm2 = bw["norm2.norm.weight"], norm2_bias = bw["norm2.norm.bias"],
+      ffn_in = bw["ff.net.0.proj.weight"], ffn_in_bias = bw["ff.net.0.proj.bias"],
+      ffn_out = bw["ff.net.2.weight"], ffn_out_bias = bw["ff.net.2.bias"],
+    }
   end
 
   -- x [B, F, C, H, W], t: number or [B] tensor, text [B, T, text_dim] -> [B, F, C_out, H, W].
   -- o.rope = {cos, sin} (model.rope's, for RoPE variants; built from the latent size when absent),
-  -- o.ofs (the 1.5 I2V offset, 2.0 by default), o.on_block = fn(i, video, text) (debugging).
+  -- o.ofs (the 1.5 I2V offset, 2.0 by default), o.on_block = fn(i, video, text) (debugging),
+  -- o.ffn_rows (the feed-forward in chunks of at most this many rows; 8192).
   function model.forward(x, t, text, o)
     o = o or {}
     local b, f, c, h, wd = dims(x)
@@ -168,14 +142,14 @@ function M.transformer(cfg, w)
     local es = emb:silu()
     local hs = model.embed(x, text)
     local nt = text:size(2)
-    local text_h = hs:narrow(2, 1, nt):contiguous()
-    local video = hs:narrow(2, nt + 1, hs:size(2) - nt):contiguous()
     local rot = o.rope
     if rope and not rot then rot = {pos.rope_3d(cfg, f, h * 8, wd * 8)} end
-    for i, bw in ipairs(blocks) do
-      video, text_h = model.block(bw, video, text_h, es, rot)
-      if o.on_block then o.on_block(i, video, text_h) end
+    local bo = {heads = H, text = nt, eps = eps, rope_cos = rot and rot[1], rope_sin = rot and rot[2], ffn_rows = o.ffn_rows}
+    for i = 1, #blocks do
+      hs = nn.cogvideox_block(hs, es, roles[i], bo)
+      if o.on_block then o.on_block(i, hs:narrow(2, nt + 1, hs:size(2) - nt), hs:narrow(2, 1, nt)) end
     end
+    local video = hs:narrow(2, nt + 1, hs:size(2) - nt)
     video = nn.layer_norm(video, w["norm_final.weight"], w["norm_final.bias"], eps)
     local m = nn.linear(es, w["norm_out.linear.weight"], w["norm_out.linear.bias"]):unsqueeze(2)
     video = nn.modulate(nn.layer_norm(video, w["norm_out.norm.weight"], w["norm_out.norm.bias"], eps),

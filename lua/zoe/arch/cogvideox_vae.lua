@@ -7,7 +7,8 @@
 -- Causal convs pad time by repeating the first frame ("first"); the decoder's norms are
 -- SpatialNorm3D: GroupNorm(f) * conv_y(zq) + conv_b(zq) with the latent zq brought to f's size
 -- by nearest interpolation (the first frame apart when f has an odd frame count > 1); the
--- 1x1x1 convs run on the latent and the result is upsampled, which is the same numbers.
+-- 1x1x1 convs run on the latent and are upsampled inside one C pass with the SiLU after
+-- (runtime/nn/cogvideox/spatial_norm.c), which is the same numbers.
 --
 --   local vae = cogvideox_vae.new(cfg, w)     cfg: the folder's vae/config.json
 --   vae:decode(z [1, C, F, h, w] or [C, F, h, w], {on_frames = fn(chunk), tiling = true | false})
@@ -56,40 +57,26 @@ local function causal_conv(cache, key, x, w, b)
   return y, co, ci
 end
 
--- nearest interpolation of zq [N, C, Tz, hz, wz] to f's frames and size (integer factors),
--- the first frame apart when f has an odd number of frames > 1 (SpatialNorm3D)
-local function fit(zq, t, h, w)
-  local _, _, tz, hz, wz = dims(zq)
-  local s = h // hz
-  if t > 1 and t % 2 == 1 then
-    local first = nn.upsample_nearest(zq:narrow(3, 1, 1), {1, s, w // wz})
-    if tz == 1 then return first end
-    local rest = nn.upsample_nearest(zq:narrow(3, 2, tz - 1), {(t - 1) // (tz - 1), s, w // wz})
-    return T.cat({first, rest}, 3)
-  end
-  return nn.upsample_nearest(zq, {t // tz, s, w // wz})
-end
-
--- SpatialNorm3D: GroupNorm(f) * conv_y(zq) + conv_b(zq), the convs (1x1x1) on the latent
-function M:spatial_norm(pre, f, zq)
+-- SpatialNorm3D (then SiLU when 'silu'): GroupNorm(f) * conv_y(zq) + conv_b(zq), the 1x1x1
+-- convs on the latent, nearest-upsampled inside the C op as it goes (nn.cogvideox_spatial_norm)
+function M:spatial_norm(pre, f, zq, silu)
   local w = self.w
   local y = nn.conv3d(zq, w[pre .. "conv_y.conv.weight"], w[pre .. "conv_y.conv.bias"], {padding = {0, 0}, causal_pad = 0})
   local b = nn.conv3d(zq, w[pre .. "conv_b.conv.weight"], w[pre .. "conv_b.conv.bias"], {padding = {0, 0}, causal_pad = 0})
-  local _, _, t, h, wd = dims(f)
-  local g = nn.group_norm(f, self.groups, w[pre .. "norm_layer.weight"], w[pre .. "norm_layer.bias"], 1e-6)
-  return g * fit(y, t, h, wd) + fit(b, t, h, wd)
+  local gw, gb = w[pre .. "norm_layer.weight"], w[pre .. "norm_layer.bias"]
+  return nn.cogvideox_spatial_norm(f:contiguous(), y, b, self.groups, gw:to("f32"), gb:to("f32"), {eps = 1e-6, silu = silu})
 end
 
 -- CogVideoXResnetBlock3D; zq: the decoder's latent (spatial norms), nil in the encoder
 function M:resnet(cache, pre, x, zq)
   local w = self.w
-  local function norm(name, v)
-    if zq then return self:spatial_norm(pre .. name .. ".", v, zq) end
-    return nn.group_norm(v, self.groups, w[pre .. name .. ".weight"], w[pre .. name .. ".bias"], self.eps)
+  local function norm_silu(name, v) -- the norm, then SiLU
+    if zq then return self:spatial_norm(pre .. name .. ".", v, zq, true) end
+    return nn.group_norm(v, self.groups, w[pre .. name .. ".weight"], w[pre .. name .. ".bias"], self.eps):silu()
   end
-  local h = norm("norm1", x):silu()
+  local h = norm_silu("norm1", x)
   h = causal_conv(cache, pre .. "conv1", h, w[pre .. "conv1.conv.weight"], w[pre .. "conv1.conv.bias"])
-  h = norm("norm2", h):silu()
+  h = norm_silu("norm2", h)
   h = causal_conv(cache, pre .. "conv2", h, w[pre .. "conv2.conv.weight"], w[pre .. "conv2.conv.bias"])
   local sc = w[pre .. "conv_shortcut.weight"]
   if sc then x = nn.conv3d(x, sc, w[pre .. "conv_shortcut.bias"], {padding = {0, 0}, causal_pad = 0}) end
@@ -149,7 +136,7 @@ function M:decode_batch(cache, z)
       x = upsample(x, w[pre .. "upsamplers.0.conv.weight"], w[pre .. "upsamplers.0.conv.bias"], i < self.time_levels)
     end
   end
-  x = self:spatial_norm("decoder.norm_out.", x, z):silu()
+  x = self:spatial_norm("decoder.norm_out.", x, z, true)
   return causal_conv(cache, "conv_out", x, w["decoder.conv_out.conv.weight"], w["decoder.conv_out.conv.bias"])
 end
 

@@ -1,0 +1,33 @@
+#!/bin/sh
+# make bench-cogvideox: bench/cogvideox.lua (zoe) and tools/bench_cogvideox_torch.py (the PyTorch
+# mirror, f32 and bf16 autocast) on the same checkpoint and thread count, stage after stage,
+# then each stage's ratio: PyTorch's seconds over zoe's (above 1: zoe is faster); zoe's
+# whole-pipeline memory runs last, so that the timed stages of both sides run minutes apart.
+# The load average goes beside the numbers: the build machine is shared.
+# usage: ZOE=bin/zoe sh bench/bench_cogvideox.sh MODEL_DIR
+set -u
+ZOE=${ZOE:-bin/zoe}
+dir=${1:-/work/cogvideox-random/CogVideoX-2b}
+threads=${ZOE_THREADS:-$(nproc)}
+zoe_out=$(mktemp)
+torch_out=$(mktemp)
+trap 'rm -f "$zoe_out" "$torch_out"' EXIT
+echo "load before: $(uptime)"
+"$ZOE" bench/cogvideox.lua "$dir" t5 dit vae | tee "$zoe_out"
+/usr/bin/python3 tools/bench_cogvideox_torch.py "$dir" "$threads" | tee "$torch_out"
+echo "load after the timed stages: $(uptime)"
+"$ZOE" bench/cogvideox.lua "$dir" pipeline | grep -v '^zoe bench-cogvideox'
+result() { awk -v k="$2" '$1 == "RESULT" && $2 == k {print $3}' "$1"; }
+echo
+echo "zoe against PyTorch 1.13 ($threads threads): PyTorch's seconds / zoe's"
+for pair in "t5 t5_bf16 T5-XXL one prompt (226 tokens), PyTorch bf16" "dit dit_f32 transformer forward, PyTorch f32" \
+            "dit dit_bf16 transformer forward, PyTorch bf16 autocast" "vae vae_f32 VAE decode 17 frames, PyTorch f32"; do
+  set -- $pair
+  z=$(result "$zoe_out" "$1")
+  t=$(result "$torch_out" "$2")
+  shift 2
+  [ -n "$z" ] && [ -n "$t" ] && awk -v z="$z" -v t="$t" -v n="$*" \
+    'BEGIN {printf "%-56s zoe %7.2f s  PyTorch %7.2f s  ratio %.2f\n", n, z, t, t / z}'
+done
+echo "load at the end: $(uptime)"
+exit 0

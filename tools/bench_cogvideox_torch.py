@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+"""The PyTorch side of make bench-cogvideox: the same stages as bench/cogvideox.lua, on the same
+random full-size checkpoint (tools/cogvideox_random.py), with the PyTorch mirror of CogVideoX
+(tools/cogvideox_torch.py, proven against diffusers' fixtures), on the same thread count. The text
+encoder in bf16 as released (resident, as PyTorch loads it), the transformer in f32 and in bf16
+autocast, the VAE in f32. Prints one line per stage: seconds and peak RSS, and a RESULT line that
+bench/bench_cogvideox.sh reads.
+
+usage: /usr/bin/python3 tools/bench_cogvideox_torch.py MODEL_DIR THREADS [stage ...]
+"""
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "train"))
+import cogvideox_torch as cog  # noqa: E402
+import st  # noqa: E402
+
+
+def peak_gb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def timed(name, key, fn, reps=1):
+    fn()  # warm up (page weights in, allocate)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    print(f"torch {name:<48} {best:8.2f} s  peak RSS {peak_gb():.2f} GB", flush=True)
+    print(f"RESULT {key} {best:.4f}", flush=True)  # read by bench/bench_cogvideox.sh
+    return best
+
+
+def load_sharded(index_path):
+    with open(index_path) as f:
+        shards = sorted(set(json.load(f)["weight_map"].values()))
+    out = {}
+    for s in shards:
+        out.update(st.load(os.path.join(os.path.dirname(index_path), s)))
+    return out
+
+
+def main():
+    d, threads = sys.argv[1], int(sys.argv[2])
+    stages = set(sys.argv[3:]) or {"t5", "dit", "vae"}
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        if "t5" in stages:
+            with open(os.path.join(d, "text_encoder", "config.json")) as f:
+                cfg = json.load(f)
+            enc = cog.t5_from_hf(load_sharded(os.path.join(d, "text_encoder", "model.safetensors.index.json")), cfg)
+            enc = enc.to(torch.bfloat16)
+            ids = torch.arange(100, 326).view(1, 226) % 300
+            timed("T5-XXL, 226 tokens, bf16", "t5_bf16", lambda: enc(ids), reps=3)
+            del enc
+        if "dit" in stages:
+            with open(os.path.join(d, "transformer", "config.json")) as f:
+                cfg = json.load(f)
+            w = {k: v.float() for k, v in st.load(os.path.join(d, "transformer", "diffusion_pytorch_model.safetensors")).items()}
+            x = torch.randn(1, 5, 16, 24, 40)
+            t = torch.tensor([500])
+            text = torch.randn(1, 226, 4096)
+            timed("transformer forward 320x192x17, f32", "dit_f32", lambda: cog.transformer(w, cfg, x, t, text))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                timed("transformer forward 320x192x17, bf16 autocast", "dit_bf16",
+                      lambda: cog.transformer(w, cfg, x, t, text))
+            del w
+        if "vae" in stages:
+            with open(os.path.join(d, "vae", "config.json")) as f:
+                cfg = json.load(f)
+            vae = cog.VAE(st.load(os.path.join(d, "vae", "diffusion_pytorch_model.safetensors")), cfg)
+            z = torch.randn(1, 16, 5, 24, 40)
+            timed("VAE decode 17 frames 320x192, f32", "vae_f32", lambda: vae.decode(z))
+
+
+if __name__ == "__main__":
+    main()
