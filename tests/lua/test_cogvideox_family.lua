@@ -114,6 +114,22 @@ t.test("image2video on the 1.5-I2V layout; text2video on it too", function()
     "does not take an image")
 end)
 
+t.test("storyboards render on CogVideoX: a cut, a continued shot (image-to-video), a crossfade", function()
+  local out = tmp .. ".board"
+  local b = {title = "cog board", model = dir_i2v, size = {48, 32}, fps = 8, characters = {hero = "a red circle"},
+    shots = {
+      {prompt = "{hero} moving left", frames = 9, seed = 1, steps = 2},
+      {prompt = "{hero} moving right", frames = 9, continuity = "continue", steps = 2},
+      {prompt = "a blue square", frames = 5, seed = 3, steps = 2, transition = {"crossfade", frames = 2}},
+    }}
+  local r = zoe.storyboard.render(zoe.storyboard(b), {out = out})
+  t.eq({r.rendered, r.reused}, {3, 0})
+  t.eq(zoe.video.info(r.final).frames, r.frames)
+  local again = zoe.storyboard.render(zoe.storyboard(b), {out = out})
+  t.eq({again.rendered, again.reused}, {0, 3}, "the cache holds every shot")
+  os.execute(("rm -rf '%s'"):format(out))
+end)
+
 os.execute(("rm -rf '%s.2b' '%s.i2v'"):format(tmp, tmp))
 os.remove(tmp)
 t.done()
