@@ -23,8 +23,16 @@ static zoe_mem_stats stats;
 static int64_t cache_limit = -1;
 
 static void update_peak(void) {
-  int64_t held = stats.live + stats.cached + stats.arena;
+  int64_t held = stats.live + stats.cached + zoe_arena_bytes();
   if (held > stats.peak) stats.peak = held;
+}
+
+/* A run was recorded into a new arena: count its buffer, then give back the cache it replaces. */
+static void settle_arena(void) {
+  pthread_mutex_lock(&lock);
+  update_peak();
+  pthread_mutex_unlock(&lock);
+  zoe_mem_trim_cache();
 }
 
 /* Class index and the rounded size of a request. Sizes past the table are not cached. */
@@ -54,6 +62,7 @@ static int64_t limit(void) {
 }
 
 void *zoe_alloc(size_t nbytes, zoe_err *e) {
+  if (zoe_arena_take_recorded()) settle_arena();
   /* an arena packs blocks at 64 bytes, not at size classes */
   size_t exact = nbytes ? (nbytes + 63) & ~(size_t)63 : 64;
   void *from_arena = zoe_arena_alloc_hook(exact);
@@ -135,14 +144,16 @@ void zoe_mem_trim_cache(void) {
 }
 
 void zoe_mem_get(zoe_mem_stats *out) {
+  if (zoe_arena_take_recorded()) settle_arena();
   pthread_mutex_lock(&lock);
   *out = stats;
+  out->arena = zoe_arena_bytes();
   pthread_mutex_unlock(&lock);
 }
 
 void zoe_mem_reset_peak(void) {
   pthread_mutex_lock(&lock);
-  stats.peak = stats.live + stats.cached + stats.arena;
+  stats.peak = stats.live + stats.cached + zoe_arena_bytes();
   pthread_mutex_unlock(&lock);
 }
 
@@ -156,12 +167,5 @@ void zoe_mem_set_cache_limit(int64_t bytes) {
 void zoe_mem_add_mapped(int64_t delta) {
   pthread_mutex_lock(&lock);
   stats.mapped += delta;
-  pthread_mutex_unlock(&lock);
-}
-
-void zoe_mem_add_arena(int64_t delta) {
-  pthread_mutex_lock(&lock);
-  stats.arena += delta;
-  update_peak();
   pthread_mutex_unlock(&lock);
 }

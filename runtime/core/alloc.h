@@ -40,6 +40,5 @@ void zoe_mem_trim_cache(void);
 /* Cap on cached bytes (default 2 GiB, or ZOE_CACHE_MB). */
 void zoe_mem_set_cache_limit(int64_t bytes);
 void zoe_mem_add_mapped(int64_t delta);
-void zoe_mem_add_arena(int64_t delta);
 
 #endif

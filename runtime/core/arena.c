@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 
 #define MAX_ARENAS 4
 #define MAX_RECS 1024 /* a DiT block at 1200 tokens makes 39; the plan is cubic in the worst case */
@@ -57,6 +56,8 @@ typedef struct arena {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static arena slots[MAX_ARENAS];
 static atomic_int busy_slots; /* slots not FREE_SLOT: zoe_free's quick way out */
+static atomic_llong planned_bytes; /* every buffer's bytes (zoe_arena_bytes) */
+static atomic_bool recorded;      /* a run was recorded since alloc.c last asked */
 static uint64_t uses;
 static _Thread_local arena *cur;
 static _Thread_local int depth, paused;
@@ -64,7 +65,7 @@ static _Thread_local int depth, paused;
 static void drop_buffer(arena *a) {
   if (!a->base) return;
   free(a->base);
-  zoe_mem_add_arena(-a->bytes);
+  atomic_fetch_sub(&planned_bytes, a->bytes);
   a->base = NULL;
   a->bytes = 0;
 }
@@ -175,7 +176,7 @@ static bool plan(arena *a) {
     return false;
   }
   a->bytes = bytes;
-  zoe_mem_add_arena(bytes);
+  atomic_fetch_add(&planned_bytes, bytes);
   return true;
 }
 
@@ -184,11 +185,10 @@ void zoe_arena_leave(void) {
   arena *a = cur;
   cur = NULL;
   if (!a) return;
-  bool recorded = false;
   pthread_mutex_lock(&mu);
   a->in_use = false;
   if (a->state == RECORDING) {
-    recorded = true;
+    atomic_store(&recorded, true);
     for (int i = 0; i < a->nrec; i++) a->recs[i].ptr = NULL;
     a->state = plan(a) ? READY : USELESS;
   } else if (a->nlive > 0) {
@@ -197,8 +197,12 @@ void zoe_arena_leave(void) {
     start_recording(a, a->key);
   }
   pthread_mutex_unlock(&mu);
-  /* what the recorded run freed sits in the allocator's cache: the arena replaces it */
-  if (recorded) zoe_mem_trim_cache();
+}
+
+int64_t zoe_arena_bytes(void) { return atomic_load(&planned_bytes); }
+
+bool zoe_arena_take_recorded(void) {
+  return atomic_load_explicit(&recorded, memory_order_relaxed) && atomic_exchange(&recorded, false);
 }
 
 void zoe_arena_pause(bool pause) {

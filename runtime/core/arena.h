@@ -28,5 +28,12 @@ void zoe_arena_note_alloc(void *p, size_t size);
 /* true when 'p' is the arena's (nothing more to do); notes frees while recording */
 bool zoe_arena_free_hook(void *p);
 void zoe_arena_trim(void);
+/* The bytes of every planned buffer (zoe_mem_get's 'arena'). */
+int64_t zoe_arena_bytes(void);
+/*
+** Whether a run was recorded since the last call: what that run freed sits in the
+** allocator's cache, which the arena now replaces (alloc.c trims it).
+*/
+bool zoe_arena_take_recorded(void);
 
 #endif

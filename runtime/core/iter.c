@@ -1,8 +1,7 @@
 /*
-** iter.c: the strided walk, and the copy that every layout change uses.
+** iter.c: the strided walk over several operands of one broadcast shape.
 */
 #include "iter.h"
-#include "quant.h"
 
 #include "pool.h"
 
@@ -53,7 +52,7 @@ int zoe_iter_init(zoe_iter *it, int nops, const zoe_tensor *const *ops, int ndim
   bad:;
     char a[96], b[96];
     return zoe_errf(e, ZOE_ESHAPE, "%s: operand %d of shape %s does not broadcast to %s", op, k + 1,
-                    zoe_shape_str(t, a, sizeof a), zoe_shape_str_n(ndim, shape, b, sizeof b));
+                    zoe_shape_str_n(t->ndim, t->shape, a, sizeof a), zoe_shape_str_n(ndim, shape, b, sizeof b));
   }
   /* drop size-1 dims, then merge dims that chain in every operand */
   int n = 0;
@@ -126,43 +125,4 @@ int64_t zoe_grain(double cost) {
   /* about 32K element-copies of work per range keeps the hand-out cost negligible */
   int64_t g = (int64_t)(32768.0 / (cost > 0 ? cost : 1));
   return g < 256 ? 256 : g;
-}
-
-/* ---- copy with broadcast and dtype conversion ---- */
-
-typedef struct copy_ctx {
-  zoe_dtype to, from;
-} copy_ctx;
-
-static void copy_inner(void *arg, int64_t n, char **p, const int64_t *s) {
-  copy_ctx *c = arg;
-  size_t es_to = zoe_dtype_size(c->to), es_from = zoe_dtype_size(c->from);
-  if (s[0] == (int64_t)es_to && s[1] == (int64_t)es_from) {
-    zoe_convert(c->to, p[0], c->from, p[1], n);
-    return;
-  }
-  if (c->to == c->from) {
-    char *d = p[0];
-    const char *src = p[1];
-    switch (es_to) {
-      case 4: for (int64_t i = 0; i < n; i++) *(uint32_t *)(d + i * s[0]) = *(const uint32_t *)(src + i * s[1]); return;
-      case 2: for (int64_t i = 0; i < n; i++) *(uint16_t *)(d + i * s[0]) = *(const uint16_t *)(src + i * s[1]); return;
-      case 1: for (int64_t i = 0; i < n; i++) d[i * s[0]] = src[i * s[1]]; return;
-      default: for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], src + i * s[1], es_to); return;
-    }
-  }
-  for (int64_t i = 0; i < n; i++)
-    zoe_store_elem(c->to, p[0] + i * s[0], 0, zoe_load_elem(c->from, p[1] + i * s[1], 0));
-}
-
-int zoe_copy_(zoe_tensor *dst, const zoe_tensor *src, zoe_err *e) {
-  if (zoe_dtype_is_quant(dst->dtype) || zoe_dtype_is_quant(src->dtype)) return zoe_copy_quant(dst, src, e);
-  zoe_iter it;
-  const zoe_tensor *ops[2] = {dst, src};
-  int rc = zoe_iter_init(&it, 2, ops, dst->ndim, dst->shape, "copy", e);
-  if (rc) return rc;
-  copy_ctx c = {dst->dtype, src->dtype};
-  rc = zoe_iter_run(&it, copy_inner, &c, zoe_grain(1));
-  if (rc) return zoe_errf(e, rc, "copy: canceled");
-  return 0;
 }

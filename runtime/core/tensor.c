@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "iter.h"
+#include "quant.h"
 
 /* ---- storage ---- */
 
@@ -74,28 +75,8 @@ void zoe_tensor_release(zoe_tensor *t) {
 
 /* ---- helpers ---- */
 
-char *zoe_shape_str_n(int ndim, const int64_t *shape, char *buf, size_t n) {
-  if (ndim == 0) {
-    snprintf(buf, n, "scalar");
-    return buf;
-  }
-  size_t used = 0;
-  buf[0] = '\0';
-  for (int i = 0; i < ndim && used < n; i++)
-    used += (size_t)snprintf(buf + used, n - used, i ? "x%lld" : "%lld", (long long)shape[i]);
-  return buf;
-}
-
 char *zoe_shape_str(const zoe_tensor *t, char *buf, size_t n) {
   return zoe_shape_str_n(t->ndim, t->shape, buf, n);
-}
-
-int zoe_norm_dim(int d, int ndim, const char *op, zoe_err *e, int *out) {
-  int r = d < 0 ? d + ndim : d;
-  if (r < 0 || r >= ndim || ndim == 0)
-    return zoe_errf(e, ZOE_ERANGE, "%s: dim %d out of range for %d dims", op, d, ndim);
-  *out = r;
-  return 0;
 }
 
 int64_t zoe_numel(const zoe_tensor *t) {
@@ -571,7 +552,45 @@ zoe_tensor *zoe_view_dtype(const zoe_tensor *t, zoe_dtype dt, zoe_err *e) {
   return v;
 }
 
-/* ---- copies ---- */
+/* ---- copies (with broadcast and dtype conversion) ---- */
+
+typedef struct copy_ctx {
+  zoe_dtype to, from;
+} copy_ctx;
+
+static void copy_inner(void *arg, int64_t n, char **p, const int64_t *s) {
+  copy_ctx *c = arg;
+  size_t es_to = zoe_dtype_size(c->to), es_from = zoe_dtype_size(c->from);
+  if (s[0] == (int64_t)es_to && s[1] == (int64_t)es_from) {
+    zoe_convert(c->to, p[0], c->from, p[1], n);
+    return;
+  }
+  if (c->to == c->from) {
+    char *d = p[0];
+    const char *src = p[1];
+    switch (es_to) {
+      case 4: for (int64_t i = 0; i < n; i++) *(uint32_t *)(d + i * s[0]) = *(const uint32_t *)(src + i * s[1]); return;
+      case 2: for (int64_t i = 0; i < n; i++) *(uint16_t *)(d + i * s[0]) = *(const uint16_t *)(src + i * s[1]); return;
+      case 1: for (int64_t i = 0; i < n; i++) d[i * s[0]] = src[i * s[1]]; return;
+      default: for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], src + i * s[1], es_to); return;
+    }
+  }
+  for (int64_t i = 0; i < n; i++)
+    zoe_store_elem(c->to, p[0] + i * s[0], 0, zoe_load_elem(c->from, p[1] + i * s[1], 0));
+}
+
+int zoe_copy_(zoe_tensor *dst, const zoe_tensor *src, zoe_err *e) {
+  if (zoe_dtype_is_quant(dst->dtype) || zoe_dtype_is_quant(src->dtype)) return zoe_copy_quant(dst, src, e);
+  zoe_iter it;
+  const zoe_tensor *ops[2] = {dst, src};
+  int rc = zoe_iter_init(&it, 2, ops, dst->ndim, dst->shape, "copy", e);
+  if (rc) return rc;
+  copy_ctx c = {dst->dtype, src->dtype};
+  rc = zoe_iter_run(&it, copy_inner, &c, zoe_grain(1));
+  if (rc) return zoe_errf(e, rc, "copy: canceled");
+  return 0;
+}
+
 
 zoe_tensor *zoe_contiguous(const zoe_tensor *t, zoe_err *e) {
   if (zoe_is_contiguous(t)) return zoe_tensor_retain(t);

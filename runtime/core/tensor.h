@@ -13,6 +13,7 @@
 
 #include "dtype.h"
 #include "error.h"
+#include "shape.h"
 
 #define ZOE_MAX_DIMS 8
 
@@ -66,11 +67,8 @@ static inline void *zoe_data(const zoe_tensor *t) { /* a quantized tensor's offs
   return (char *)t->storage->data + t->offset / zoe_dtype_block(t->dtype) * (int64_t)zoe_dtype_size(t->dtype);
 }
 bool zoe_same_shape(const zoe_tensor *a, const zoe_tensor *b);
-/* "2x3x4" ("scalar" for 0 dims) into 'buf'; returns buf. */
+/* t's shape as text (zoe_shape_str_n, shape.h) into 'buf'; returns buf. */
 char *zoe_shape_str(const zoe_tensor *t, char *buf, size_t n);
-char *zoe_shape_str_n(int ndim, const int64_t *shape, char *buf, size_t n);
-/* Normalize dim 'd' (may be negative) for a tensor of 'ndim' dims (+1 when inserting). */
-int zoe_norm_dim(int d, int ndim, const char *op, zoe_err *e, int *out);
 
 /* ---- views (no copy) ---- */
 zoe_tensor *zoe_view(const zoe_tensor *t, int ndim, const int64_t *shape, zoe_err *e);
