@@ -214,7 +214,7 @@ static int walk_dict(walk *k, const pk_value *d, size_t nl, int depth) {
   return 0;
 }
 
-int zoe_pth_read(zoe_weights *w, zoe_err *e) {
+static int pth_read(zoe_weights *w, zoe_err *e) {
   zip z = {.b = w->map->base, .size = w->map->size, .path = w->path, .e = e};
   pk_arena arena = {0};
   int rc = read_directory(&z);
@@ -245,14 +245,36 @@ int zoe_pth_read(zoe_weights *w, zoe_err *e) {
   return rc ? rc : zoe_weights_finish(w, e);
 }
 
-zoe_weights *zoe_pth_open_memory(const void *data, size_t size, const char *name, zoe_err *e) {
-  zoe_mapping *m = zoe_map_memory(data, size, e);
-  if (!m) return NULL;
-  zoe_weights *w = zoe_weights_new(name, "pth", m, e);
-  zoe_map_release(m);
-  if (w && zoe_pth_read(w, e)) {
+static zoe_weights *pth_open(const char *path, zoe_mapping *m, zoe_err *e) {
+  zoe_weights *w = zoe_weights_new(path, "pth", m, e);
+  if (w && pth_read(w, e)) {
     zoe_weights_release(w);
     return NULL;
   }
   return w;
 }
+
+zoe_weights *zoe_pth_open_memory(const void *data, size_t size, const char *name, zoe_err *e) {
+  zoe_mapping *m = zoe_map_memory(data, size, e);
+  if (!m) return NULL;
+  zoe_weights *w = pth_open(name, m, e);
+  zoe_map_release(m);
+  return w;
+}
+
+/* A zip: torch.save since PyTorch 1.6. */
+static bool pth_detect(const unsigned char *b, size_t size) { return size >= 4 && memcmp(b, "PK\x03\x04", 4) == 0; }
+
+const zoe_wformat zoe_pth_format = {"pth", pth_detect, pth_open};
+
+/* A bare pickle (protocol 2-5 opcode first): torch.save before 1.6. */
+static bool legacy_detect(const unsigned char *b, size_t size) { return size >= 2 && b[0] == 0x80 && b[1] <= 5; }
+
+static zoe_weights *legacy_open(const char *path, zoe_mapping *m, zoe_err *e) {
+  (void)m;
+  zoe_errf(e, ZOE_ENOTSUP, "%s: a PyTorch checkpoint in the legacy (before 1.6) format; "
+           "load it in PyTorch and save it again with torch.save to get the zip format", path);
+  return NULL;
+}
+
+const zoe_wformat zoe_pth_legacy_format = {"pth (before 1.6)", legacy_detect, legacy_open};

@@ -110,7 +110,7 @@ static int read_metadata(zoe_weights *w, const cJSON *j, zoe_err *e) {
   return 0;
 }
 
-int zoe_st_read(zoe_weights *w, zoe_err *e) {
+static int st_read(zoe_weights *w, zoe_err *e) {
   const unsigned char *b = w->map->base;
   size_t size = w->map->size;
   if (size < 8)
@@ -154,17 +154,31 @@ int zoe_st_read(zoe_weights *w, zoe_err *e) {
   return 0;
 }
 
-zoe_weights *zoe_st_open_memory(const void *data, size_t size, const char *name, zoe_err *e) {
-  zoe_mapping *m = zoe_map_memory(data, size, e);
-  if (!m) return NULL;
-  zoe_weights *w = zoe_weights_new(name, "safetensors", m, e);
-  zoe_map_release(m);
-  if (w && zoe_st_read(w, e)) {
+static zoe_weights *st_open(const char *path, zoe_mapping *m, zoe_err *e) {
+  zoe_weights *w = zoe_weights_new(path, "safetensors", m, e);
+  if (w && st_read(w, e)) {
     zoe_weights_release(w);
     return NULL;
   }
   return w;
 }
+
+zoe_weights *zoe_st_open_memory(const void *data, size_t size, const char *name, zoe_err *e) {
+  zoe_mapping *m = zoe_map_memory(data, size, e);
+  if (!m) return NULL;
+  zoe_weights *w = st_open(name, m, e);
+  zoe_map_release(m);
+  return w;
+}
+
+/* Anything no other format claims is read as safetensors: its checks say what is wrong. */
+static bool st_detect(const unsigned char *bytes, size_t size) {
+  (void)bytes;
+  (void)size;
+  return true;
+}
+
+const zoe_wformat zoe_st_format = {"safetensors", st_detect, st_open};
 
 /* ---- sharded index ---- */
 
@@ -249,3 +263,16 @@ zoe_weights *zoe_st_open_index_json(const char *path, const char *text, size_t l
   cJSON_Delete(root);
   return w;
 }
+
+/* JSON: an object after at most 64 bytes of white space. */
+static bool index_detect(const unsigned char *b, size_t size) {
+  size_t i = 0;
+  while (i < size && i < 64 && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')) i++;
+  return i < size && b[i] == '{';
+}
+
+static zoe_weights *index_open(const char *path, zoe_mapping *m, zoe_err *e) {
+  return zoe_st_open_index_json(path, (const char *)m->base, m->size, e);
+}
+
+const zoe_wformat zoe_st_index_format = {"safetensors index", index_detect, index_open};

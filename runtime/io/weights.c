@@ -1,6 +1,7 @@
 /*
-** weights.c: the checkpoint object shared by the readers: the entry table,
-** lookup by name, and the lazy making of tensors over the mapped file.
+** weights.c: the checkpoint object the readers fill: the entry table, lookup by
+** name, and the lazy making of tensors over the mapped file. Which reader opens a
+** file is weights_open.c's business.
 */
 #include "weights.h"
 
@@ -8,7 +9,6 @@
 #include <string.h>
 
 #include "../core/suggest.h"
-#include "safetensors.h"
 #include "weights_impl.h"
 
 zoe_weights *zoe_weights_new(const char *path, const char *format, zoe_mapping *map, zoe_err *e) {
@@ -143,43 +143,6 @@ int zoe_weights_check_overlaps(zoe_weights *w, zoe_err *e) {
   return rc;
 }
 
-/* ---- opening ---- */
-
-zoe_weights *zoe_weights_open(const char *path, zoe_err *e) {
-  zoe_mapping *m = zoe_map_file(path, e);
-  if (!m) return NULL;
-  const unsigned char *b = m->base;
-  size_t i = 0;
-  while (i < m->size && i < 64 && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')) i++;
-  zoe_weights *w = NULL;
-  if (m->size >= 4 && memcmp(b, "PK\x03\x04", 4) == 0) {
-    w = zoe_weights_new(path, "pth", m, e);
-    if (w && zoe_pth_read(w, e)) {
-      zoe_weights_release(w);
-      w = NULL;
-    }
-  } else if (m->size >= 2 && b[0] == 0x80 && b[1] <= 5) {
-    zoe_errf(e, ZOE_ENOTSUP, "%s: a PyTorch checkpoint in the legacy (before 1.6) format; "
-             "load it in PyTorch and save it again with torch.save to get the zip format", path);
-  } else if (m->size >= 4 && memcmp(b, "GGUF", 4) == 0) {
-    w = zoe_weights_new(path, "gguf", m, e);
-    if (w && zoe_gguf_read(w, e)) {
-      zoe_weights_release(w);
-      w = NULL;
-    }
-  } else if (i < m->size && b[i] == '{') {
-    w = zoe_st_open_index_json(path, (const char *)b, m->size, e);
-  } else {
-    w = zoe_weights_new(path, "safetensors", m, e);
-    if (w && zoe_st_read(w, e)) {
-      zoe_weights_release(w);
-      w = NULL;
-    }
-  }
-  zoe_map_release(m);
-  return w;
-}
-
 /* ---- queries ---- */
 
 const char *zoe_weights_path(const zoe_weights *w) { return w->path; }
@@ -211,7 +174,11 @@ ptrdiff_t zoe_weights_find(const zoe_weights *w, const char *name) {
 static zoe_tensor *shard_tensor(zoe_weights *w, const zoe_wentry *en, zoe_err *e) {
   int s = en->shard;
   if (!w->shards[s]) {
-    zoe_weights *sh = zoe_weights_open(w->shard_paths[s], e);
+    if (!w->open_shard) {
+      zoe_errf(e, ZOE_EINVAL, "%s: shard of tensor '%s': no way to open shards", w->path, en->name);
+      return NULL;
+    }
+    zoe_weights *sh = w->open_shard(w->shard_paths[s], e);
     if (!sh) {
       zoe_err_prefix(e, "%s: shard of tensor '%s'", w->path, en->name);
       return NULL;

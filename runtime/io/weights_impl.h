@@ -6,6 +6,7 @@
 #define ZOE_WEIGHTS_IMPL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "mapfile.h"
 #include "weights.h"
@@ -22,6 +23,8 @@ typedef struct zoe_wentry {
 } zoe_wentry;
 
 struct zoe_weights {
+  /* how a sharded index opens a shard: the dispatch (weights_open.c) sets its own opener */
+  zoe_weights *(*open_shard)(const char *path, zoe_err *e);
   atomic_int refcount;
   char *path;
   const char *format;
@@ -46,9 +49,23 @@ int zoe_weights_check_overlaps(zoe_weights *w, zoe_err *e);
 /* Contiguous strides for an entry's shape. */
 void zoe_wentry_contiguous(zoe_wentry *en);
 
-/* Readers. 'w' comes with its mapping set; they fill entries and metadata. */
-int zoe_st_read(zoe_weights *w, zoe_err *e);
-int zoe_pth_read(zoe_weights *w, zoe_err *e);
-int zoe_gguf_read(zoe_weights *w, zoe_err *e);
+/*
+** A checkpoint format, as the dispatch (weights_open.c) sees it: its name, whether a
+** mapped file is one of its own (from its first bytes), and how to read one. A reader
+** file defines one (or more) of these; adding a format is its file and one entry in
+** weights_open.c's table.
+*/
+typedef struct zoe_wformat {
+  const char *name;
+  bool (*detect)(const unsigned char *bytes, size_t size);
+  /* the weights of the mapped file (the mapping is not taken: the weights retain it) */
+  zoe_weights *(*open)(const char *path, zoe_mapping *m, zoe_err *e);
+} zoe_wformat;
+
+extern const zoe_wformat zoe_pth_format;        /* pth.c: torch.save's zip */
+extern const zoe_wformat zoe_pth_legacy_format; /* pth.c: before 1.6, refused */
+extern const zoe_wformat zoe_st_index_format;   /* safetensors.c: *.safetensors.index.json */
+extern const zoe_wformat zoe_gguf_format;       /* gguf.c: ggml's GGUF */
+extern const zoe_wformat zoe_st_format;         /* safetensors.c: the fallback, last */
 
 #endif
