@@ -111,6 +111,9 @@ extern const uint8_t zoe__font5x7[95][7];
 /* ---- reading (video_read.c) ---- */
 /* zoe_video_read with 'who' ("image.read") naming the call in errors. */
 zoe_tensor *zoe__video_read(const char *path, const zoe_video_read_opts *o, const char *who, zoe_err *e);
+
+/* ---- video.info's metadata (video_frames.c) ---- */
+/* Append key = value (copied); ZOE_ENOMEM when out of memory. */
 int zoe__info_add(zoe_video_info *info, const char *key, const char *value);
 
 #endif

@@ -302,34 +302,6 @@ zoe_tensor *zoe_video_read(const char *path, const zoe_video_read_opts *o, zoe_e
 
 /* ---- probing ---- */
 
-int zoe__info_add(zoe_video_info *info, const char *key, const char *value) {
-  char **k = realloc(info->keys, (info->nmeta + 1) * sizeof *k);
-  if (!k) return ZOE_ENOMEM;
-  info->keys = k;
-  char **v = realloc(info->values, (info->nmeta + 1) * sizeof *v);
-  if (!v) return ZOE_ENOMEM;
-  info->values = v;
-  k[info->nmeta] = strdup(key);
-  v[info->nmeta] = strdup(value);
-  if (!k[info->nmeta] || !v[info->nmeta]) {
-    free(k[info->nmeta]);
-    free(v[info->nmeta]);
-    return ZOE_ENOMEM;
-  }
-  info->nmeta++;
-  return 0;
-}
-
-void zoe_video_info_free(zoe_video_info *info) {
-  for (int i = 0; i < info->nmeta; i++) {
-    free(info->keys[i]);
-    free(info->values[i]);
-  }
-  free(info->keys);
-  free(info->values);
-  memset(info, 0, sizeof *info);
-}
-
 int zoe_video_probe(const char *path, zoe_video_info *info, zoe_err *e) {
   memset(info, 0, sizeof *info);
   AVFormatContext *fc = NULL;
