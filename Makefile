@@ -124,7 +124,7 @@ tools-deps:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) $(TOOLS_DEB_PACKAGES)"
 
 bench: deps tools-deps all $(BENCH_BIN)
-	@ZOE="$(BIN)/zoe" BENCH_BIN_DIR="$(BIN)/bench" sh bench/run.sh
+	@ZOE="$(BIN)/zoe" BENCH_BIN_DIR="$(BIN)/bench" ZOE_WAN_RANDOM="$(WAN_RANDOM)" sh bench/run.sh
 
 # clang is needed only here, not for make test
 FUZZ_SECONDS ?= 60

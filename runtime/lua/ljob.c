@@ -72,7 +72,7 @@ lj_job *lz_job_new(lua_State *L, int fn, int nargs, const char *name) {
   job_metatable(L); /* the main job is made before zoe is loaded */
   lua_setmetatable(L, -2);
   lua_createtable(L, 0, 4);
-  j->co = lua_newthread(L);
+  j->co = j->nest[0] = lua_newthread(L);
   lua_setfield(L, -2, "co");
   lua_setiuservalue(L, -2, 1);
   for (int i = 0; i <= nargs; i++) lua_pushvalue(L, fn + i);
@@ -150,6 +150,8 @@ void lz_job_finished(lua_State *L, lj_job *j, int status, int nres) {
   lua_pushnil(L);
   lua_setfield(L, ut, "co");
   j->co = NULL;
+  memset(j->nest, 0, sizeof j->nest);
+  j->depth = 0;
   lz_loop_remove(j);
   bool watched = j->observed || has_listeners(L, ut, "done");
   for (lj_job *k = lz_jobs_first(); k; k = k->next)
@@ -244,6 +246,7 @@ static int j_wait(lua_State *L) {
     if (j) {
       if (j == t) return luaL_error(L, "job:wait: job %d cannot wait for itself", j->id);
       lz_job_check_cancel(L, j);
+      lz_job_check_yield(L, j, "job:wait");
       j->wait = LJ_W_JOB;
       j->waiting_on = t;
       return lua_yieldk(L, 0, (lua_KContext)j, wait_k);

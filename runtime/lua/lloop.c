@@ -113,7 +113,59 @@ void lz_job_wake(lj_job *j, int nargs) {
 /* ---- jobs in the scheduler ---- */
 
 lj_job *lz_job_running(void) { return lp.running; }
-lj_job *lz_job_of(lua_State *L) { return lp.running && lp.running->co == L ? lp.running : NULL; }
+
+lj_job *lz_job_of(lua_State *L) {
+  lj_job *j = lp.running;
+  return j && j->nest[j->depth] == L ? j : NULL;
+}
+
+/*
+** A yield from the top of the nest passes through every level below it (each
+** in coroutine.resume or a wrap function), so each must be able to yield: a
+** level called from C without a continuation (a sort comparator, gsub's
+** function, a __gc) cannot, and then neither can the top.
+*/
+bool lz_job_can_yield(const lj_job *j, lua_State *L) {
+  if (!lua_isyieldable(L)) return false;
+  for (int k = 0; k < j->depth; k++)
+    if (!lua_isyieldable(j->nest[k])) return false;
+  return true;
+}
+
+bool lz_job_nest_push(lj_job *j, lua_State *co) {
+  if (j->depth + 1 >= LJ_NEST_MAX) return false;
+  j->nest[++j->depth] = co;
+  return true;
+}
+
+void lz_job_nest_pop(lj_job *j) {
+  if (j->depth > 0) j->nest[j->depth--] = NULL;
+}
+
+int lz_job_nest_level(const lj_job *j, lua_State *L) {
+  for (int k = 0; k <= j->depth; k++)
+    if (j->nest[k] == L) return k;
+  return -1;
+}
+
+bool lz_coroutine_held(lua_State *co) {
+  for (lj_job *j = lp.first; j; j = j->next) {
+    if (j == lp.running) continue; /* its levels run: Lua's own checks refuse them */
+    for (int k = 0; k <= j->depth; k++)
+      if (j->nest[k] == co) return true;
+  }
+  return false;
+}
+
+void lz_job_hook_coroutine(lua_State *co) {
+  if (!lua_gethook(co)) lua_sethook(co, job_hook, LUA_MASKCOUNT, HOOK_COUNT);
+}
+
+/* The count hook on every level of j's nest that runs ours (a level may have its own). */
+static void nest_hooks(lj_job *j, int count) {
+  for (int k = 0; k <= j->depth; k++)
+    if (j->nest[k] && lua_gethook(j->nest[k]) == job_hook) lua_sethook(j->nest[k], job_hook, LUA_MASKCOUNT, count);
+}
 lj_job *lz_jobs_first(void) { return lp.first; }
 
 void lz_loop_add(lj_job *j) {
@@ -138,7 +190,7 @@ void lz_loop_remove(lj_job *j) {
 
 void lz_job_raise_cancel(lua_State *L, lj_job *j, const char *during) {
   j->cancel_delivered = true;
-  if (j->co) lua_sethook(j->co, job_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  nest_hooks(j, HOOK_COUNT);
   if (during && *during) luaL_error(L, "job %d canceled (during %s)", j->id, during);
   luaL_error(L, "job %d canceled", j->id);
 }
@@ -147,17 +199,24 @@ void lz_job_check_cancel(lua_State *L, lj_job *j) {
   if (j->cancel && !j->cancel_delivered) lz_job_raise_cancel(L, j, NULL);
 }
 
+void lz_job_check_yield(lua_State *L, lj_job *j, const char *who) {
+  if (!lz_job_can_yield(j, L))
+    luaL_error(L, "%s: cannot wait here: it was called from C code that cannot yield "
+               "(a sort comparator, a gsub function, a __gc, require)", who);
+}
+
 /*
-** The count hook of every job's coroutine: delivers a pending cancel to code
-** that never reaches a yield point, and ends the job's time slice so that a
-** job busy in Lua cannot keep the loop from turning.
+** The count hook of every job's coroutine and of those it resumes: delivers a
+** pending cancel to code that never reaches a yield point, and ends the job's
+** time slice so that a job busy in Lua, at any coroutine depth, cannot keep
+** the loop from turning.
 */
 static void job_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
-  lj_job *j = lp.running;
-  if (!j || L != j->co) return;
+  lj_job *j = lz_job_of(L);
+  if (!j) return;
   if (j->cancel && !j->cancel_delivered) lz_job_raise_cancel(L, j, NULL);
-  if (zoe_now_ns() - lp.turn_start > SLICE_NS && lua_isyieldable(L)) {
+  if (zoe_now_ns() - lp.turn_start > SLICE_NS && lz_job_can_yield(j, L)) {
     j->wait = LJ_W_SLICE;
     lua_yield(L, 0); /* in a hook: returns, and the coroutine yields after it */
   }
@@ -309,6 +368,7 @@ static int z_sleep(lua_State *L) {
   lj_job *j = lz_job_of(L);
   if (j) {
     lz_job_check_cancel(L, j);
+    lz_job_check_yield(L, j, "zoe.sleep");
     j->timer = timer_start(L, ms, j, NULL);
     j->wait = LJ_W_TIMER;
     snprintf(j->what, sizeof j->what, "sleep");
@@ -373,6 +433,7 @@ static int await_called(lua_State *L, int status, lua_KContext ctx) {
     lj_job *j = lz_job_of(L);
     if (j) {
       lz_job_check_cancel(L, j);
+      lz_job_check_yield(L, j, "zoe.await");
       j->wait = LJ_W_AWAIT;
       snprintf(j->what, sizeof j->what, "a callback");
       return lua_yieldk(L, 0, (lua_KContext)j, await_k);
@@ -434,7 +495,7 @@ bool lz_job_cancel(lj_job *j) {
     case LJ_W_SLICE: break;
   }
   /* Lua code between yield points gets the error at its next instruction */
-  lua_sethook(j->co, job_hook, LUA_MASKCOUNT, 1);
+  nest_hooks(j, 1);
   return true;
 }
 
@@ -512,6 +573,7 @@ void lz_loop_init(lua_State *L) {
     lp.uv_ready = true;
   }
   lp.M = lp.LL = M;
+  lz_open_coroutines(L);
   if (!lp.display_ready) {
     zoe_display_init(&lp.display, zoe_display_auto());
     lp.display_ready = true;

@@ -35,6 +35,9 @@ typedef enum lj_wait {
 typedef struct lj_timer lj_timer;
 typedef struct lj_job lj_job;
 
+/* How deep a job's coroutines may nest and still hand their ops to the compute thread. */
+#define LJ_NEST_MAX 48
+
 struct lj_job {
   int id;
   lj_state state;
@@ -45,6 +48,13 @@ struct lj_job {
   bool reported;         /* it failed with nobody watching, and that was printed */
   bool in_ready;
   lua_State *co;         /* the coroutine; the job's user value table keeps it alive */
+  /*
+  ** The coroutines the job resumed through its coroutine library (lcoro.c),
+  ** outermost first: nest[0] is 'co', nest[depth] runs (or waits) now. A
+  ** yield the runtime makes in nest[depth] goes up through every level.
+  */
+  lua_State *nest[LJ_NEST_MAX];
+  int depth;
   int ref;               /* registry reference to the userdata while unfinished */
   int nargs;             /* values pushed on 'co' for the next resume */
   lj_job *ready_next;
@@ -68,12 +78,29 @@ void lz_loop_init(lua_State *L);
 uv_loop_t *lz_loop_uv(void);
 /* The job being resumed now (a coroutine it created runs on its behalf too), or NULL. */
 lj_job *lz_job_running(void);
-/* The job whose own coroutine is L, or NULL (outside jobs, or in a coroutine of one). */
+/*
+** The job on whose behalf L runs: L is the running job's coroutine, or one it
+** resumed, at any depth, through its coroutine library. NULL outside jobs, and
+** in a coroutine resumed some other way (Lua's own lua_resume from C).
+*/
 lj_job *lz_job_of(lua_State *L);
+/* Whether L (lz_job_of) and every level between it and the job can yield now. */
+bool lz_job_can_yield(const lj_job *j, lua_State *L);
+/* Track 'co', about to be resumed by the top of j's nest; false when too deep. */
+bool lz_job_nest_push(lj_job *j, lua_State *co);
+void lz_job_nest_pop(lj_job *j);
+/* The level of L in the running job's nest, or -1. */
+int lz_job_nest_level(const lj_job *j, lua_State *L);
+/* Whether 'co' belongs to the loop now: a job's own coroutine, or one waiting in a job's nest. */
+bool lz_coroutine_held(lua_State *co);
+/* Give a coroutine a job resumes the job's count hook, unless it has a hook of its own. */
+void lz_job_hook_coroutine(lua_State *co);
 /* Put a waiting job on the ready list, with 'nargs' values already pushed on its coroutine. */
 void lz_job_wake(lj_job *j, int nargs);
 /* Raise the job's cancel error if a cancel is pending (called at every yield point). */
 void lz_job_check_cancel(lua_State *L, lj_job *j);
+/* Raise an error saying why 'who' cannot wait when L cannot yield up to the job. */
+void lz_job_check_yield(lua_State *L, lj_job *j, const char *who);
 /* Raise it now ("job 3 canceled (during matmul)" when 'during' is given). */
 void lz_job_raise_cancel(lua_State *L, lj_job *j, const char *during);
 /* Ask a job to stop; false when it had already finished. */
@@ -90,6 +117,10 @@ void lz_loop_remove(lj_job *j);
 void lz_loop_forget(lj_job *j);
 /* A failure was reported with nobody watching (+1), or was observed after all (-1). */
 void lz_loop_count_unobserved(int delta);
+
+/* ---- the coroutine library of jobs (lcoro.c) ---- */
+/* Replace coroutine.resume, wrap and close in L's global 'coroutine' table. */
+void lz_open_coroutines(lua_State *L);
 
 /* ---- offloading tasks (loffload.c) ---- */
 /* The offload hook and zoe.offload_us / zoe.offload_rates, into the table on the top. */

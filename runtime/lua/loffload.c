@@ -1,10 +1,11 @@
 /*
 ** loffload.c: which tasks leave the loop thread, and how. lz_task_finish
-** hands every task finished in a job's own coroutine to offload(): a cheap one
-** runs inline there (timed); a heavy one goes to the compute thread while the
-** job yields (lua_yieldk), held by a registry reference until its
-** continuation pushes the results. Its finalizer, which only lua_close can
-** reach while it flies, first takes it back from the compute thread.
+** hands every task finished in a job, at any coroutine depth (lcoro.c), to
+** offload(): a cheap one runs inline there (timed); a heavy one goes to the
+** compute thread while the calling coroutine yields (lua_yieldk) up to the
+** job, held by a registry reference until its continuation pushes the
+** results. Its finalizer, which only lua_close can reach while it flies,
+** first takes it back from the compute thread.
 */
 #include <math.h>
 #include <stdio.h>
@@ -38,6 +39,12 @@ typedef struct task_rate {
 } task_rate;
 
 static task_rate rates[NRATES];
+
+/* What ran in jobs since the last reset: counts and the longest run on each side (bench). */
+static struct {
+  int64_t offloaded, inline_;
+  int64_t longest_offloaded_ns, longest_inline_ns;
+} stats;
 
 /* The entry for tasks called 'name' (made on first use), or NULL when the table is full. */
 static task_rate *rate_of(const char *name) {
@@ -89,6 +96,8 @@ static void work_done(zoe_work *w, int status) {
   lz_task *t = j->task;
   if (status && !t->err.code) zoe_errf(&t->err, status, "%s: canceled", t->name);
   if (!status && !t->err.code) learn(t, w->run_ns);
+  stats.offloaded++;
+  if (w->run_ns > stats.longest_offloaded_ns) stats.longest_offloaded_ns = w->run_ns;
   lz_job_wake(j, 0);
 }
 
@@ -106,12 +115,15 @@ static int offload_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int offload(lua_State *L, lz_task *t) {
   lj_job *j = lz_job_of(L);
-  if (!j) return LZ_INLINE; /* outside jobs, and in coroutines a job made, tasks run inline */
+  if (!j || !lz_job_can_yield(j, L)) return LZ_INLINE; /* outside jobs, or where nothing can yield */
   lz_job_check_cancel(L, j); /* every op is a boundary where a cancel lands */
   if (!heavy(t)) { /* inline, timed to learn the speed of its kind */
     int64_t t0 = zoe_now_ns();
     lz_task_run(t);
-    if (!t->err.code) learn(t, zoe_now_ns() - t0);
+    int64_t ns = zoe_now_ns() - t0;
+    if (!t->err.code) learn(t, ns);
+    stats.inline_++;
+    if (ns > stats.longest_inline_ns) stats.longest_inline_ns = ns;
     return lz_task_push_results(L, t);
   }
   int idx = 0;
@@ -169,9 +181,28 @@ static int z_offload_rates(lua_State *L) {
   return 1;
 }
 
+/*
+** zoe.offload_stats([reset]): {offloaded =, inline = (ops run in jobs), longest_offloaded_ms =,
+** longest_inline_ms =} since the start or the last reset (for the bench).
+*/
+static int z_offload_stats(lua_State *L) {
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, stats.offloaded);
+  lua_setfield(L, -2, "offloaded");
+  lua_pushinteger(L, stats.inline_);
+  lua_setfield(L, -2, "inline");
+  lua_pushnumber(L, (double)stats.longest_offloaded_ns * 1e-6);
+  lua_setfield(L, -2, "longest_offloaded_ms");
+  lua_pushnumber(L, (double)stats.longest_inline_ns * 1e-6);
+  lua_setfield(L, -2, "longest_inline_ms");
+  if (lua_toboolean(L, 1)) memset(&stats, 0, sizeof stats);
+  return 1;
+}
+
 static const luaL_Reg offload_funcs[] = {
   {"offload_us", z_offload_us},
   {"offload_rates", z_offload_rates},
+  {"offload_stats", z_offload_stats},
   {NULL, NULL},
 };
 

@@ -313,6 +313,33 @@ static void test_repl_pty(void) {
   CHECK(strstr(read_file(hist, text, sizeof text), "1+1") != NULL, "history saved: [%s]", text);
 }
 
+/*
+** A render in the background (zoe-tiny, its denoising in the sampler's coroutine): the REPL
+** answers while it denoises, and :cancel stops it before its last step. Properties, not
+** times: the job is still denoising when 1+1 comes back, and canceled short of its end.
+*/
+static void test_repl_render(void) {
+  proc p;
+  start_pty(&p, (char *[]){(char *)zoe, NULL});
+  CHECK(expect(&p, "zoe is loaded", 30) && expect(&p, "> ", 10), "banner and prompt");
+  send(&p, "j = zoe.spawn(function() return zoe.pipeline.text2video{model = 'zoe-tiny', seed = 1, "
+           "prompt = 'a red circle moving right on a white background', steps = 2000} end)\r");
+  CHECK(expect(&p, "> ", 10), "prompt after spawn");
+  send(&p, "repeat zoe.sleep(10) until (j:info().step or 0) >= 3\r");
+  CHECK(expect(&p, "> ", 60), "the render reached its denoising");
+  send(&p, "1+1\r");
+  CHECK(expect(&p, "1+1\r\n2\r\n", 30), "answers 1+1");
+  send(&p, "print(j:status(), j:info().stage, j:info().step < 2000)\r");
+  CHECK(expect(&p, "running\tdenoise\ttrue", 30), "while the render denoises");
+  send(&p, ":cancel 2\r");
+  CHECK(expect(&p, "canceling job 2", 10), ":cancel says what it cancels");
+  send(&p, "repeat zoe.sleep(10) until j:status() ~= 'running'; print(j:status(), j:info().step < 2000)\r");
+  CHECK(expect(&p, "canceled\ttrue", 30), "the render was canceled before its last step");
+  send(&p, "\x04");
+  int st = finish(&p, 10);
+  CHECK(st == 0, "Ctrl-D exits with 0, got %d", st);
+}
+
 static void test_repl_pipe(void) {
   proc p;
   start_pipes(&p, (char *[]){(char *)zoe, NULL});
@@ -341,6 +368,7 @@ int main(void) {
   RUN(test_sigint_cancels_script);
   RUN(test_second_sigint_exits);
   RUN(test_repl_pty);
+  RUN(test_repl_render);
   RUN(test_repl_pipe);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

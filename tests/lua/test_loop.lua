@@ -109,7 +109,7 @@ t.test("offloaded results equal inline results exactly", function()
   local inline = compute()
   zoe.offload_us(0) -- everything goes to the compute thread
   local offloaded = compute()
-  local nested -- a coroutine inside a job runs its ops inline
+  local nested -- in a coroutine of the job's, the ops go to the compute thread too
   local co = coroutine.wrap(function() nested = compute() end)
   co()
   zoe.offload_us(saved)
@@ -117,6 +117,115 @@ t.test("offloaded results equal inline results exactly", function()
     t.ok(same(inline[i], offloaded[i]), "offloaded result " .. i .. " differs")
     t.ok(same(inline[i], nested[i]), "nested-coroutine result " .. i .. " differs")
   end
+end)
+
+-- A timer set to fire at once, from inside a heavy op's caller: its callback runs on the
+-- loop's next turn, so what it sees is whether the job was waiting for the op (the op ran on
+-- the compute thread and the loop went on) or had already finished it (the op ran inline,
+-- holding the loop). No clock is read.
+local function op_with_probe(seen, job, A)
+  local timer = uv.new_timer()
+  timer:start(0, 0, function()
+    seen[#seen + 1] = job():info().waiting
+    timer:close()
+  end)
+  return A:matmul(A) -- 512^3: milliseconds, predicted far above the offload threshold
+end
+
+t.test("the loop runs callbacks while a heavy op runs inside a sampler inside a job", function()
+  local A = T.randn(512, 512)
+  local seen, j = {}, nil
+  local function model(x) op_with_probe(seen, function() return j end, A) return x * 0.5 end
+  local spec = {model = model, kind = "flow", sampler = "euler", steps = 3, x = T.ones(4)}
+  j = zoe.spawn(zoe.sample, spec)
+  local x = j:wait()
+  t.eq(seen, {"in matmul (compute thread)", "in matmul (compute thread)", "in matmul (compute thread)"})
+  spec.model = function(y) return y * 0.5 end
+  t.ok(same(x, zoe.sample(spec)), "the same latent as without the op")
+end)
+
+t.test("... and inside a user's coroutine.wrap inside a job, at any depth", function()
+  local A = T.randn(512, 512)
+  local seen, j = {}, nil
+  local probe = function() return j end
+  j = zoe.spawn(function()
+    local gen = coroutine.wrap(function()
+      for i = 1, 3 do
+        op_with_probe(seen, probe, A)
+        coroutine.yield(i) -- the user's own yields still come back to the user
+      end
+      local inner = coroutine.wrap(function() op_with_probe(seen, probe, A) return "deep" end)
+      local deeper = coroutine.wrap(function() return inner() end)
+      return deeper()
+    end)
+    return {gen(), gen(), gen(), gen()}
+  end)
+  t.eq(j:wait(), {1, 2, 3, "deep"})
+  t.eq(#seen, 4)
+  for i = 1, 4 do t.eq(seen[i], "in matmul (compute thread)", "probe " .. i) end
+end)
+
+t.test("the job's coroutine library: resume, wrap and close behave as Lua's", function()
+  local co = coroutine.create(function(a, b)
+    local c = coroutine.yield(a + b)
+    T.randn(256, 256):matmul(T.randn(256, 256)) -- an offloaded op between user yields
+    zoe.sleep(1)
+    return c * 2, "end"
+  end)
+  t.eq({coroutine.resume(co, 1, 2)}, {true, 3})
+  t.eq(coroutine.status(co), "suspended")
+  t.eq({coroutine.resume(co, 21)}, {true, 42, "end"})
+  t.eq(coroutine.status(co), "dead")
+  t.eq({coroutine.resume(co)}, {false, "cannot resume dead coroutine"})
+  -- errors: resume returns them, wrap raises them with a position and closes the coroutine
+  local bad = coroutine.create(function() zoe.sleep(1) error("inner", 0) end)
+  t.eq({coroutine.resume(bad)}, {false, "inner"})
+  local closed = false
+  local w = coroutine.wrap(function()
+    local _ <close> = setmetatable({}, {__close = function() closed = true end})
+    zoe.sleep(1)
+    error("wrapped")
+  end)
+  local err = t.raises(w, "wrapped")
+  t.ok(err:find("test_loop.lua:%d+: wrapped"), err)
+  t.eq(closed, true, "the failed coroutine's to-be-closed variables were closed")
+  local idle = coroutine.create(function() coroutine.yield() end)
+  coroutine.resume(idle)
+  t.eq(coroutine.close(idle), true)
+  t.eq(coroutine.status(idle), "dead")
+  t.eq(select(2, coroutine.resume(coroutine.running())), "cannot resume non-suspended coroutine")
+end)
+
+t.test("a coroutine waiting for the loop belongs to its job: others cannot resume or close it", function()
+  local inner
+  local j = zoe.spawn(function()
+    inner = coroutine.create(function() zoe.sleep(50) return "slept" end)
+    return select(2, coroutine.resume(inner))
+  end)
+  repeat zoe.sleep(1) until inner and j:info().waiting == "sleeping"
+  local ok, msg = coroutine.resume(inner)
+  t.eq(ok, false)
+  t.ok(msg:find("waits for the loop", 1, true), msg)
+  t.raises(function() coroutine.close(inner) end, "waits for the loop")
+  t.eq(j:wait(), "slept")
+end)
+
+t.test("a user's coroutine busy in Lua inside a job lets the loop turn, and is canceled there", function()
+  local flag = false
+  local busy = zoe.spawn(function()
+    return coroutine.wrap(function()
+      local t0 = uv.hrtime()
+      while not flag and seconds_since(t0) < 10 do end
+      return flag
+    end)()
+  end)
+  zoe.sleep(30) -- returns only if the busy coroutine is preempted
+  flag = true
+  t.eq(busy:wait(), true)
+  local forever = zoe.spawn(function() coroutine.wrap(function() while true do end end)() end)
+  zoe.sleep(30)
+  forever:cancel()
+  t.raises(function() forever:wait() end, "canceled")
 end)
 
 t.test("a cancel during a long op lands within 1 s", function()

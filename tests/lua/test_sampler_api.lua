@@ -1,6 +1,6 @@
 -- The sampler interface a recipe and the pipeline use: the step iterator and its states,
 -- changing settings between steps, seeded noise, the model call, schedules given as arrays or
--- functions, custom samplers, yields from inside the model, and the errors.
+-- functions, custom samplers, waits inside the model, and the errors.
 local t = require "testlib"
 local zoe = require "zoe"
 local T = zoe.tensor
@@ -109,30 +109,26 @@ t.test("a sampler of one's own", function()
   t.ok(t.relerr(flat(zoe.sample(base{sampler = "half_euler", factor = 0.5})), flat(euler)) > 1e-3)
 end)
 
-t.test("yields from inside the model pass through to the job that runs the sampler", function()
-  -- a heavy op run by the loop yields from inside the model call; the sampler must hand
-  -- that yield to its own resumer and the answer back, not take it for a step
-  local answers = 0
-  local spec = base{model = function(x, tt, ctx)
-    local got = coroutine.yield("compute", tt)
-    t.eq(got, tt * 2, "the op's result comes back")
+t.test("the model may wait on the loop inside the sampler; a yield of its own is refused", function()
+  -- this file runs as a job, and the sampler in a coroutine the job resumes: a zoe.sleep in
+  -- the model yields through the sampler to the loop (timers fire) and returns into the model
+  local ticks = 0
+  local timer = zoe.uv.new_timer()
+  timer:start(1, 1, function() ticks = ticks + 1 end)
+  local waited = 0
+  local x = zoe.sample(base{model = function(x, tt, ctx)
+    local before = ticks
+    zoe.sleep(5)
+    if ticks > before then waited = waited + 1 end
     return toy(x, tt, ctx)
-  end}
-  local job = coroutine.create(function()
-    local n = 0
-    for state in zoe.sampler.steps(spec) do n = n + 1; t.eq(state.step, n) end
-    return n
-  end)
-  local ok, what, v = coroutine.resume(job)
-  while coroutine.status(job) ~= "dead" do
-    t.ok(ok, tostring(what))
-    t.eq(what, "compute")
-    answers = answers + 1
-    ok, what, v = coroutine.resume(job, v * 2)
-  end
-  t.ok(ok, tostring(what))
-  t.eq(what, 6, "steps")
-  t.eq(answers, 6, "one model call per step")
+  end})
+  timer:stop()
+  timer:close()
+  t.eq(waited, 6, "the loop ran during each of the six model calls")
+  t.eq(flat(x), flat(zoe.sample(base())), "the same result as without the waits")
+  t.raises(function()
+    zoe.sample(base{model = function(x, tt, ctx) coroutine.yield("mine") return toy(x, tt, ctx) end})
+  end, "sampler 'unipc': the model yielded")
 end)
 
 t.test("numeric helpers: expm1 near 0 and at -inf, float32 rounding, numpy's linspace, solve", function()

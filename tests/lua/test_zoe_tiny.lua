@@ -114,4 +114,31 @@ t.test("one VAE decode, a latent frame at a time", function()
   local vae = model:vae()
   close(vae:decode(P["vae.z"], model.latent.mean, model.latent.std), P["vae.video"], 1e-4, "vae")
 end)
+-- A cancel lands inside whatever block op the compute thread runs; every op's error path
+-- must let go of exactly what it holds (a double release there once corrupted the heap).
+-- The cancels are spread over a forward (the clock only spreads them; nothing is timed).
+t.test("a DiT forward canceled at many points frees what it held and leaves the next forward right", function()
+  local dit = model:dit()
+  local kv = dit.cross_kv(P["dit.context"])
+  local x = T.randn({P["dit.x"]:size(1), 9, 16, 16}, {seed = 3})
+  local want = dit.forward({x}, 500, kv)[1]
+  collectgarbage()
+  collectgarbage()
+  local live = zoe.mem().live
+  local t0 = zoe.uv.hrtime()
+  dit.forward({x}, 500, kv)
+  local ms = (zoe.uv.hrtime() - t0) / 1e6
+  local canceled = 0
+  for i = 1, 16 do
+    local j = zoe.spawn(function() for _ = 1, 1000 do dit.forward({x}, 500, kv) end end)
+    zoe.sleep(ms * i / 16)
+    j:cancel()
+    if not pcall(j.wait, j) then canceled = canceled + 1 end
+  end
+  t.eq(canceled, 16)
+  collectgarbage()
+  collectgarbage()
+  t.eq(zoe.mem().live, live, "live C memory back where it was")
+  t.eq((dit.forward({x}, 500, kv)[1] - want):abs():max():item(), 0, "the same bits after the cancels")
+end)
 t.done()

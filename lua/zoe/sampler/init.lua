@@ -129,8 +129,9 @@ function M.prepare(spec)
   return r
 end
 
--- our yields carry this mark; anything else came from inside the model (a heavy op handed
--- to the loop's compute thread) and is passed up to whoever runs us
+-- our yields carry this mark. The runtime's own yields (a heavy op inside the model handed
+-- to the compute thread, a sleep) never come here: the job's coroutine.resume passes them
+-- up to the job and their results back down (runtime/lua/lcoro.c).
 local STEP = {}
 
 -- iterator over the steps; also returns the run (r.sigmas, r.timesteps; r.x at the end)
@@ -147,20 +148,21 @@ function M.steps(spec)
   local done = false
   local function next_state()
     if done then return nil end
-    local res = table.pack(coroutine.resume(co))
-    while true do
-      if not res[1] then
-        done = true
-        error(res[2], 0)
-      end
-      if coroutine.status(co) == "dead" then
-        done = true
-        r.x = res[2] or r.x
-        return nil
-      end
-      if res[2] == STEP then return res[3] end
-      res = table.pack(coroutine.resume(co, coroutine.yield(table.unpack(res, 2, res.n))))
+    local ok, mark, state = coroutine.resume(co)
+    if not ok then
+      done = true
+      error(mark, 0)
     end
+    if coroutine.status(co) == "dead" then
+      done = true
+      r.x = mark or r.x
+      return nil
+    end
+    if mark ~= STEP then
+      done = true
+      error(("sampler '%s': the model yielded (coroutine.yield inside a model function is not supported)"):format(r.name), 2)
+    end
+    return state
   end
   return next_state, r
 end

@@ -48,6 +48,7 @@ static int ffn_part(const zoe_wan_block_w *w, const zoe_wan_block_opts *o, zoe_t
   zoe_tensor *h = zoe_layer_norm(x, NULL, NULL, o->eps, NULL, e), *y = NULL, *r = NULL;
   int ok = h && (r = zoe_modulate(h, m3, m4, h, e));
   zoe_tensor_release(r); /* modulate hands back another reference to h */
+  r = NULL;              /* the release below is gated_add's: a failure before it must not repeat this one */
   ok = ok && (y = zoe_linear_act(h, w->ffn0_w, w->ffn0_b, ZOE_ACT_GELU_TANH, NULL, e));
   zoe_tensor_release(h);
   h = NULL;
