@@ -332,5 +332,6 @@ int lz_open_nn(lua_State *L) {
   lz_nn_conv_functions(L);
   lz_nn_wan_functions(L);
   lz_nn_cogvideox_functions(L);
+  lz_nn_ltx_functions(L);
   return 1;
 }

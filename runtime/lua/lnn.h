@@ -18,5 +18,7 @@ void lz_nn_conv_functions(lua_State *L);
 void lz_nn_wan_functions(lua_State *L);
 /* the CogVideoX family's blocks: cogvideox_block, cogvideox_spatial_norm (lnn_cogvideox.c) */
 void lz_nn_cogvideox_functions(lua_State *L);
+/* the LTX-Video family's blocks: ltx_block, ltx_rope (lnn_ltx.c) */
+void lz_nn_ltx_functions(lua_State *L);
 
 #endif

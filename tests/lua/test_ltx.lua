@@ -63,11 +63,68 @@ t.test("padded caption rows do not matter (their keys are masked)", function()
   close(out, F.sample, 1e-4, "sample with garbage in the padding")
 end)
 
+-- The block written out with the nn ops (the reference computes it so), modulating the first
+-- n tokens of each entry with temb0: the C block's image-to-video path against it.
+local function lua_block(i, x, temb, temb0, n, kv, cos, sin)
+  local nn, H, D = zoe.nn, 2, 32
+  local bw = setmetatable({}, {__index = function(_, k) return w[("transformer_blocks.%d.%s"):format(i - 1, k)] end})
+  local sst = bw["scale_shift_table"]:view(1, 6, D)
+  local ada, ada0 = temb + sst, temb0 + sst
+  local L = x:size(2)
+  local function split(f) return T.cat({f(1, n, ada0), f(n + 1, L - n, ada)}, 2) end
+  local function mod(h, a, b) return split(function(s, len, m) return nn.modulate(h:narrow(2, s, len), m:narrow(2, a, 1), m:narrow(2, b, 1)) end) end
+  local function gate(x_, y, g) return split(function(s, len, m) return nn.gated_add(x_:narrow(2, s, len), y:narrow(2, s, len), m:narrow(2, g, 1)) end) end
+  local function rope(t_)
+    local B = t_:size(1)
+    local p = t_:view(B, L, D // 2, 2)
+    return t_ * cos + T.cat({p:narrow(4, 2, 1):neg(), p:narrow(4, 1, 1)}, 4):view(B, L, D) * sin
+  end
+  local h = mod(nn.rms_norm(x, nil, 1e-6), 1, 2)
+  local q = rope(nn.rms_norm(nn.linear(h, bw["attn1.to_q.weight"], bw["attn1.to_q.bias"]), bw["attn1.norm_q.weight"], 1e-5))
+  local k = rope(nn.rms_norm(nn.linear(h, bw["attn1.to_k.weight"], bw["attn1.to_k.bias"]), bw["attn1.norm_k.weight"], 1e-5))
+  local v = nn.linear(h, bw["attn1.to_v.weight"], bw["attn1.to_v.bias"])
+  local B = x:size(1)
+  local y = nn.attention(q:view(B, L, H, 16), k:view(B, L, H, 16), v:view(B, L, H, 16)):view(B, L, D)
+  x = gate(x, nn.linear(y, bw["attn1.to_out.0.weight"], bw["attn1.to_out.0.bias"]), 3)
+  q = nn.rms_norm(nn.linear(x, bw["attn2.to_q.weight"], bw["attn2.to_q.bias"]), bw["attn2.norm_q.weight"], 1e-5)
+  y = nn.attention(q:view(B, L, H, 16), kv[i][1], kv[i][2], {mask = kv.mask}):view(B, L, D)
+  x = x + nn.linear(y, bw["attn2.to_out.0.weight"], bw["attn2.to_out.0.bias"])
+  h = mod(nn.rms_norm(x, nil, 1e-6), 4, 5)
+  y = nn.linear(nn.linear(h, bw["ff.net.0.proj.weight"], bw["ff.net.0.proj.bias"]):gelu_tanh(), bw["ff.net.2.weight"], bw["ff.net.2.bias"])
+  return gate(x, y, 6)
+end
+
+t.test("the first frame's tokens at their own timestep (image-to-video): the C block against the ops", function()
+  local kv = tr.cross_kv(F.encoder_hidden_states, F.encoder_attention_mask:to("f32"))
+  local cos, sin = tr.rope(grid, scale)
+  local temb = tr.time(F.timestep:totable())
+  local temb0 = tr.time({0, 0})
+  local x = zoe.nn.linear(F.hidden_states, w["proj_in.weight"], w["proj_in.bias"])
+  for _, n in ipairs {20, 60, 1} do
+    local got = tr.block(2, x, temb, temb0, n, kv, cos, sin)
+    close(got, lua_block(2, x, temb, temb0, n, kv, cos, sin), 1e-6, ("%d conditioned tokens"):format(n))
+  end
+  close(tr.block(1, x, temb, temb, 20, kv, cos, sin), tr.block(1, x, temb, nil, 0, kv, cos, sin), 1e-6,
+    "temb0 = temb is the plain block")
+end)
+
 t.test("errors name the problem", function()
   t.raises(function() tr.forward(T.zeros(1, 60, 4), 1, {}, {grid = grid, rope_scale = scale}) end,
     "ltx.transformer: tokens have 4 channels, the model takes 8")
   t.raises(function() tr.forward(T.zeros(1, 59, 8), 1, {}, {grid = grid, rope_scale = scale}) end,
     "ltx.transformer: grid 3x4x5 does not hold 59 tokens")
+  local kv = tr.cross_kv(F.encoder_hidden_states, F.encoder_attention_mask:to("f32"))
+  local cos, sin = tr.rope(grid, scale)
+  local temb = tr.time({1, 2})
+  local x = T.zeros(2, 60, 32)
+  t.raises(function() tr.block(1, x, temb, nil, 5, kv, cos, sin) end, "ltx_block: 5 conditioned tokens need temb0")
+  t.raises(function() tr.block(1, T.zeros(2, 60, 31), temb, nil, 0, kv, cos, sin) end,
+    "ltx_block: x must be [B, L, D] with D divisible by 2 heads, got 2x60x31")
+  t.raises(function() tr.block(1, T.zeros(1, 60, 32), temb:narrow(1, 1, 1), nil, 0, kv, cos, sin) end,
+    "ltx_block: cross keys/values must be [1, Lc, 2, Dh]")
+  t.raises(function() zoe.nn.ltx_rope(x, cos:narrow(1, 1, 59), sin) end, "ltx_rope: x must be [B, L, D] (D even) and cos, sin [L, D]")
+  t.raises(function() zoe.nn.ltx_block(x, temb, {}, {heads = 2, cos = cos, sin = sin, cross_k = kv[1][1], cross_v = kv[1][2]}) end,
+    "ltx_block: the weights have no 'table'")
 end)
 
 t.done()

@@ -84,15 +84,6 @@ function ltx.rope_table(D, grid, scale, opts)
   return cos, sin
 end
 
--- x [B, L, D] rotated by a table: x*cos + rot(x)*sin with rot(x)[2i] = -x[2i+1],
--- rot(x)[2i+1] = x[2i] (pairs of adjacent entries across the whole inner dim).
-function ltx.apply_rope(x, cos, sin)
-  local B, L, D = table.unpack(x:shape())
-  local p = x:view(B, L, D // 2, 2)
-  local rot = T.cat({p:narrow(4, 2, 1):neg(), p:narrow(4, 1, 1)}, 4):view(B, L, D)
-  return x * cos + rot * sin
-end
-
 -- ---------------------------------------------------------------- the transformer
 
 function ltx.transformer(cfg, w)
@@ -151,54 +142,27 @@ function ltx.transformer(cfg, w)
     return ropes[key][1], ropes[key][2]
   end
 
-  local function attention(q, k, v, mask)
-    local B, L = q:size(1), q:size(2)
-    local y = nn.attention(q:view(B, L, H, D // H), k, v, {mask = mask})
-    return y:view(B, L, D)
+  -- each block's weights by the C block's roles
+  local roles = {}
+  for i, bw in ipairs(blocks) do
+    local function attn(pre, self)
+      local r = {q = bw[pre .. "to_q.weight"], q_bias = bw[pre .. "to_q.bias"], o = bw[pre .. "to_out.0.weight"],
+                 o_bias = bw[pre .. "to_out.0.bias"], norm_q = bw[pre .. "norm_q.weight"]}
+      if self then
+        r.k, r.k_bias, r.v, r.v_bias = bw[pre .. "to_k.weight"], bw[pre .. "to_k.bias"], bw[pre .. "to_v.weight"], bw[pre .. "to_v.bias"]
+        r.norm_k = bw[pre .. "norm_k.weight"]
+      end
+      return r
+    end
+    roles[i] = {table = util.need(bw, "scale_shift_table", "ltx.transformer"), self_attn = attn("attn1.", true),
+                cross_attn = attn("attn2.", false), ff_in = bw["ff.net.0.proj.weight"], ff_in_bias = bw["ff.net.0.proj.bias"],
+                ff_out = bw["ff.net.2.weight"], ff_out_bias = bw["ff.net.2.bias"]}
   end
 
-  -- modulation chunk i (1..6) of ada [B, 6, D] as [B, 1, D]
-  local function chunk(ada, i) return ada:narrow(2, i, 1) end
-
-  -- x * (1 + scale) + shift with the first n tokens modulated by ada0 (timestep 0)
-  local function modulate(h, ada, ada0, n, i_shift, i_scale)
-    if not ada0 then return nn.modulate(h, chunk(ada, i_shift), chunk(ada, i_scale)) end
-    local L = h:size(2)
-    return T.cat({nn.modulate(h:narrow(2, 1, n), chunk(ada0, i_shift), chunk(ada0, i_scale)),
-                  nn.modulate(h:narrow(2, n + 1, L - n), chunk(ada, i_shift), chunk(ada, i_scale))}, 2)
-  end
-
-  local function gated(x, y, ada, ada0, n, i)
-    if not ada0 then return nn.gated_add(x, y, chunk(ada, i)) end
-    local L = x:size(2)
-    return T.cat({nn.gated_add(x:narrow(2, 1, n), y:narrow(2, 1, n), chunk(ada0, i)),
-                  nn.gated_add(x:narrow(2, n + 1, L - n), y:narrow(2, n + 1, L - n), chunk(ada, i))}, 2)
-  end
-
-  -- one LTXVideoTransformerBlock; temb [B, 6, D] (temb0 for the first n tokens)
+  -- one LTXVideoTransformerBlock (nn.ltx_block); temb [B, 6, D], temb0 for the first n tokens
   function model.block(i, x, temb, temb0, n, kv, cos, sin)
-    local bw = blocks[i]
-    local sst = bw["scale_shift_table"]:view(1, 6, D)
-    local ada, ada0 = temb + sst, temb0 and temb0 + sst
-    -- self-attention on the modulated RMS-normed tokens, q/k normed across heads and rotated
-    local h = modulate(nn.rms_norm(x, nil, eps), ada, ada0, n, 1, 2)
-    local q = nn.rms_norm(nn.linear(h, bw["attn1.to_q.weight"], bw["attn1.to_q.bias"]), bw["attn1.norm_q.weight"], qk_eps)
-    local k = nn.rms_norm(nn.linear(h, bw["attn1.to_k.weight"], bw["attn1.to_k.bias"]), bw["attn1.norm_k.weight"], qk_eps)
-    local v = nn.linear(h, bw["attn1.to_v.weight"], bw["attn1.to_v.bias"])
-    q, k = ltx.apply_rope(q, cos, sin), ltx.apply_rope(k, cos, sin)
-    local B, L = x:size(1), x:size(2)
-    local y = attention(q, k:view(B, L, H, D // H), v:view(B, L, H, D // H))
-    y = nn.linear(y, bw["attn1.to_out.0.weight"], bw["attn1.to_out.0.bias"])
-    x = gated(x, y, ada, ada0, n, 3)
-    -- cross-attention on the tokens themselves (no norm, no gate)
-    q = nn.rms_norm(nn.linear(x, bw["attn2.to_q.weight"], bw["attn2.to_q.bias"]), bw["attn2.norm_q.weight"], qk_eps)
-    y = attention(q, kv[i][1], kv[i][2], kv.mask)
-    x = x + nn.linear(y, bw["attn2.to_out.0.weight"], bw["attn2.to_out.0.bias"])
-    -- feed-forward
-    h = modulate(nn.rms_norm(x, nil, eps), ada, ada0, n, 4, 5)
-    y = nn.linear(nn.linear(h, bw["ff.net.0.proj.weight"], bw["ff.net.0.proj.bias"]):gelu_tanh(),
-                  bw["ff.net.2.weight"], bw["ff.net.2.bias"])
-    return gated(x, y, ada, ada0, n, 6)
+    return nn.ltx_block(x, temb, roles[i], {heads = H, eps = eps, qk_eps = qk_eps, cos = cos, sin = sin,
+      cross_k = kv[i][1], cross_v = kv[i][2], mask = kv.mask, temb0 = temb0, cond_tokens = n})
   end
 
   local function times(t, B)
