@@ -51,14 +51,25 @@ for _, dir in ipairs {"vae_090", "vae_091", "vae_095"} do
     end
     close(input, F.decoder_input, 1e-6, "decoder input")
     local noise, used = replay(F)
-    local stages = {}
-    local out = vae:decode(F.decoder_input, {timestep = F.decode_timestep, noise = noise,
-      on_stage = function(p, x) stages[p] = x end})
+    local stages, frames = {}, {}
+    local out = vae:decode(F.decoder_input, {timestep = F.decode_timestep, noise = noise, chunk = 1,
+      on_stage = function(p, x)
+        stages[p] = stages[p] or {}
+        table.insert(stages[p], x)
+      end,
+      on_frames = function(x) frames[#frames + 1] = x end})
     for i = 0, 3 do
       local ref = F[("decoder.up_blocks.%d_out"):format(i)]
-      if ref then close(stages[("decoder.up_blocks.%d."):format(i)], ref, 1e-5, "up block " .. i) end
+      if ref then close(T.cat(stages[("decoder.up_blocks.%d."):format(i)], 3), ref, 1e-5, "up block " .. i) end
     end
     close(out, F.decoded, 1e-4, "decoded")
+    t.ok(#frames > 1, "the frames came in chunks")
+    t.eq(t.tensor_relerr(T.cat(frames, 3), out), 0, "the chunks are the video")
+    for _, chunk in ipairs {2, 3} do -- the stream gives the same frames whatever its chunks (within
+      -- rounding: the Winograd convolutions order their sums by the frames they get at once)
+      close(vae:decode(F.decoder_input, {timestep = F.decode_timestep, noise = replay(F), chunk = chunk}), out, 1e-5,
+        "latent frames " .. chunk .. " at a time")
+    end
     if dir == "vae_091" then
       t.eq(used, {"up_blocks.0.resnets.0.1", "up_blocks.0.resnets.0.2", "up_blocks.1.resnets.0.1",
                   "up_blocks.1.resnets.0.2", "up_blocks.2.resnets.0.1", "up_blocks.2.resnets.0.2"}, "draws in call order")

@@ -108,23 +108,6 @@ function M:resnet(x, p, causal, temb, noise)
   return h + x
 end
 
--- LTXVideoUpsampler3d (stride 2 in time and space): depth-to-space of the conv, the first
--- frame dropped (F frames become 2F - 1); with residual, plus the input's own
--- depth-to-space tiled to the width.
-function M:upsample(x, p, residual, factor)
-  local w = self.w
-  local h = depth_to_space(conv(x, w[p .. "conv.conv.weight"], w[p .. "conv.conv.bias"], false))
-  h = h:narrow(3, 2, h:size(3) - 1)
-  if residual then
-    local r = depth_to_space(x)
-    local reps = {}
-    for i = 1, 8 // factor do reps[i] = r end
-    r = T.cat(reps, 2)
-    h = h + r:narrow(3, 2, r:size(3) - 1)
-  end
-  return h
-end
-
 -- LTXVideoDownsampler3d (0.9.5): the first stride_t - 1 frames repeated in front; the
 -- space-to-depth of a causal conv plus the space-to-depth of the input averaged in groups.
 function M:downsample(x, p, s, cout)
@@ -178,6 +161,159 @@ end
 
 -- ---------------------------------------------------------------- decoder
 
+-- The decoder is not causal (each conv sees the frame after as well), yet it runs as a
+-- stream: each stage takes chunks of frames and gives back the frames it can finish,
+-- keeping what it still needs (a conv its last two input frames; a residual its pending
+-- shortcut frames), and flush() ends the video (the last frame repeated, as the reference
+-- pads it). A 704x512x161 clip then never holds more than a few frames per stage, and the
+-- writer gets frames as they come; every frame is computed as in one piece.
+
+-- a stage: {push = fn(x) -> y or nil, flush = fn() -> y or nil}
+local function conv_stream(w, b)
+  local tail -- the last two input frames (the first one repeated at the start)
+  local function run(x, prev)
+    return nn.conv3d(x, w, b, {padding = {w:size(4) // 2, w:size(5) // 2}, causal_pad = prev:size(3), prev = prev})
+  end
+  local st = {}
+  function st.push(x)
+    local prev = tail or x:narrow(3, 1, 1)
+    local all = T.cat({prev, x}, 3) -- the frames the next call may need, at most 2 + chunk
+    tail = all:narrow(3, all:size(3) - 1, 2):contiguous()
+    if prev:size(3) + x:size(3) < 3 then return nil end
+    return run(x, prev)
+  end
+  function st.flush()
+    if not tail then return nil end
+    local last = tail:narrow(3, 2, 1)
+    return run(last:contiguous(), tail)
+  end
+  return st
+end
+
+-- frames waiting for their partner (a shortcut for a resnet's output)
+local function queue()
+  local q = {chunks = {}}
+  function q.put(x) q.chunks[#q.chunks + 1] = x end
+  function q.take(n) -- the first n frames, in order
+    local parts, got = {}, 0
+    while got < n do
+      local c = q.chunks[1]
+      local k = math.min(c:size(3), n - got)
+      parts[#parts + 1] = c:narrow(3, 1, k)
+      got = got + k
+      if k == c:size(3) then table.remove(q.chunks, 1) else q.chunks[1] = c:narrow(3, k + 1, c:size(3) - k) end
+    end
+    return #parts == 1 and parts[1] or T.cat(parts, 3)
+  end
+  return q
+end
+
+-- two stages one after the other: flush() of the first goes through the second's push
+local function chain(a, b)
+  return {
+    push = function(x)
+      local y = a.push(x)
+      return y and b.push(y) or nil
+    end,
+    flush = function()
+      local y = a.flush()
+      local parts = {y and b.push(y), b.flush()}
+      if parts[1] and parts[2] then return T.cat(parts, 3) end
+      return parts[1] or parts[2]
+    end,
+  }
+end
+
+-- a pointwise stage
+local function map(fn) return {push = fn, flush = function() return nil end} end
+
+-- LTXVideoResnetBlock3d (the decoder's, not causal) under 'p' as a stage
+function M:resnet_stream(p, temb, noise)
+  local w = self.w
+  local mod
+  local name = p:gsub("^decoder%.", "")
+  local noises = {}
+  local function injected(h, i) -- the spatial noise of this resnet (drawn once, at first use) times its scale
+    local scale = w[p .. "per_channel_scale" .. i]
+    if not scale then return h end
+    local hh, ww = h:size(4), h:size(5)
+    noises[i] = noises[i] or (noise(name .. i, hh, ww):view(1, hh, ww) * scale):view(1, -1, 1, hh, ww)
+    return h + noises[i]
+  end
+  local function modulation(C, B)
+    if not temb then return nil end
+    mod = mod or temb:view(B, 4, C, 1, 1, 1) + util.need(w, p .. "scale_shift_table", "ltx.vae"):view(1, 4, C, 1, 1, 1)
+    return mod
+  end
+  local function pre(x, i) -- RMS norm, the timestep's shift and scale, SiLU
+    local h = channel_norm(self, x)
+    local m = modulation(x:size(2), x:size(1))
+    if m then h = nn.modulate(h, m:select(2, 2 * i - 1), m:select(2, 2 * i)) end
+    return h:silu()
+  end
+  local inner = chain(
+    chain(map(function(x) return pre(x, 1) end), conv_stream(w[p .. "conv1.conv.weight"], w[p .. "conv1.conv.bias"])),
+    chain(map(function(h) return pre(injected(h, 1), 2) end), conv_stream(w[p .. "conv2.conv.weight"], w[p .. "conv2.conv.bias"])))
+  local shortcut = queue()
+  local eps = self.cfg.resnet_norm_eps or 1e-6
+  local function add(h)
+    if not h then return nil end
+    return injected(h, 2) + shortcut.take(h:size(3))
+  end
+  return {
+    push = function(x)
+      local s = x
+      if w[p .. "norm3.weight"] then s = channel_layer_norm(s, w[p .. "norm3.weight"], w[p .. "norm3.bias"], eps) end
+      if w[p .. "conv_shortcut.conv.weight"] then
+        s = nn.conv3d(s, w[p .. "conv_shortcut.conv.weight"], w[p .. "conv_shortcut.conv.bias"])
+      end
+      shortcut.put(s)
+      return add(inner.push(x))
+    end,
+    flush = function() return add(inner.flush()) end,
+  }
+end
+
+-- LTXVideoUpsampler3d as a stage: depth-to-space of the conv (each frame becomes two), the
+-- video's first frame dropped; with residual, plus the input's own depth-to-space, tiled
+function M:upsample_stream(p, residual, factor)
+  local w = self.w
+  local conv = conv_stream(w[p .. "conv.conv.weight"], w[p .. "conv.conv.bias"])
+  local res, first_out, first_res = queue(), true, true
+  local function out(h)
+    if not h then return nil end
+    h = depth_to_space(h)
+    if first_out then
+      first_out = false
+      h = h:narrow(3, 2, h:size(3) - 1)
+      if h:size(3) == 0 then return nil end
+    end
+    return residual and h + res.take(h:size(3)) or h
+  end
+  return {
+    push = function(x)
+      if residual then
+        local r = depth_to_space(x)
+        local reps = {}
+        for i = 1, 8 // factor do reps[i] = r end
+        r = T.cat(reps, 2)
+        if first_res then
+          first_res = false
+          r = r:narrow(3, 2, r:size(3) - 1)
+        end
+        if r:size(3) > 0 then res.put(r) end
+      end
+      return out(conv.push(x))
+    end,
+    flush = function() return out(conv.flush()) end,
+  }
+end
+
+-- Decodes z [B, C, F, h, w] (or [C, F, h, w]) to [B, 3, 8(F-1)+1, 32h, 32w]:
+-- opts.timestep (the timestep-conditioned decoders), opts.noise(name, h, w) (the 0.9.1
+-- decoder's injected noise; default: self.generator's draws), opts.on_frames(chunk)
+-- (each chunk of frames as it is finished), opts.chunk (latent frames a push; 2),
+-- opts.on_stage(name, chunk) (each up block's output chunks).
 function M:decode(z, opts)
   opts = opts or {}
   local cfg, w = self.cfg, self.w
@@ -187,7 +323,7 @@ function M:decode(z, opts)
   if z:size(2) ~= self.latent_channels then
     error(("ltx.vae: latent has %d channels, the VAE takes %d"):format(z:size(2), self.latent_channels), 2)
   end
-  local causal = cfg.decoder_causal == true
+  if cfg.decoder_causal then error("ltx.vae: a causal decoder is not supported (no release has one)", 2) end
   local conditioned = cfg.timestep_conditioning
   local ts
   if conditioned then
@@ -203,47 +339,63 @@ function M:decode(z, opts)
   local function temb(prefix)
     return conditioned and time_embed(w, prefix .. "time_embedder.", ts) or nil
   end
-  local x = conv(z, w["decoder.conv_in.conv.weight"], w["decoder.conv_in.conv.bias"], causal)
+  local stages = {conv_stream(w["decoder.conv_in.conv.weight"], w["decoder.conv_in.conv.bias"])}
+  local function add(st) stages[#stages + 1] = st end
   local te = temb("decoder.mid_block.")
-  for i = 0, #(cfg.decoder_layers_per_block or cfg.layers_per_block) do
+  for i = 0, 64 do
     local p = ("decoder.mid_block.resnets.%d."):format(i)
     if not w[p .. "conv1.conv.weight"] then break end
-    x = self:resnet(x, p, causal, te, noise)
+    add(self:resnet_stream(p, te, noise))
   end
   local nblocks = #(cfg.decoder_block_out_channels or cfg.block_out_channels)
-  local factors = cfg.upsample_factor or {}
-  local residuals = cfg.upsample_residual or {}
+  local factors, residuals = cfg.upsample_factor or {}, cfg.upsample_residual or {}
   for i = 0, nblocks - 1 do
     local p = ("decoder.up_blocks.%d."):format(i)
-    -- config lists run encoder-side first; the decoder walks them reversed
-    local j = nblocks - i
+    local j = nblocks - i -- config lists run encoder-side first; the decoder walks them reversed
     if w[p .. "conv_in.conv1.conv.weight"] then
       if conditioned then error("ltx.vae: a widening up block in a timestep-conditioned decoder is not supported", 2) end
-      x = self:resnet(x, p .. "conv_in.", causal, nil, noise)
+      add(self:resnet_stream(p .. "conv_in.", nil, noise))
     end
     te = temb(p)
-    if w[p .. "upsamplers.0.conv.conv.weight"] then
-      x = self:upsample(x, p .. "upsamplers.0.", residuals[j], factors[j] or 1)
-    end
+    if w[p .. "upsamplers.0.conv.conv.weight"] then add(self:upsample_stream(p .. "upsamplers.0.", residuals[j], factors[j] or 1)) end
     for r = 0, 64 do
       local rp = ("%sresnets.%d."):format(p, r)
       if not w[rp .. "conv1.conv.weight"] then break end
-      x = self:resnet(x, rp, causal, te, noise)
+      add(self:resnet_stream(rp, te, noise))
     end
-    if opts.on_stage then opts.on_stage(p, x) end
+    if opts.on_stage then add(map(function(x) opts.on_stage(p, x) return x end)) end
   end
-  x = channel_norm(self, x)
+  local last
   if conditioned then
-    local C = x:size(2)
-    local m = time_embed(w, "decoder.time_embedder.", ts):view(B, 2, C, 1, 1, 1) + w["decoder.scale_shift_table"]:view(1, 2, C, 1, 1, 1)
-    x = nn.modulate(x, m:select(2, 1), m:select(2, 2))
+    local C = cfg.decoder_block_out_channels[1] // (factors[1] or 1)
+    last = time_embed(w, "decoder.time_embedder.", ts):view(B, 2, C, 1, 1, 1) + w["decoder.scale_shift_table"]:view(1, 2, C, 1, 1, 1)
   end
-  x = conv(x:silu(), w["decoder.conv_out.conv.weight"], w["decoder.conv_out.conv.bias"], causal)
-  -- un-patchify: channel c*16 + pw*4 + ph
-  local _, _, F, H, W = dims(x)
+  add(map(function(x)
+    x = channel_norm(self, x)
+    if last then x = nn.modulate(x, last:select(2, 1), last:select(2, 2)) end
+    return x:silu()
+  end))
+  add(conv_stream(w["decoder.conv_out.conv.weight"], w["decoder.conv_out.conv.bias"]))
   local p = self.patch
-  x = x:view(B, 3, p, p, F, H, W):permute(1, 2, 5, 6, 4, 7, 3):reshape(B, 3, F, H * p, W * p)
-  return unbatched and x[1] or x
+  add(map(function(x) -- un-patchify: channel c*16 + pw*4 + ph
+    local _, _, F, H, W = dims(x)
+    x = x:view(B, 3, p, p, F, H, W):permute(1, 2, 5, 6, 4, 7, 3):reshape(B, 3, F, H * p, W * p)
+    if opts.on_frames then opts.on_frames(unbatched and x[1] or x) end
+    return x
+  end))
+  local out = {}
+  local function feed(from, x)
+    for k = from, #stages do
+      if not x then return end
+      x = stages[k].push(x)
+    end
+    if x then out[#out + 1] = x end
+  end
+  local F, step = z:size(3), opts.chunk or 2
+  for f = 1, F, step do feed(1, z:narrow(3, f, math.min(step, F - f + 1))) end
+  for k = 1, #stages do feed(k + 1, stages[k].flush()) end
+  local video = #out == 1 and out[1] or T.cat(out, 3)
+  return unbatched and video[1] or video
 end
 
 -- ---------------------------------------------------------------- encoder

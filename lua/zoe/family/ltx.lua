@@ -301,7 +301,8 @@ end
 
 -- ---------------------------------------------------------------- decoding
 
--- Latent [128, F, h, w] -> video [3, 8(F-1)+1, 32h, 32w] in [-1, 1], as LTXPipeline decodes:
+-- Latent [128, F, h, w] -> video [3, 8(F-1)+1, 32h, 32w] in [-1, 1], as LTXPipeline decodes
+-- (streamed: on_frames gets each chunk of frames as the decoder finishes it):
 -- denormalized; for the timestep-conditioned decoders (0.9.1, 0.9.5) mixed with noise by
 -- decode_noise_scale and decoded at decode_timestep. opts.seed seeds that noise (and the
 -- 0.9.1 decoder's own), so a recipe decodes to the same video.
@@ -317,9 +318,9 @@ function Model:decode(z, opts)
     x = x * (1 - s) + gen:randn(x:shape()) * s
     dopts.timestep = opts.decode_timestep or self.decode_timestep
   end
-  local video = vae:decode(x, dopts)[1]:clamp(-1, 1)
-  if opts.on_frames then opts.on_frames(video) end
-  return video
+  local on = opts.on_frames
+  dopts.on_frames = on and function(chunk) on(chunk[1]:clamp(-1, 1)) end
+  return vae:decode(x, dopts)[1]:clamp(-1, 1)
 end
 
 return M
