@@ -10,6 +10,7 @@
 #   make fuzz       each fuzz/fuzz_*.c under libFuzzer + ASan for FUZZ_SECONDS (60) each
 #   make bench-wan  Wan2.1-T2V-1.3B at full size (random weights) against PyTorch
 #   make bench-cogvideox  CogVideoX-2B at full size (random weights) against PyTorch
+#   make bench-ltx  LTX-Video 2B at full size (random weights) against PyTorch (LTX_RANDOM=dir)
 #   make train-tiny / eval-tiny   train zoe-tiny again / its quality table
 #   make install PREFIX=/usr/local
 
@@ -58,7 +59,7 @@ TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 
-.PHONY: all deps run test bench bench-wan bench-cogvideox fuzz train-tiny eval-tiny tools-deps install clean FORCE
+.PHONY: all deps run test bench bench-wan bench-cogvideox bench-ltx fuzz train-tiny eval-tiny tools-deps install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
@@ -154,6 +155,17 @@ $(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json: | tools-deps
 # then the ratio of each stage and the pipeline's peak memory
 bench-cogvideox: deps tools-deps all $(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json
 	ZOE="$(BIN)/zoe" sh bench/bench_cogvideox.sh $(COGVIDEOX_RANDOM)/CogVideoX-2b
+# LTX-Video 2B at full size on random weights (about 21 GB on disk, made once: the diffusers
+# layout with T5 v1.1 XXL, and the same weights as an official single file; the lead's copy
+# lives in /work/ltx-random)
+LTX_RANDOM ?= $(if $(wildcard /work/ltx-random/single/ltx-video-2b-v0.9.1.safetensors),/work/ltx-random,build/ltx-random)
+$(LTX_RANDOM)/single/ltx-video-2b-v0.9.1.safetensors: | tools-deps
+	/usr/bin/python3 tools/ltx_random.py $(LTX_RANDOM)
+
+# ours, then the same stages in PyTorch (tools/ltx_mirror.py), then each ratio; then the
+# whole pipeline at 704x512x161 estimated from parts measured at full size
+bench-ltx: deps tools-deps all $(LTX_RANDOM)/single/ltx-video-2b-v0.9.1.safetensors
+	ZOE="$(BIN)/zoe" sh bench/bench_ltx.sh $(LTX_RANDOM)
 
 # zoe-tiny: train the shipped weights again (2 cores, within 90 minutes; nothing downloaded),
 # and measure them as the runtime renders them (the table in models/zoe-tiny/MODEL_CARD.md)
