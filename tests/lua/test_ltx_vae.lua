@@ -52,7 +52,7 @@ for _, dir in ipairs {"vae_090", "vae_091", "vae_095"} do
     close(input, F.decoder_input, 1e-6, "decoder input")
     local noise, used = replay(F)
     local stages, frames = {}, {}
-    local out = vae:decode(F.decoder_input, {timestep = F.decode_timestep, noise = noise, chunk = 1,
+    local out = vae:decode(F.decoder_input, {timestep = F.decode_timestep, noise = noise, chunk_bytes = 1,
       on_stage = function(p, x)
         stages[p] = stages[p] or {}
         table.insert(stages[p], x)
@@ -65,10 +65,10 @@ for _, dir in ipairs {"vae_090", "vae_091", "vae_095"} do
     close(out, F.decoded, 1e-4, "decoded")
     t.ok(#frames > 1, "the frames came in chunks")
     t.eq(t.tensor_relerr(T.cat(frames, 3), out), 0, "the chunks are the video")
-    for _, chunk in ipairs {2, 3} do -- the stream gives the same frames whatever its chunks (within
-      -- rounding: the Winograd convolutions order their sums by the frames they get at once)
-      close(vae:decode(F.decoder_input, {timestep = F.decode_timestep, noise = replay(F), chunk = chunk}), out, 1e-5,
-        "latent frames " .. chunk .. " at a time")
+    for _, bytes in ipairs {2 ^ 12, 2 ^ 30} do -- the stream gives the same frames whatever its pieces
+      -- (within rounding: the Winograd convolutions order their sums by the frames they get at once)
+      close(vae:decode(F.decoder_input, {timestep = F.decode_timestep, noise = replay(F), chunk_bytes = bytes}), out, 1e-5,
+        ("pieces of at most %d bytes"):format(bytes))
     end
     if dir == "vae_091" then
       t.eq(used, {"up_blocks.0.resnets.0.1", "up_blocks.0.resnets.0.2", "up_blocks.1.resnets.0.1",

@@ -312,7 +312,8 @@ end
 -- Decodes z [B, C, F, h, w] (or [C, F, h, w]) to [B, 3, 8(F-1)+1, 32h, 32w]:
 -- opts.timestep (the timestep-conditioned decoders), opts.noise(name, h, w) (the 0.9.1
 -- decoder's injected noise; default: self.generator's draws), opts.on_frames(chunk)
--- (each chunk of frames as it is finished), opts.chunk (latent frames a push; 2),
+-- (each chunk of frames as it is finished), opts.chunk_bytes (the largest piece a stage gets
+-- at once, 128 MB),
 -- opts.on_stage(name, chunk) (each up block's output chunks).
 function M:decode(z, opts)
   opts = opts or {}
@@ -383,16 +384,24 @@ function M:decode(z, opts)
     if opts.on_frames then opts.on_frames(unbatched and x[1] or x) end
     return x
   end))
-  local out = {}
-  local function feed(from, x)
-    for k = from, #stages do
-      if not x then return end
-      x = stages[k].push(x)
+  -- Each stage gets its input in pieces of at most chunk_bytes (at least a frame): the small
+  -- latent-side stages take a whole clip at once (their weights are the big ones, and each
+  -- call widens and transforms them), the full-resolution ones a few frames at a time.
+  local out, budget = {}, opts.chunk_bytes or 128 * 2 ^ 20
+  local function feed(k, x)
+    if not x then return end
+    if k > #stages then
+      out[#out + 1] = x
+      return
     end
-    if x then out[#out + 1] = x end
+    local T_ = x:size(3)
+    local per = math.max(1, budget // (x:numel() // T_ * 4))
+    for f = 1, T_, per do
+      local piece = per >= T_ and x or x:narrow(3, f, math.min(per, T_ - f + 1))
+      feed(k + 1, stages[k].push(piece))
+    end
   end
-  local F, step = z:size(3), opts.chunk or 2
-  for f = 1, F, step do feed(1, z:narrow(3, f, math.min(step, F - f + 1))) end
+  feed(1, z)
   for k = 1, #stages do feed(k + 1, stages[k].flush()) end
   local video = #out == 1 and out[1] or T.cat(out, 3)
   return unbatched and video[1] or video
