@@ -5,12 +5,17 @@
 ** + key mask) by a GEMM, the running row maxima and sums are updated, and the
 ** output rows are rescaled and accumulated with P v by a second GEMM, straight
 ** into the result. Scratch is one TQ x TK tile per thread, so memory is
-** O(L * Dh) whatever the sequence length.
+** O(L * Dh) whatever the sequence length. Where products run in bf16
+** (zoe_attention_bf16_wanted), the whole attention goes to the AVX512-BF16
+** kernel instead (runtime/ops/attention_bf16.c: keys and values packed once
+** per call, both products on vdpbf16ps); this file's tiles keep f32 products
+** on OpenBLAS.
 */
 #include <math.h>
 #include <stdatomic.h>
 
 #include "../core/alloc.h"
+#include "../ops/attention_bf16.h"
 #include "../ops/gemm.h"
 #include "../ops/out.h"
 #include "../ops/vmath.h"
@@ -179,19 +184,30 @@ zoe_tensor *zoe_attention(const zoe_tensor *q0, const zoe_tensor *k0, const zoe_
   bool direct = !out || (out->dtype == ZOE_F32 && zoe_is_contiguous(out));
   o = direct ? zoe_out_prepare(out, ZOE_F32, 4, oshape, "attention", e) : zoe_empty(ZOE_F32, 4, oshape, e);
   if (!o) goto done;
-  attn_ctx c = {.q = q, .k = k, .v = v, .bias = bias, .keep = keep ? zoe_data(keep) : NULL,
-                .out = zoe_data(o), .B = B, .Lq = Lq, .Lk = Lk, .H = H, .Dh = Dh, .Dv = Dv,
-                .qtiles = (Lq + TQ - 1) / TQ, .scale = (float)scale};
-  atomic_init(&c.failed, 0);
-  int rc = Lk == 0 ? 0 : zoe_gemm_parallel_for(B * H * c.qtiles, 1, attn_range, &c);
   if (Lk == 0) { /* no keys: zeros, as the masked case */
     float *p = zoe_data(o);
     for (int64_t i = 0; i < zoe_numel(o); i++) p[i] = 0;
-  }
-  if (rc || atomic_load(&c.failed)) {
-    int code = rc ? rc : atomic_load(&c.failed);
-    zoe_errf(e, code, "attention: %s", code == ZOE_ENOMEM ? "out of memory for a tile" : "canceled");
-    goto done;
+  } else if (zoe_attention_bf16_wanted(Lq, Lk, Dh)) {
+    zoe_attn_bf16 fa = {.q = zoe_data(q), .k = zoe_data(k), .v = zoe_data(v),
+                        .qs = {q->stride[0], q->stride[1], q->stride[2]},
+                        .ks = {k->stride[0], k->stride[1], k->stride[2]},
+                        .vs = {v->stride[0], v->stride[1], v->stride[2]},
+                        .bias = bias ? zoe_data(bias) : NULL,
+                        .bs = {bias && bias->shape[0] > 1 ? bias->stride[0] : 0, bias ? bias->stride[1] : 0},
+                        .keep = keep ? zoe_data(keep) : NULL, .out = zoe_data(o),
+                        .B = B, .Lq = Lq, .Lk = Lk, .H = H, .Dh = Dh, .Dv = Dv, .scale = (float)scale};
+    if (zoe_attention_bf16(&fa, e)) goto done;
+  } else {
+    attn_ctx c = {.q = q, .k = k, .v = v, .bias = bias, .keep = keep ? zoe_data(keep) : NULL,
+                  .out = zoe_data(o), .B = B, .Lq = Lq, .Lk = Lk, .H = H, .Dh = Dh, .Dv = Dv,
+                  .qtiles = (Lq + TQ - 1) / TQ, .scale = (float)scale};
+    atomic_init(&c.failed, 0);
+    int rc = zoe_gemm_parallel_for(B * H * c.qtiles, 1, attn_range, &c);
+    if (rc || atomic_load(&c.failed)) {
+      int code = rc ? rc : atomic_load(&c.failed);
+      zoe_errf(e, code, "attention: %s", code == ZOE_ENOMEM ? "out of memory for a tile" : "canceled");
+      goto done;
+    }
   }
   if (direct) {
     res = zoe_tensor_retain(o);
