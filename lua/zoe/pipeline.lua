@@ -3,7 +3,7 @@
 --   local frames, record = zoe.pipeline.text2video{model = "zoe-tiny", prompt = "...",
 --     negative =, width =, height =, frames =, fps =, steps =, sampler =, schedule =,
 --     shift =, cfg =, dynamic_cfg =, cfg_rescale =, seed =, on_step = fn(state), out = "out/a.mp4",
---     vars = {...}, release_text_encoder = false}
+--     vars = {...}, release_text_encoder = false, vae_tile = {h, w} | false}
 --   zoe.pipeline.image2video{..., image = [3, H, W] tensor or a path}
 --   zoe.pipeline.extend{..., video = [3, T, H, W] tensor or a path, context_frames = 1}
 --
@@ -11,7 +11,9 @@
 -- weights hash, versions, timings. With out =, the video is written as it is decoded,
 -- record beside it as JSON, and the recipe (the record without timings) in the file's
 -- metadata, which is what zoe.replay(path) makes the same video again from. dynamic_cfg = true
--- turns cfg into CogVideoX's schedule of scales (zoe.guidance.dynamic(cfg, steps)).
+-- turns cfg into CogVideoX's schedule of scales (zoe.guidance.dynamic(cfg, steps)). vae_tile:
+-- the decode's spatial tiles in latent pixels (false: none); by default the model picks them
+-- from the machine's memory (model:decode_tile), and the recipe keeps what was used.
 -- Settings the model does not fix default to the model's own (model.defaults). Everything
 -- model-specific (frame counts, latents, conditioning) is asked of the model (the Model
 -- contract, lua/zoe/family/README.md).
@@ -25,7 +27,7 @@ local pipeline = {}
 local KNOWN = {
   "model", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
   "shift", "cfg", "dynamic_cfg", "cfg_rescale", "seed", "on_step", "out", "vars", "release_text_encoder", "image",
-  "video", "context_frames", "eta", "s_noise", "order", "corrector", "metadata", "crf", "preset",
+  "video", "context_frames", "eta", "s_noise", "order", "corrector", "metadata", "crf", "preset", "vae_tile",
 }
 
 local function check_known(spec, mode)
@@ -230,6 +232,8 @@ local function run(mode, spec)
   -- decode (streamed into the writer when there is an output)
   t0 = now()
   progress {stage = "decode"}
+  -- the decode's tiles go into the recipe: a replay on a machine with other memory tiles the same
+  if model.decode_tile then s.vae_tile = model:decode_tile(shape, spec.vae_tile) end
   local recipe = recipe_of(s, model)
   local meta = {zoe_recipe = zoe.json.encode(recipe)}
   for k, v in pairs(spec.metadata or {}) do meta[k] = tostring(v) end
@@ -237,7 +241,7 @@ local function run(mode, spec)
   local writer <close> = spec.out and
     zoe.video.writer(spec.out, {fps = s.fps, metadata = meta, crf = spec.crf, preset = spec.preset}) or nil
   local frames = model:decode(x, {on_frames = writer and function(chunk) writer:write(chunk) end, seed = s.seed,
-                                  frames = s.frames})
+                                  frames = s.frames, tile = s.vae_tile})
   timings.decode = now() - t0
   if writer then
     t0 = now()
@@ -287,7 +291,7 @@ function pipeline.replay(path, opts)
   local spec = {model = opts.model or r.model, out = opts.out}
   for _, k in ipairs {"vars", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
                       "shift", "cfg", "dynamic_cfg", "cfg_rescale", "seed", "eta", "s_noise", "order", "corrector",
-                      "context_frames"} do
+                      "context_frames", "vae_tile"} do
     if r[k] ~= nil then spec[k] = r[k] end
   end
   if r.mode == "image2video" then spec.image = opts.image or r.image end

@@ -4,16 +4,25 @@
 -- chunks of 1, 4, 4, ... frames. Weights keep their official names.
 --
 --   local vae = wan_vae.new(cfg, w)
---   vae:decode(z, mean, std, {on_frames = fn(chunk)}) -> video [1, 3, 1 + 4(T'-1), 8h, 8w]
---   vae:encode(video, mean, std) -> the normalized mean [1, z_dim, T', h, w]
+--   vae:decode(z, mean, std, {on_frames = fn(chunk), tile =, overlap =}) -> video [1, 3, 1 + 4(T'-1), 8h, 8w]
+--   vae:encode(video, mean, std, {tile =, overlap =}) -> the normalized mean [1, z_dim, T', h, w]
 -- z and video may also come without the batch dim. on_frames receives each decoded
--- chunk as it is made (a writer can stream them), before they are joined.
+-- chunk as it is made (a writer can stream them), before they are joined. tile = {h, w}
+-- (latent pixels for a decode, video pixels for an encode) cuts a larger frame into tiles
+-- overlapping by 'overlap' (default M.OVERLAP latent pixels) that go through whole, then
+-- are blended (zoe.arch.tiling): the peak no longer grows with the frame, but no chunk is
+-- streamed before the last tile is done.
 local zoe = require "zoe"
 local util = require "zoe.arch.util"
+local tiling = require "zoe.arch.tiling"
 local T, nn = zoe.tensor, zoe.nn
 
 local M = {}
 M.__index = M
+
+-- The overlap of tiles, in latent pixels (8 video pixels each), when none is given.
+M.OVERLAP = 8
+M.MARGIN = 3
 
 local function shape(x) return table.unpack(x:shape()) end
 
@@ -90,8 +99,18 @@ end
 
 function M.new(cfg, w)
   util.need(w, "decoder.conv1.weight", "wan.vae")
-  return setmetatable({cfg = cfg, w = w, z_dim = cfg.z_dim, roles = {},
-                       dec_layers = layout(cfg, true), enc_layers = layout(cfg, false)}, M)
+  local self = setmetatable({cfg = cfg, w = w, z_dim = cfg.z_dim, roles = {},
+                             dec_layers = layout(cfg, true), enc_layers = layout(cfg, false)}, M)
+  -- where each splits into its part at the latent's size and the rest (decode_low, encode_high)
+  self.dec_split = 0
+  while self.dec_layers[self.dec_split + 1] and self.dec_layers[self.dec_split + 1].kind == "res" do
+    self.dec_split = self.dec_split + 1
+  end
+  self.enc_split = 0
+  for i, layer in ipairs(self.enc_layers) do
+    if layer.kind ~= "res" then self.enc_split = i end
+  end
+  return self
 end
 
 -- The weights of a residual block and of an attention block under the prefix 'pre', by
@@ -133,7 +152,12 @@ end
 
 -- ---------------------------------------------------------------- decoder
 
-function M:decode_chunk(cache, x)
+-- The decoder in two parts: 'low' at the latent's own size (conv1, the middle block, whose
+-- attention spans the whole frame, and the residual blocks before the first upsample),
+-- 'high' from the first upsample to the head. A tiled decode runs 'low' whole and cuts only
+-- 'high': the attention sees the frame as it would untiled, and what tiling changes is the
+-- reach of the convolutions at a tile's border.
+function M:decode_low(cache, x)
   local w = self.w
   x = cached_conv(cache, "conv1", x, w["decoder.conv1.weight"], w["decoder.conv1.bias"], {padding = {1, 1}, causal_pad = 2})
   local c
@@ -142,7 +166,19 @@ function M:decode_chunk(cache, x)
   x = nn.vae_attention(x, block(self, "decoder.middle.1.", true))
   x, c = nn.vae_resblock(x, block(self, "decoder.middle.2."), cache["middle.2"])
   cache["middle.2"] = c
-  for _, layer in ipairs(self.dec_layers) do
+  for i = 1, self.dec_split do
+    local pre = ("decoder.upsamples.%d."):format(self.dec_layers[i].index)
+    x, c = nn.vae_resblock(x, block(self, pre), cache[pre])
+    cache[pre] = c
+  end
+  return x
+end
+
+function M:decode_high(cache, x)
+  local w = self.w
+  local c
+  for i = self.dec_split + 1, #self.dec_layers do
+    local layer = self.dec_layers[i]
     local pre = ("decoder.upsamples.%d."):format(layer.index)
     if layer.kind == "res" then
       x, c = nn.vae_resblock(x, block(self, pre), cache[pre])
@@ -174,6 +210,21 @@ function M:decode_chunk(cache, x)
   return head(self, cache, "head", x, "decoder.head.")
 end
 
+function M:decode_chunk(cache, x) return self:decode_high(cache, self:decode_low(cache, x)) end
+
+-- Whether opts asks for tiles and x (last two dims: its frame) is larger than one.
+local function wants_tiles(x, opts)
+  local nd = x:dim()
+  return opts and opts.tile and (x:size(nd - 1) > opts.tile[1] or x:size(nd) > opts.tile[2])
+end
+
+-- 'frames' [B, C, T, h, w] through fn(cache, one frame) frame by frame with one cache, joined
+local function frame_by_frame(frames, fn)
+  local cache, out = {}, {}
+  for i = 1, frames:size(3) do out[i] = fn(cache, frames:narrow(3, i, 1):contiguous()) end
+  return T.cat(out, 3)
+end
+
 function M:decode(z, mean, std, opts)
   local unbatched
   z, unbatched = batched(z)
@@ -182,23 +233,45 @@ function M:decode(z, mean, std, opts)
   end
   if mean then z = z * channels(std) + channels(mean) end
   local x = nn.conv3d(z, self.w["conv2.weight"], self.w["conv2.bias"], {padding = {0, 0}, causal_pad = 0})
-  local cache, chunks = {}, {}
-  for i = 1, x:size(3) do
-    local out = self:decode_chunk(cache, x:narrow(3, i, 1))
-    if opts and opts.on_frames then opts.on_frames(unbatched and out[1] or out) end
-    chunks[i] = out
+  local video
+  if wants_tiles(x, opts) then
+    local mid = frame_by_frame(x, function(cache, f) return self:decode_low(cache, f) end)
+    x = nil
+    video = tiling.map(mid, function(m)
+      return frame_by_frame(m, function(cache, f) return self:decode_high(cache, f) end)
+    end, {tile = opts.tile, overlap = opts.overlap or M.OVERLAP, margin = opts.margin or M.MARGIN, scale = 8})
+    if opts.on_frames then -- the chunks an untiled decode streams: the first frame, then 4 a latent frame
+      local t = 1
+      while t <= video:size(3) do
+        local n = t == 1 and 1 or 4
+        local chunk = video:narrow(3, t, n)
+        opts.on_frames(unbatched and chunk[1] or chunk)
+        t = t + n
+      end
+    end
+  else
+    local cache, chunks = {}, {}
+    for i = 1, x:size(3) do
+      local out = self:decode_chunk(cache, x:narrow(3, i, 1))
+      if opts and opts.on_frames then opts.on_frames(unbatched and out[1] or out) end
+      chunks[i] = out
+    end
+    video = T.cat(chunks, 3)
   end
-  local video = T.cat(chunks, 3)
   return unbatched and video[1] or video
 end
 
 -- ---------------------------------------------------------------- encoder
 
-function M:encode_chunk(cache, x)
+-- The encoder in two parts, mirroring the decoder: 'high' from conv1 to the last
+-- downsample, 'low' at the latent's size (the residual blocks after it, the middle block,
+-- the head). A tiled encode cuts only 'high' and blends its features.
+function M:encode_high(cache, x)
   local w = self.w
   x = cached_conv(cache, "conv1", x, w["encoder.conv1.weight"], w["encoder.conv1.bias"], {padding = {1, 1}, causal_pad = 2})
   local c
-  for _, layer in ipairs(self.enc_layers) do
+  for i = 1, self.enc_split do
+    local layer = self.enc_layers[i]
     local pre = ("encoder.downsamples.%d."):format(layer.index)
     if layer.kind == "res" then
       x, c = nn.vae_resblock(x, block(self, pre), cache[pre])
@@ -218,6 +291,16 @@ function M:encode_chunk(cache, x)
       end
     end
   end
+  return x
+end
+
+function M:encode_low(cache, x)
+  local c
+  for i = self.enc_split + 1, #self.enc_layers do
+    local pre = ("encoder.downsamples.%d."):format(self.enc_layers[i].index)
+    x, c = nn.vae_resblock(x, block(self, pre), cache[pre])
+    cache[pre] = c
+  end
   x, c = nn.vae_resblock(x, block(self, "encoder.middle.0."), cache["middle.0"])
   cache["middle.0"] = c
   x = nn.vae_attention(x, block(self, "encoder.middle.1.", true))
@@ -226,17 +309,33 @@ function M:encode_chunk(cache, x)
   return head(self, cache, "head", x, "encoder.head.")
 end
 
-function M:encode(video, mean, std)
+function M:encode_chunk(cache, x) return self:encode_low(cache, self:encode_high(cache, x)) end
+
+function M:encode(video, mean, std, opts)
   local unbatched
   video, unbatched = batched(video)
   local t = video:size(3)
   if video:size(2) ~= 3 or (t - 1) % 4 ~= 0 then
     error(("wan.vae: video must be [3, 4n+1 frames, H, W], got %s"):format(table.concat(video:shape(), "x")), 2)
   end
-  local cache, chunks = {}, {}
-  chunks[1] = self:encode_chunk(cache, video:narrow(3, 1, 1))
-  for i = 1, (t - 1) // 4 do chunks[#chunks + 1] = self:encode_chunk(cache, video:narrow(3, 2 + 4 * (i - 1), 4)) end
-  local out = nn.conv3d(T.cat(chunks, 3), self.w["conv1.weight"], self.w["conv1.bias"], {padding = {0, 0}, causal_pad = 0})
+  -- chunks of 1, 4, 4, ... frames, each one latent frame
+  local function chunks_through(v, fn)
+    local cache = {}
+    local out = {fn(cache, v:narrow(3, 1, 1))}
+    for i = 1, (t - 1) // 4 do out[#out + 1] = fn(cache, v:narrow(3, 2 + 4 * (i - 1), 4)) end
+    return T.cat(out, 3)
+  end
+  local enc
+  if wants_tiles(video, opts) then
+    local feat = tiling.map(video, function(v)
+      return chunks_through(v, function(cache, f) return self:encode_high(cache, f) end)
+    end, {tile = opts.tile, overlap = opts.overlap or 8 * M.OVERLAP, margin = opts.margin or 8 * M.MARGIN,
+          scale = 1 / 8, align = 8})
+    enc = frame_by_frame(feat, function(cache, f) return self:encode_low(cache, f) end)
+  else
+    enc = chunks_through(video, function(cache, f) return self:encode_chunk(cache, f) end)
+  end
+  local out = nn.conv3d(enc, self.w["conv1.weight"], self.w["conv1.bias"], {padding = {0, 0}, causal_pad = 0})
   local mu = out:narrow(2, 1, self.z_dim)
   if mean then mu = (mu - channels(mean)) / channels(std) end
   return unbatched and mu[1] or mu

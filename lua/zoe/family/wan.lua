@@ -8,6 +8,7 @@ local zoe = require "zoe"
 local t5 = require "zoe.arch.t5"
 local wan = require "zoe.arch.wan"
 local wan_vae = require "zoe.arch.wan_vae"
+local tiling = require "zoe.arch.tiling"
 local models = require "zoe.models"
 local T = zoe.tensor
 
@@ -336,12 +337,35 @@ function Model:denoiser(extra, opts)
   end
 end
 
+-- What one latent pixel of a tile costs a decode at its peak, per channel of the VAE's base
+-- width (Wan2.1's VAE: dim 96): the part a tiled decode cuts runs at 8x the latent's size,
+-- four frames at a time, with the causal caches of every convolution. Measured at 832x480:
+-- tiles of 60x32 latent pixels peaked at 3.84 GB RSS, 60x56 at 5.34 GB, 1.04 MB a pixel
+-- more and 1.8 GB besides (weights, the allocator's cache); twice the slope covers both
+-- within the budget below.
+local DECODE_BYTES_PER_LATENT_PIXEL_AND_DIM = 2 * 1.04e6 / 96
+
+-- The tiles of a decode of latent 'shape' ({z, F', h, w}): 'tile' as given ({h, w} in
+-- latent pixels, or false for none), else the largest that keep the decode within a sixth
+-- of the machine's memory (zoe.arch.tiling); false when the frame fits in one.
+function Model:decode_tile(shape, tile)
+  if tile ~= nil then return tile end
+  local h, w = shape[3], shape[4]
+  local per_pixel = DECODE_BYTES_PER_LATENT_PIXEL_AND_DIM * self.cfg.vae.dim
+  local plan = tiling.plan(h, w, {area = math.max(4 * wan_vae.OVERLAP ^ 2, tiling.budget() / per_pixel),
+                                  overlap = wan_vae.OVERLAP})
+  if plan.tile[1] >= h and plan.tile[2] >= w then return false end
+  return plan.tile
+end
+
 -- Latent [z, F', h, w] -> video [3, T, H, W] in [-1, 1]; on_frames(chunk) sees each
--- decoded chunk (clamped) as it comes, for a streaming writer.
+-- decoded chunk (clamped) as it comes, for a streaming writer. opts.tile: as decode_tile
+-- (a tiled decode streams its chunks only once every tile is done).
 function Model:decode(z, opts)
   local on = opts and opts.on_frames
+  local tile = self:decode_tile(z:shape(), opts and opts.tile)
   local video = self:vae():decode(z, self.latent.mean, self.latent.std, {
-    on_frames = on and function(chunk) on(chunk:clamp(-1, 1)) end,
+    on_frames = on and function(chunk) on(chunk:clamp(-1, 1)) end, tile = tile or nil,
   })
   return video:clamp(-1, 1)
 end
