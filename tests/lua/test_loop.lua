@@ -245,6 +245,23 @@ t.test("a cancel during a long op lands within 1 s", function()
   t.ok(latency < 1, ("cancel took %.3f s"):format(latency))
 end)
 
+t.test("a cancel during long attention in bf16 lands within 1 s", function()
+  local q = T.randn({1, 8192, 12, 128}) -- 412 GFlop: seconds of work on the bf16 kernel
+  local _, was = zoe.precision("bf16")
+  local j = zoe.spawn(function() return zoe.nn.attention(q, q, q) end)
+  repeat zoe.sleep(20) until j:info().waiting:find("attention", 1, true)
+  zoe.sleep(100)
+  t.ok(j:status() == "running", "still running")
+  local t0 = uv.hrtime()
+  t.eq(j:cancel(), true)
+  local ok, err = pcall(j.wait, j)
+  local latency = seconds_since(t0)
+  zoe.precision(was)
+  t.eq(ok, false)
+  t.ok(tostring(err):find("canceled", 1, true), err)
+  t.ok(latency < 1, ("cancel took %.3f s"):format(latency))
+end)
+
 t.test("cancel wakes a sleeping job, and a job that never started never runs", function()
   local ran = false
   local sleeper = zoe.spawn(function() zoe.sleep(60000) ran = true end)
