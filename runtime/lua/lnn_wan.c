@@ -92,7 +92,12 @@ static int nn_wan_block(lua_State *L) {
   k->cv = lz_task_hold(L, &k->base, cv);
   int64_t D = x->ndim == 3 ? x->shape[2] : 0, N = x->ndim == 3 ? x->shape[0] * x->shape[1] : 0;
   int64_t ffn = k->w.ffn0_w->ndim == 2 ? k->w.ffn0_w->shape[0] : 0;
-  k->base.cost = 2.0 * (double)N * (double)D * (6.0 * (double)D + 2.0 * (double)ffn);
+  /* its flops: the linears, self-attention over each entry's L tokens, cross-attention over
+     the Lc text tokens. Attention counts as much as the products (it runs near the GEMM's
+     rate), so a rate learned at 1200 tokens holds at 32760, where attention is 70% of it. */
+  double L1 = x->ndim == 3 ? (double)x->shape[1] : 0, Lc = ck->ndim == 4 ? (double)ck->shape[1] : 0;
+  k->base.cost = 2.0 * (double)N * (double)D * (6.0 * (double)D + 2.0 * (double)ffn) +
+                 4.0 * (double)N * L1 * (double)D + 4.0 * (double)N * Lc * (double)D;
   return lz_task_finish(L, &k->base);
 }
 
