@@ -19,7 +19,7 @@ trap 'rm -f "$zoe_out" "$torch_out"' EXIT
 for f in "$dir"/*.pth "$dir"/*.safetensors; do dd if="$f" iflag=nocache count=0 status=none; done
 "$ZOE" bench/wan.lua "$dir" t5 dit vae | tee "$zoe_out"
 /usr/bin/python3 tools/bench_wan_torch.py "$dir" "$threads" | tee "$torch_out"
-"$ZOE" bench/wan.lua "$dir" pipeline | grep -v '^zoe bench-wan\|^sgemm'
+"$ZOE" bench/wan.lua "$dir" long pipeline | grep -v '^zoe bench-wan\|^sgemm'
 result() { awk -v k="$2" '$1 == "RESULT" && $2 == k {print $3}' "$1"; }
 echo
 echo "zoe against PyTorch 1.13 ($threads threads): PyTorch's seconds / zoe's"

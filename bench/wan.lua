@@ -1,10 +1,12 @@
 -- make bench-wan: Wan2.1-T2V-1.3B at full size on random weights in the official layout
 -- (tools/wan_random.py), stage by stage: umT5-XXL on a 40-token prompt, a DiT step at
 -- 320x192x17 (1200 tokens) with and without guidance (GFLOP/s over the sgemm ceiling
--- measured in this run), the VAE decode of 17 frames, and the peak RSS of the whole
--- pipeline at 320x192x17 and 480x272x33, and at 832x480x81 estimated from one guided DiT
--- block and one decode measured at full size.
--- usage: zoe bench/wan.lua CHECKPOINT_DIR [stage ...]   (stages: t5 dit vae pipeline)
+-- measured in this run), the VAE decode of 17 frames, long sequences (attention at 4590 to
+-- 32760 tokens over the bf16 GEMM, a guided block at 32760, the decode at 832x480 tiled and
+-- whole), and the peak RSS of the whole pipeline at 320x192x17 and 480x272x33, and at
+-- 832x480x81 estimated with its time a step from one guided DiT block and one decode
+-- measured at full size.
+-- usage: zoe bench/wan.lua CHECKPOINT_DIR [stage ...]   (stages: t5 dit vae long pipeline)
 local zoe = require "zoe"
 local T = zoe.tensor
 
@@ -113,6 +115,71 @@ if all or want.vae then
   assert(video:size(2) == 17)
 end
 
+-- Long sequences, the sizes of Wan's own 832x480x81 (32760 tokens): self-attention alone
+-- (12 heads of 128) against the bf16 GEMM measured just before it (a DiT projection at
+-- 4590 tokens, best of 3; the machine's speed drifts, so each ratio has its own), one
+-- guided DiT block, and the VAE decode at 832x480 tiled and untiled. Kept for the pipeline
+-- stage's estimate at 832x480x81.
+local long = {}
+if all or want.long then
+  local _, before = zoe.precision(model.precision or "auto")
+  local function gemm_rate()
+    local x, w = T.randn({4590, 1536}, {seed = 1}), T.randn({1536, 1536}, {seed = 2}):to(model.precision == "bf16" and "bf16" or "f32")
+    local best = math.huge
+    for _ = 1, 3 do
+      local t0 = now()
+      zoe.nn.linear(x, w)
+      best = math.min(best, now() - t0)
+    end
+    return 2 * 4590 * 1536 * 1536 / best / 1e9
+  end
+  print(("%-40s %s"):format("long sequences, " .. zoe.precision() .. " products", "load " .. io.popen("cut -d' ' -f1-3 /proc/loadavg"):read("l")))
+  for _, L in ipairs {4590, 15000, 32760} do
+    local q, k, v = T.randn({1, L, 12, 128}, {seed = 3}), T.randn({1, L, 12, 128}, {seed = 4}), T.randn({1, L, 12, 128}, {seed = 5})
+    local rate = gemm_rate()
+    local reps, dt = L > 20000 and 1 or L > 10000 and 2 or 3, math.huge
+    for _ = 1, reps do
+      local t0 = now()
+      zoe.nn.attention(q, k, v)
+      dt = math.min(dt, now() - t0)
+    end
+    local gf = 4 * L * L * 1536 / dt / 1e9
+    rows[#rows + 1] = ("%-40s %8.2f s %7.1f GFLOP/s, bf16 GEMM %5.1f: %.2f of it"):format(
+      ("self-attention %d tokens, 12x128"):format(L), dt, gf, rate, gf / rate)
+    print(rows[#rows])
+  end
+  -- one guided block (batch 2) at 32760 tokens, as a step runs each of the 30
+  local dit = model:dit()
+  local kv = dit.cross_kv({T.randn({40, 4096}, {seed = 3}), T.randn({20, 4096}, {seed = 4})})
+  local _, e0 = dit.time(T.tensor({500, 500}))
+  local x = T.randn({2, 32760, 1536}, {seed = 5})
+  collectgarbage()
+  zoe.mem_trim()
+  reset_peak()
+  local t0 = now()
+  zoe.nn.wan_block(x, e0, dit.blocks[1], {heads = 12, eps = 1e-6, grid = {21, 30, 52}, cross_k = kv[1][1], cross_v = kv[1][2]})
+  long.block, long.block_peak = now() - t0, status("VmHWM")
+  row("one guided DiT block, 32760 tokens", long.block, nil, long.block_peak)
+  x, kv, e0, dit = nil, nil, nil, nil
+  zoe.precision(before)
+  model:release_denoiser()
+  -- the VAE decode at 832x480 on 17 frames: in the tiles the pipeline picks, then whole
+  local vae, z = model:vae(), T.randn({16, 5, 60, 104}, {seed = 6})
+  local tile = model:decode_tile(z:shape())
+  for _, t in ipairs {tile, false} do
+    collectgarbage()
+    zoe.mem_trim()
+    reset_peak()
+    t0 = now()
+    local video = vae:decode(z, model.latent.mean, model.latent.std, {tile = t or nil})
+    local dt, peak = now() - t0, status("VmHWM")
+    assert(video:size(2) == 17)
+    video = nil
+    if t then long.tiled_decode, long.tiled_peak = dt, peak end
+    row(t and ("VAE decode 832x480x17, tiles %dx%d"):format(t[1] * 8, t[2] * 8) or "VAE decode 832x480x17, whole", dt, nil, peak)
+  end
+end
+
 if all or want.pipeline then
   -- the whole pipeline at two sizes: its peak, and the peak of each part (text + denoise,
   -- then decode + write: the DiT's pages are given back in between)
@@ -144,11 +211,13 @@ if all or want.pipeline then
   end
   run(320, 192, 17)
   local mid = run(480, 272, 33)
-  -- 832x480x81 whole is an hour of attention here. Its denoise part is estimated as the
+  -- 832x480x81 whole is half an hour a step here. Its denoise part is estimated as the
   -- pipeline's at 480x272x33 plus what one guided DiT block needs more at full size (every
-  -- block needs the same activations; measured at both sizes, 4590 and 32760 tokens) ...
+  -- block needs the same activations; measured at both sizes, 4590 and 32760 tokens, at the
+  -- precision the pipeline runs the DiT at), and a step as 30 such blocks ...
   collectgarbage()
   zoe.mem_trim()
+  local _, before = zoe.precision(model.precision or "auto")
   local dit = model:dit()
   local kv = dit.cross_kv({T.randn({40, 4096}, {seed = 3}), T.randn({20, 4096}, {seed = 4})})
   local _, e0 = dit.time(T.tensor({500, 500}))
@@ -159,25 +228,39 @@ if all or want.pipeline then
     reset_peak()
     local t0 = now()
     zoe.nn.wan_block(x, e0, dit.blocks[1], {heads = 12, eps = 1e-6, grid = grid, cross_k = kv[1][1], cross_v = kv[1][2]})
-    local peak = status("VmHWM")
-    row(("one guided DiT block, %d tokens"):format(grid[1] * grid[2] * grid[3]), now() - t0, nil, peak)
-    return peak
+    local dt, peak = now() - t0, status("VmHWM")
+    row(("one guided DiT block, %d tokens"):format(grid[1] * grid[2] * grid[3]), dt, nil, peak)
+    return peak, dt
   end
   local block_mid = block({9, 17, 30})
-  local denoise_full = mid + block({21, 30, 52}) - block_mid
+  local block_full, block_time = long.block_peak, long.block
+  if not block_full then block_full, block_time = block({21, 30, 52}) end
+  local denoise_full = mid + block_full - block_mid
   kv, e0, dit = nil, nil, nil
-  -- ... and the decode part as a decode at full frame size on 9 frames, plus the other 72 frames
-  -- of output (f32 [3, T, H, W], once as chunks and once joined)
-  collectgarbage()
-  zoe.mem_trim()
-  reset_peak()
-  local vae = model:vae()
-  local t0 = now()
-  vae:decode(T.randn({16, 3, 60, 104}, {seed = 6}), model.latent.mean, model.latent.std)
-  local decode9 = status("VmHWM")
-  row("VAE decode 832x480, 9 frames", now() - t0, nil, decode9)
-  local decode_full = decode9 + 2 * 3 * (81 - 9) * 480 * 832 * 4
+  zoe.precision(before)
+  model:release_denoiser()
+  -- ... and the decode part as the pipeline's tiled decode at full frame size on 17 frames,
+  -- plus what grows with the other 64 frames: the result and its clamped copy (f32 [3, T,
+  -- H, W]), the decoder's latent-size part (384 channels a latent frame) and a tile's
+  -- output over every frame three times (decoded, joined, weighted)
+  local tile = model:decode_tile({16, 21, 60, 104})
+  local tiled_peak, tiled_time = long.tiled_peak, long.tiled_decode
+  if not tiled_peak then
+    collectgarbage()
+    zoe.mem_trim()
+    reset_peak()
+    local t0 = now()
+    model:vae():decode(T.randn({16, 5, 60, 104}, {seed = 6}), model.latent.mean, model.latent.std, {tile = tile or nil})
+    tiled_peak, tiled_time = status("VmHWM"), now() - t0
+    row("VAE decode 832x480x17, as the pipeline", tiled_time, nil, tiled_peak)
+  end
+  local frame = 3 * 480 * 832 * 4
+  local per_frame = 2 * frame + 384 * 60 * 104 * 4 / 4 + (tile and 3 * 3 * tile[1] * tile[2] * 64 * 4 or frame)
+  local decode_full = tiled_peak + (81 - 17) * per_frame
   rows[#rows + 1] = ("%-40s estimated peak RSS %.2f GB: denoise %.2f, decode %.2f (target <= 16 GB)"):format(
     "whole pipeline 832x480x81", gb(math.max(denoise_full, decode_full)), gb(denoise_full), gb(decode_full))
+  print(rows[#rows])
+  rows[#rows + 1] = ("%-40s estimated %.1f min a guided step (30 blocks of %.1f s), decode %.1f min"):format(
+    "", 30 * block_time / 60, block_time, tiled_time * 81 / 17 / 60)
   print(rows[#rows])
 end
