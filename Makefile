@@ -169,7 +169,7 @@ bench-ltx: deps tools-deps all $(LTX_RANDOM)/single/ltx-video-2b-v0.9.1.safetens
 
 # zoe-tiny: train the shipped weights again (2 cores, within 90 minutes; nothing downloaded),
 # and measure them as the runtime renders them (the table in models/zoe-tiny/MODEL_CARD.md)
-train-tiny: tools-deps
+train-tiny: tools-deps all
 	sh tools/train/train_tiny.sh
 
 eval-tiny: tools-deps all

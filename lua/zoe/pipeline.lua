@@ -3,7 +3,9 @@
 --   local frames, record = zoe.pipeline.text2video{model = "zoe-tiny", prompt = "...",
 --     negative =, width =, height =, frames =, fps =, steps =, sampler =, schedule =,
 --     shift =, cfg =, dynamic_cfg =, cfg_rescale =, seed =, on_step = fn(state), out = "out/a.mp4",
---     vars = {...}, release_text_encoder = false, vae_tile = {h, w} | false}
+--     vars = {...}, release_text_encoder = false, vae_tile = {h, w} | false,
+--     cache = "teacache" | zoe.cache.NAME{...} | a policy table, cache_threshold =,
+--     on_preview = fn(frames, state), preview_every = N, preview = path | false}
 --   zoe.pipeline.image2video{..., image = [3, H, W] tensor or a path}
 --   zoe.pipeline.extend{..., video = [3, T, H, W] tensor or a path, context_frames = 1}
 --
@@ -14,12 +16,19 @@
 -- turns cfg into CogVideoX's schedule of scales (zoe.guidance.dynamic(cfg, steps)). vae_tile:
 -- the decode's spatial tiles in latent pixels (false: none); by default the model picks them
 -- from the machine's memory (model:decode_tile), and the recipe keeps what was used.
+-- cache: a step cache (lua/zoe/cache/): the record holds the policy, its settings and the
+-- evaluations it skipped, and replay lays that pattern again. Previews (lua/zoe/preview.lua):
+-- every preview_every steps (and at the last) the model's latent -> RGB projection of the x0
+-- estimate goes to on_preview(frames [3, F, h, w], state), to the job's "preview" listeners and,
+-- with out = "out/NAME.mp4", to out/NAME.preview.png (or the path given as preview).
 -- Settings the model does not fix default to the model's own (model.defaults). Everything
 -- model-specific (frame counts, latents, conditioning) is asked of the model (the Model
 -- contract, lua/zoe/family/README.md).
 local zoe = require "zoe"
 local prompt = require "zoe.prompt"
 local guidance = require "zoe.guidance"
+local cache = require "zoe.cache"
+local preview = require "zoe.preview"
 local T = zoe.tensor
 
 local pipeline = {}
@@ -28,6 +37,7 @@ local KNOWN = {
   "model", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
   "shift", "cfg", "dynamic_cfg", "cfg_rescale", "seed", "on_step", "out", "vars", "release_text_encoder", "image",
   "video", "context_frames", "eta", "s_noise", "order", "corrector", "metadata", "crf", "preset", "vae_tile",
+  "cache", "cache_threshold", "on_preview", "preview_every", "preview",
 }
 
 local function check_known(spec, mode)
@@ -150,6 +160,35 @@ local function conditioning(spec, mode, s, model)
   end
 end
 
+-- The preview of each chosen step: fn(state), or nil when nobody would see it. The x0
+-- estimate of the last step is the final latent itself (the step lands on sigma 0).
+local function previews(spec, s, model)
+  if spec.on_preview ~= nil and type(spec.on_preview) ~= "function" then
+    error("on_preview must be a function(frames, state)", 4)
+  end
+  local every = spec.preview_every or math.max(1, s.steps // 10)
+  if type(every) ~= "number" or every < 1 or every % 1 ~= 0 then
+    error(("preview_every must be a positive integer, got %s"):format(tostring(every)), 4)
+  end
+  local path = spec.preview
+  if path == nil then path = preview.path_for(spec.out) end
+  if path ~= false and path ~= nil and type(path) ~= "string" then
+    error("preview must be a file path (.png) or false", 4)
+  end
+  local on = spec.on_preview
+  if not model.preview or not (on or path or (zoe.current and zoe.current())) then return nil end
+  return function(state)
+    if state.step % every ~= 0 and state.step ~= state.steps then return end
+    local z = state.sigma_next == 0 and state.x or state.denoised
+    local frames = model:preview(z)
+    if not frames then return end
+    if on then on(frames, state) end
+    if path then preview.sheet(frames, path, ("step %d/%d"):format(state.step, state.steps)) end
+    preview.emit {frames = frames, step = state.step, steps = state.steps, sigma = state.sigma,
+                  path = path or nil, output = spec.out}
+  end
+end
+
 local function run(mode, spec)
   spec = spec or {}
   if type(spec) ~= "table" then error(mode .. ": give a table of settings", 3) end
@@ -174,6 +213,8 @@ local function run(mode, spec)
     end
   end
   local s = settings(spec, model, mode)
+  local ok, policy = pcall(cache.policy, spec.cache, spec.cache_threshold)
+  if not ok then error(("%s: %s"):format(mode, tostring(policy):gsub("^[^:]*:%d+: ", "")), 3) end
   local shape = model:latent_shape(s.frames, s.height, s.width)
   local cond_frames, source = conditioning(spec, mode, s, model)
   local extra, given
@@ -204,13 +245,19 @@ local function run(mode, spec)
   t0 = now()
   local noise = T.randn(shape, {seed = s.seed})
   local user_step = spec.on_step
+  local runner = policy and cache.runner(policy, {steps = s.steps, model = model,
+                                                  calibration = cache.calibration.load(model)})
+  local model_batch = model:denoiser(extra, {fps = s.fps, around_blocks = runner and runner.around})
+  if runner then model_batch = runner:wrap(model_batch, model.family) end
+  local show = previews(spec, s, model)
   local sample = {
-    model_batch = model:denoiser(extra, {fps = s.fps}), kind = model.kind, sampler = s.sampler,
+    model_batch = model_batch, kind = model.kind, sampler = s.sampler,
     schedule = s.schedule, steps = s.steps, shift = s.shift, integer_timesteps = model.defaults.integer_timesteps,
     noise = noise, cond = kv_cond, uncond = kv_uncond, cfg = s.cfg, cfg_rescale = s.cfg_rescale,
     seed = s.seed, eta = s.eta, s_noise = s.s_noise, order = s.order, corrector = s.corrector,
     on_step = function(state)
       progress {stage = "denoise", step = state.step, steps = state.steps}
+      if show then show(state) end
       if user_step then user_step(state) end
     end,
   }
@@ -223,6 +270,7 @@ local function run(mode, spec)
   for k, v in pairs(model.sample_settings or {}) do sample[k] = v end
   local x = zoe.sample(sample)
   timings.denoise = now() - t0
+  if runner then s.cache = runner:record() end
   model_precision(false)
   -- those latent frames are the given frames' encoding, not the model's redraw of it: a
   -- continued shot starts on the frame it continues (as closely as the VAE gives it back)
@@ -255,7 +303,7 @@ local function run(mode, spec)
   end
   timings.total = now() - t_start
   local record = {recipe = recipe, timings = timings, output = spec.out, frames = frames:size(2),
-                  cpu_seconds = clock()}
+                  cpu_seconds = clock(), evaluations = runner and runner:stats() or nil}
   if spec.out then write_json(sidecar(spec.out), record) end
   progress {stage = "done"}
   return frames, record
@@ -294,6 +342,8 @@ function pipeline.replay(path, opts)
                       "context_frames", "vae_tile"} do
     if r[k] ~= nil then spec[k] = r[k] end
   end
+  -- the recorded skips again, whatever policy (a user's own included) made them
+  if r.cache then spec.cache = cache.pattern(r.cache) end
   if r.mode == "image2video" then spec.image = opts.image or r.image end
   if r.mode == "extend" then spec.video = opts.video or r.video end
   return run(r.mode or "text2video", spec)

@@ -79,6 +79,10 @@ function M.jobs_table()
       if i.waiting ~= "" then doing = doing .. " (" .. i.waiting .. ")" end
     end
     lines[#lines + 1] = ("%4d  %-8s %8s  %-16s %s"):format(i.id, i.status, fmt_time(i.elapsed), i.name, doing)
+    local shown = job.last and job:last("preview") -- what it is making (lua/zoe/preview.lua)
+    if type(shown) == "table" and type(shown.path) == "string" then
+      lines[#lines + 1] = ("%4s  preview: %s (step %s)"):format("", shown.path, tostring(shown.step))
+    end
   end
   if #lines == 0 then return "no jobs running" end
   return ("%4s  %-8s %8s  %-16s %s\n"):format("id", "status", "time", "name", "doing") .. table.concat(lines, "\n")

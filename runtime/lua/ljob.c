@@ -1,6 +1,6 @@
 /*
 ** ljob.c: the zoe.Job object: zoe.spawn, zoe.jobs, zoe.current, and a job's
-** methods (wait, cancel, status, result, on, name, id, info).
+** methods (wait, cancel, status, result, on, name, id, info, last), and zoe.emit.
 **
 ** A job is a userdata holding an lj_job; its user value is a table with the
 ** coroutine ('co', dropped when the job ends), its listeners ('on'), and its
@@ -283,9 +283,12 @@ static int j_result(lua_State *L) {
   return 2;
 }
 
-/* job:on("progress" | "done", fn): returns the job. A finished job calls a "done" listener at once. */
+/* events a job's listeners can hear; "done" is the scheduler's, the others come from code
+** running in the job (zoe.progress, zoe.emit) */
+static const char *const events[] = {"progress", "done", "preview", NULL};
+
+/* job:on("progress" | "done" | "preview", fn): returns the job. A finished job calls a "done" listener at once. */
 static int j_on(lua_State *L) {
-  static const char *const events[] = {"progress", "done", NULL};
   lj_job *j = checkjob(L, 1);
   int ev = luaL_checkoption(L, 2, NULL, events);
   luaL_checktype(L, 3, LUA_TFUNCTION);
@@ -364,6 +367,16 @@ static int j_info(lua_State *L) {
   return 1;
 }
 
+/* job:last(event): the value last emitted with zoe.emit(event, value) in this job, or nil */
+static int j_last(lua_State *L) {
+  checkjob(L, 1);
+  const char *ev = events[luaL_checkoption(L, 2, NULL, events)];
+  lua_getiuservalue(L, 1, 1);
+  if (lua_getfield(L, -1, "last") == LUA_TTABLE) lua_getfield(L, -1, ev);
+  else lua_pushnil(L);
+  return 1;
+}
+
 static int j_tostring(lua_State *L) {
   lj_job *j = checkjob(L, 1);
   lua_pushfstring(L, "zoe.Job %d %s (%s)", j->id, j->name, lz_job_status(j));
@@ -399,6 +412,29 @@ static int z_jobs(lua_State *L) {
   return 1;
 }
 
+/* zoe.emit(event, value): to the running job's listeners of 'event' (not "done"), and kept as
+** job:last(event). Outside a job it does nothing. Returns whether a job heard it. */
+static int z_emit(lua_State *L) {
+  int ev = luaL_checkoption(L, 1, NULL, events);
+  luaL_argcheck(L, strcmp(events[ev], "done") != 0, 1, "'done' is the scheduler's to emit");
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  lj_job *j = lz_job_running();
+  if (!j) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lz_job_push(L, j);
+  lua_getiuservalue(L, -1, 1);
+  luaL_getsubtable(L, -1, "last");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, events[ev]);
+  lua_settop(L, 2);
+  lz_job_emit(L, j, events[ev]); /* pops the value */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* zoe.current(): the job running now, or nil */
 static int z_current(lua_State *L) {
   lj_job *j = lz_job_running();
@@ -410,13 +446,14 @@ static int z_current(lua_State *L) {
 static const luaL_Reg job_methods[] = {
   {"wait", j_wait}, {"cancel", j_cancel}, {"status", j_status}, {"result", j_result},
   {"on", j_on},     {"name", j_name},     {"id", j_id},         {"info", j_info},
-  {NULL, NULL},
+  {"last", j_last}, {NULL, NULL},
 };
 
 static const luaL_Reg job_funcs[] = {
   {"spawn", z_spawn},
   {"jobs", z_jobs},
   {"current", z_current},
+  {"emit", z_emit},
   {NULL, NULL},
 };
 

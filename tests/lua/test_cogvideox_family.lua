@@ -130,6 +130,28 @@ t.test("storyboards render on CogVideoX: a cut, a continued shot (image-to-video
   os.execute(("rm -rf '%s'"):format(out))
 end)
 
+t.test("step caches: the hook gives the uncached frames at threshold 0 and reuses per branch", function()
+  local spec = {model = dir, prompt = "a red circle", steps = 4, frames = 9, width = 48, height = 32, seed = 7}
+  local function run(cache)
+    local s = {cache = cache}
+    for k, v in pairs(spec) do s[k] = v end
+    return zoe.pipeline.text2video(s)
+  end
+  local plain = run()
+  for _, name in ipairs {"first_block", "easycache"} do
+    t.eq(fx.relerr(run(zoe.cache[name]{threshold = 0}), plain), 0, name .. " at threshold 0")
+  end
+  local seen
+  local f, record = run({name = "mine", signal = "modulated", decide = function(_, s)
+    seen = s.signal:shape()
+    return not (s.branch == "cond" and s.step >= 3)
+  end})
+  t.eq(#seen, 2, "the time embedding, one row per branch")
+  t.eq(record.recipe.cache.skipped.cond, {3, 4}, "cond reused at steps 3 and 4, uncond ran alone")
+  t.eq(record.evaluations.evaluations, 6)
+  t.ok(fx.relerr(f, plain) > 0, "and the frames change")
+end)
+
 os.execute(("rm -rf '%s.2b' '%s.i2v'"):format(tmp, tmp))
 os.remove(tmp)
 t.done()

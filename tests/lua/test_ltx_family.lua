@@ -233,5 +233,29 @@ t.test("versions this port does not run are refused, naming the supported ones",
   t.raises(function() zoe.models.load(partial) end, "an LTX-Video folder without tokenizer/ (tokenizer.json or spiece.model)")
 end)
 
+t.test("step caches: the hook gives the uncached frames at threshold 0 and reuses per branch", function()
+  local spec = {model = folder, prompt = "a red ball on the grass", width = 64, height = 32, frames = 9, steps = 4,
+                seed = 3, cfg = 3}
+  local function run(cache)
+    local s = {cache = cache}
+    for k, v in pairs(spec) do s[k] = v end
+    return zoe.pipeline.text2video(s)
+  end
+  local plain = run()
+  for _, name in ipairs {"first_block", "easycache"} do
+    local f = run(zoe.cache[name]{threshold = 0})
+    t.eq(t.tensor_relerr(f, plain), 0, name .. " at threshold 0")
+  end
+  local seen
+  local f, record = run({name = "mine", signal = "modulated", decide = function(_, s)
+    seen = s.signal:shape()
+    return not (s.branch == "uncond" and s.step >= 3)
+  end})
+  t.eq(seen, {1, 6, 32}, "the modulation the blocks get (tiny: 2 heads of 16), per branch")
+  t.eq(record.recipe.cache.skipped.uncond, {3, 4}, "uncond reused at steps 3 and 4, cond ran alone")
+  t.eq(record.evaluations.evaluations, 6)
+  t.ok(t.tensor_relerr(f, plain) > 0, "and the frames change")
+end)
+
 os.execute(("rm -rf '%s'"):format(root))
 t.done()

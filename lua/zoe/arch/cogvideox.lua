@@ -130,7 +130,8 @@ function M.transformer(cfg, w)
   -- x [B, F, C, H, W], t: number or [B] tensor, text [B, T, text_dim] -> [B, F, C_out, H, W].
   -- o.rope = {cos, sin} (model.rope's, for RoPE variants; built from the latent size when absent),
   -- o.ofs (the 1.5 I2V offset, 2.0 by default), o.on_block = fn(i, video, text) (debugging),
-  -- o.ffn_rows (the feed-forward in chunks of at most this many rows; 8192).
+  -- o.ffn_rows (the feed-forward in chunks of at most this many rows; 8192), o.around_blocks
+  -- (x [B, text + video tokens, D], run, info), a step cache's hook around the block loop.
   function model.forward(x, t, text, o)
     o = o or {}
     local b, f, c, h, wd = dims(x)
@@ -145,9 +146,24 @@ function M.transformer(cfg, w)
     local rot = o.rope
     if rope and not rot then rot = {pos.rope_3d(cfg, f, h * 8, wd * 8)} end
     local bo = {heads = H, text = nt, eps = eps, rope_cos = rot and rot[1], rope_sin = rot and rot[2], ffn_rows = o.ffn_rows}
-    for i = 1, #blocks do
-      hs = nn.cogvideox_block(hs, es, roles[i], bo)
-      if o.on_block then o.on_block(i, hs:narrow(2, nt + 1, hs:size(2) - nt), hs:narrow(2, 1, nt)) end
+    -- blocks first..last on y [text | video tokens], which holds the batch entries 'rows' (all when nil)
+    local function run_blocks(y, first, last, rows)
+      local e = es
+      if rows then
+        local parts = {}
+        for k, r in ipairs(rows) do parts[k] = es:narrow(1, r, 1) end
+        e = #parts == 1 and parts[1] or T.cat(parts, 1)
+      end
+      for i = first or 1, last or #blocks do
+        y = nn.cogvideox_block(y, e, roles[i], bo)
+        if o.on_block then o.on_block(i, y:narrow(2, nt + 1, y:size(2) - nt), y:narrow(2, 1, nt)) end
+      end
+      return y
+    end
+    if o.around_blocks then -- a step cache (zoe.cache): see lua/zoe/family/README.md
+      hs = o.around_blocks(hs, run_blocks, {t = t, blocks = #blocks, modulated = function() return emb end})
+    else
+      hs = run_blocks(hs)
     end
     local video = hs:narrow(2, nt + 1, hs:size(2) - nt)
     video = nn.layer_norm(video, w["norm_final.weight"], w["norm_final.bias"], eps)

@@ -194,7 +194,28 @@ function ltx.transformer(cfg, w)
       temb0, emb0 = model.time(zeros)
     end
     local h = nn.linear(x, w["proj_in.weight"], w["proj_in.bias"])
-    for i = 1, #blocks do h = model.block(i, h, temb, temb0, n, kv, cos, sin) end
+    -- blocks first..last on y, which holds the batch entries 'rows' (all when nil)
+    local function run_blocks(y, first, last, rows)
+      local te, te0, c = temb, temb0, kv
+      if rows then
+        local function pick(v)
+          if not v then return nil end
+          local parts = {}
+          for k, r in ipairs(rows) do parts[k] = v:narrow(1, r, 1) end
+          return #parts == 1 and parts[1] or T.cat(parts, 1)
+        end
+        te, te0, c = pick(temb), pick(temb0), {mask = pick(kv.mask)}
+        for i = 1, #blocks do c[i] = {pick(kv[i][1]), pick(kv[i][2])} end
+      end
+      for i = first or 1, last or #blocks do y = model.block(i, y, te, te0, n, c, cos, sin) end
+      return y
+    end
+    local around = opts.around_blocks -- a step cache (zoe.cache): see lua/zoe/family/README.md
+    if around then
+      h = around(h, run_blocks, {t = T.tensor(ts), blocks = #blocks, modulated = function() return temb end})
+    else
+      h = run_blocks(h)
+    end
     -- head: LayerNorm without affine, shift and scale from the embedded timestep
     local sst = w["scale_shift_table"]:view(1, 2, D)
     local m = sst + emb:view(B, 1, D)

@@ -103,6 +103,24 @@ function wan.dit(cfg, w)
     return e, e0:view(-1, 6, D)
   end
 
+  -- e0 and the cross-attention caches of some batch entries (a step cache runs only the
+  -- guidance branches it computes); B is the full batch. A cache holds 'per' rows per entry
+  -- (latent frames, under prompt travel); e0 of a number timestep has one row for all.
+  local function entries(e0, kv, rows, B)
+    local function pick(t, per)
+      if t:size(1) == per then return t end
+      local parts = {}
+      for k, i in ipairs(rows) do parts[k] = t:narrow(1, (i - 1) * per + 1, per) end
+      return #parts == 1 and parts[1] or T.cat(parts, 1)
+    end
+    local sub = {}
+    for b, kvb in ipairs(kv) do
+      local per = kvb[1]:size(1) // B
+      sub[b] = {pick(kvb[1], per), pick(kvb[2], per)}
+    end
+    return pick(e0, 1), sub
+  end
+
   -- the blocks first..last (1-based, inclusive) on tokens x [B, L, D]
   local function run_blocks(x, e0, kv, grid, first, last)
     for i = first or 1, last or #blocks do
@@ -115,9 +133,10 @@ function wan.dit(cfg, w)
   -- xs: latents [C, F, H, W] (one per batch entry, same size), t: number or [B] tensor,
   -- kv: model.cross_kv(...) of contexts batched the same way -> list of [C_out, F, H, W].
   -- opts.around_blocks(x, run, info) stands in for the block loop (a step cache decides
-  -- there whether to run the blocks): run(x, first, last) runs blocks first..last (all by
-  -- default) and returns their output; info = {t =, e0 =, blocks = count}. It returns
-  -- the tokens the head gets.
+  -- there whether to run the blocks): run(x, first, last, rows) runs blocks first..last (all
+  -- by default) on x and returns their output, x holding the batch entries 'rows' (a list;
+  -- all when nil); info = {t =, e0 =, blocks = count, modulated = fn() -> e0, the time
+  -- modulation every block gets (TeaCache4Wan2.1's input)}. It returns the tokens the head gets.
   function model.forward(xs, t, kv, opts)
     local c, f, h, wd = table.unpack(xs[1]:shape())
     if c ~= cfg.in_dim then
@@ -134,8 +153,12 @@ function wan.dit(cfg, w)
     local e, e0 = model.time(t)
     local around = opts and opts.around_blocks
     if around then
-      x = around(x, function(y, first, last) return run_blocks(y, e0, kv, grid, first, last) end,
-                 {t = t, e0 = e0, blocks = #blocks})
+      local B = x:size(1)
+      x = around(x, function(y, first, last, rows)
+        local e, c = e0, kv
+        if rows then e, c = entries(e0, kv, rows, B) end
+        return run_blocks(y, e, c, grid, first, last)
+      end, {t = t, e0 = e0, blocks = #blocks, modulated = function() return e0 end})
     else
       x = run_blocks(x, e0, kv, grid)
     end

@@ -359,8 +359,9 @@ end
 
 -- ---------------------------------------------------------------- denoising and decoding
 
-function Model:denoiser(extra)
+function Model:denoiser(extra, opts)
   local tr = self:transformer()
+  local around = opts and opts.around_blocks -- a step cache's hook (lua/zoe/family/README.md)
   local rope_key, rope
   return function(xs, t, conds)
     local b, c, f, h, w = table.unpack(xs:shape())
@@ -375,7 +376,7 @@ function Model:denoiser(extra)
     if key ~= rope_key then rope_key, rope = key, {tr.rope(f, h * 8, w * 8)} end
     local text = T.stack(conds, 1)
     local tt = T.full({b}, t)
-    local out = tr.forward(x, tt, text, {rope = rope[1] and rope})
+    local out = tr.forward(x, tt, text, {rope = rope[1] and rope, around_blocks = around})
     return out:permute(1, 3, 2, 4, 5):contiguous()
   end
 end

@@ -271,6 +271,7 @@ function Model:denoiser(extra, opts)
   local tr = self:transformer()
   local fps = opts and opts.fps or self.defaults.fps
   local given = extra and extra.given
+  local around = opts and opts.around_blocks -- a step cache's hook (lua/zoe/family/README.md)
   local last_conds, last_kv
   return function(xs, t, conds)
     local B, _, F, H, W = table.unpack(xs:shape())
@@ -286,7 +287,8 @@ function Model:denoiser(extra, opts)
       for b = 1, B do x[b]:narrow(2, 1, g):copy_(given) end
       n = g * H * W
     end
-    local v = tr.forward(ltx.pack(x), t, last_kv, {grid = grid, rope_scale = {TIME / fps, SPACE, SPACE}, cond_tokens = n})
+    local v = tr.forward(ltx.pack(x), t, last_kv, {grid = grid, rope_scale = {TIME / fps, SPACE, SPACE}, cond_tokens = n,
+                                                   around_blocks = around})
     v = ltx.unpack(v, grid)
     if given then -- velocities that carry those frames to the given latent: x0 = x - sigma*v = given
       local g, sigma = given:size(2), (type(t) == "number" and t or t:totable()[1]) / 1000
@@ -300,6 +302,13 @@ function Model:denoiser(extra, opts)
 end
 
 -- ---------------------------------------------------------------- decoding
+
+-- The preview of a latent [128, F, h, w] (normalized, as sampled): [3, F, h, w] in [-1, 1] by
+-- the factors published for LTX-Video's VAE (ltx_preview.lua); nil for other latent sizes.
+function Model:preview(z)
+  if z:size(1) ~= 128 then return nil end
+  return require("zoe.preview").project(z, require("zoe.family.ltx_preview"))
+end
 
 -- Latent [128, F, h, w] -> video [3, 8(F-1)+1, 32h, 32w] in [-1, 1], as LTXPipeline decodes
 -- (streamed: on_frames gets each chunk of frames as the decoder finishes it):

@@ -17,6 +17,27 @@ local M = {}
 -- Wan2.1's default negative prompt (wan/configs/shared_config.py).
 M.WAN_NEGATIVE = "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
 
+-- Wan2.1's latent -> RGB preview: factors (one {r, g, b} per latent channel) and bias for its
+-- normalized latent, as published in ComfyUI (comfy/latent_formats.py, class Wan21).
+M.WAN21_PREVIEW = {
+  factors = {
+    {-0.1299, -0.1692, 0.2932}, {0.0671, 0.0406, 0.0442}, {0.3568, 0.2548, 0.1747}, {0.0372, 0.2344, 0.1420},
+    {0.0313, 0.0189, -0.0328}, {0.0296, -0.0956, -0.0665}, {-0.3477, -0.4059, -0.2925}, {0.0166, 0.1902, 0.1975},
+    {-0.0412, 0.0267, -0.1364}, {-0.1293, 0.0740, 0.1636}, {0.0680, 0.3019, 0.1128}, {0.0032, 0.0581, 0.0639},
+    {-0.1251, 0.0927, 0.1699}, {0.0060, -0.0633, 0.0005}, {0.3477, 0.2275, 0.2950}, {0.1984, 0.0913, 0.1861},
+  },
+  bias = {-0.1835, -0.0868, -0.3360},
+}
+
+-- TeaCache's published polynomial for Wan2.1-T2V-1.3B in its use_ret_steps mode (TeaCache4Wan2.1,
+-- ali-vilab/TeaCache): the input is the time modulation e0, the first 5 of 50 steps always run.
+M.WAN21_T2V_1_3B_CACHE = {
+  teacache = {
+    coefficients = {-5.21862437e+04, 9.23041404e+03, -5.28275948e+02, 1.36987616e+01, -4.99875664e-02},
+    signal = "modulated", start_at = 0.1, source = "TeaCache4Wan2.1 (use_ret_steps), Wan2.1-T2V-1.3B",
+  },
+}
+
 local Model = {}
 Model.__index = Model
 
@@ -83,6 +104,12 @@ function M.load(desc, opts)
     -- Wan gives the DiT the integer floor(1000 sigma); zoe-tiny was trained on 1000 sigma
     integer_timesteps = s.timestep == nil or not tostring(s.timestep):find("float"),
   }
+  -- the preview projection: the model's own (zoe-tiny's config.json), else Wan2.1's for its VAE
+  local v = cfg.vae
+  self.preview_projection = cfg.preview or (v.dim == 96 and v.z_dim == 16 and M.WAN21_PREVIEW) or nil
+  -- published step-cache calibration, where there is one (zoe.cache.calibration)
+  local d = cfg.dit
+  if d.dim == 1536 and d.num_layers == 30 and d.in_dim == 16 then self.cache_defaults = M.WAN21_T2V_1_3B_CACHE end
   -- image-to-video (Wan2.1-I2V's channel concat, minus CLIP) when the DiT takes it
   self.supports_i2v = cfg.dit.in_dim == 2 * cfg.vae.z_dim + 4
   -- a bf16 checkpoint runs in bf16 throughout (its products of activations too)
@@ -356,6 +383,13 @@ function Model:decode_tile(shape, tile)
                                   overlap = wan_vae.OVERLAP})
   if plan.tile[1] >= h and plan.tile[2] >= w then return false end
   return plan.tile
+end
+
+-- The preview of a latent [z, F', h, w] (normalized, as sampled): [3, F', h, w] in [-1, 1],
+-- or nil for a model without a projection.
+function Model:preview(z)
+  if not self.preview_projection then return nil end
+  return require("zoe.preview").project(z, self.preview_projection)
 end
 
 -- Latent [z, F', h, w] -> video [3, T, H, W] in [-1, 1]; on_frames(chunk) sees each

@@ -1,6 +1,7 @@
 -- Rendering a storyboard into a folder:
 --   DIR/cache/<key>.mp4 + .json   every shot ever rendered here, by what determines it
 --   DIR/shots/01.mp4, 02.mp4 ...   hard links (or copies) of this board's cache entries
+--   DIR/shots/01.preview.png ...   each rendered shot's preview, kept up to date while it renders
 --   DIR/final.mp4                  the shots assembled with their transitions
 --   DIR/contact.png                one captioned row per shot
 --   DIR/manifest.json              every shot's key, output hash and record
@@ -144,6 +145,8 @@ function M.render(board, opts)
         model = board.model, prompt = s.prompt, vars = s.vars, negative = s.negative,
         width = s.width, height = s.height, frames = s.frames, fps = s.fps, steps = s.steps,
         sampler = s.sampler, schedule = s.schedule, shift = s.shift, cfg = s.cfg, seed = s.seed, out = staging,
+        -- what the shot is making, while it renders (kept after: its last step)
+        preview = ("%s/shots/%s.preview.png"):format(out, s.name),
       }
       local run = zoe.pipeline.text2video
       if s.continuity == "continue" then
@@ -215,7 +218,7 @@ function M.render(board, opts)
 
   -- 4. shots of an earlier, longer version of the board go
   for _, name in ipairs(files.list(out .. "/shots")) do
-    local k = tonumber(name:match("^(%d+)%.mp4$"))
+    local k = tonumber(name:match("^(%d+)%.mp4$") or name:match("^(%d+)%.preview%.png$"))
     if k and k > n then files.remove(out .. "/shots/" .. name) end
   end
 
