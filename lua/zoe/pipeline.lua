@@ -177,13 +177,18 @@ local function previews(spec, s, model)
   end
   local on = spec.on_preview
   if not model.preview or not (on or path or (zoe.current and zoe.current())) then return nil end
+  local written -- the sheet is a file: at most one a second (a zoe-tiny step takes 30 ms), and the last
   return function(state)
     if state.step % every ~= 0 and state.step ~= state.steps then return end
     local z = state.sigma_next == 0 and state.x or state.denoised
     local frames = model:preview(z)
     if not frames then return end
     if on then on(frames, state) end
-    if path then preview.sheet(frames, path, ("step %d/%d"):format(state.step, state.steps)) end
+    local t = now()
+    if path and (state.step == state.steps or not written or t - written >= 1) then
+      preview.sheet(frames, path, ("step %d/%d"):format(state.step, state.steps))
+      written = t
+    end
     preview.emit {frames = frames, step = state.step, steps = state.steps, sigma = state.sigma,
                   path = path or nil, output = spec.out}
   end
