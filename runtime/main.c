@@ -28,7 +28,8 @@ static const char *usage =
     "  zoe storyboard FILE   render a storyboard (zoe storyboard --help)\n"
     "  -q, --quiet           no progress display\n"
     "  --json                progress and job events as JSON lines on stdout (print goes to stderr)\n"
-    "  -v, --version         print the version\n"
+    "  -v, --verbose         errors in settings with their Lua traceback too (also ZOE_DEBUG=1)\n"
+    "  -V, --version         print the version\n"
     "  -h, --help            print this help\n"
     "Ctrl-C cancels the running job; a second Ctrl-C within 2 s exits.\n"
     "Environment: ZOE_THREADS (compute threads), ZOE_HOME (where lua/ and models/ are),\n"
@@ -137,7 +138,9 @@ int main(int argc, char **argv) {
   const char *chunk = NULL;
   zoe_display_mode mode = zoe_display_auto();
   for (int i = 1; i < argc && !script; i++) {
-    if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--version") == 0) {
+    if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
+      lz_loop_set_verbose(true);
+    } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
       printf("zoe %s (%s)\n", ZOE_VERSION, LUA_RELEASE);
       return 0;
     } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {

@@ -29,6 +29,8 @@ local prompt = require "zoe.prompt"
 local guidance = require "zoe.guidance"
 local cache = require "zoe.cache"
 local preview = require "zoe.preview"
+local check = require "zoe.pipeline_check"
+local estimate = require "zoe.estimate"
 local T = zoe.tensor
 
 local pipeline = {}
@@ -47,7 +49,7 @@ local function check_known(spec, mode)
     if not ok[k] then
       local all = {table.unpack(KNOWN)}
       table.sort(all)
-      error(("%s: unknown setting '%s' (%s)"):format(mode, tostring(k), table.concat(all, ", ")), 4)
+      error(("%s: unknown setting '%s' (%s)"):format(mode, tostring(k), table.concat(all, ", ")), 0)
     end
   end
 end
@@ -67,7 +69,7 @@ local function read_video_or_image(v, what)
     if what == "image" then return zoe.image.read(v) end
     return zoe.video.read(v)
   end
-  if not T.is_tensor(v) then error(("%s must be a tensor or a file path"):format(what), 4) end
+  if not T.is_tensor(v) then error(("%s must be a tensor or a file path"):format(what), 0) end
   return v
 end
 
@@ -91,17 +93,8 @@ local function settings(spec, model, mode)
     eta = spec.eta, s_noise = spec.s_noise, order = spec.order, corrector = spec.corrector,
     context_frames = spec.context_frames, vars = spec.vars,
   }
-  if type(s.prompt) ~= "string" and type(s.prompt) ~= "table" then
-    error(("%s: prompt must be a text or a list of {text =, from =, to =} (prompt travel)"):format(mode), 4)
-  end
-  if type(s.steps) ~= "number" or s.steps < 1 or s.steps % 1 ~= 0 then
-    error(("%s: steps must be a positive integer, got %s"):format(mode, tostring(s.steps)), 4)
-  end
-  local ok, err = pcall(zoe.sampler.get, s.sampler)
-  if not ok then error(("%s: %s"):format(mode, err), 4) end
-  if type(s.cfg) ~= "number" and type(s.cfg) ~= "function" then
-    error(("%s: cfg must be a number or fn(step, sigma, timestep), got %s"):format(mode, type(s.cfg)), 4)
-  end
+  check.resolved(s, spec, model, mode)
+  s.sampler = select(2, zoe.sampler.get(s.sampler)) -- as spelled in the code ("DPM++ 2M" -> dpmpp_2m)
   return s
 end
 
@@ -109,11 +102,13 @@ end
 local function encode_prompt(model, s, vars)
   if type(s.prompt) == "string" then
     s.prompt_expanded = prompt.expand(s.prompt, {vars = vars, seed = s.seed})
+    check.prompt_length(s.mode, model, prompt.plain(s.prompt_expanded))
     return prompt.encode(model, s.prompt_expanded)
   end
   local list = {}
   for i, p in ipairs(s.prompt) do
     list[i] = {text = prompt.expand(p.text or "", {vars = vars, seed = s.seed}), from = p.from, to = p.to}
+    check.prompt_length(s.mode, model, prompt.plain(list[i].text), ("prompt %d"):format(i))
   end
   s.prompt_expanded = list
   return prompt.travel(model, list, s.frames, model.text_len)
@@ -153,8 +148,8 @@ local function conditioning(spec, mode, s, model)
     local video = read_video_or_image(spec.video, "video")
     local n = s.context_frames or 1
     local ok, why = model:frames_ok(n)
-    if not ok then error(("extend: context_frames %s, got %s"):format(why, tostring(n)), 4) end
-    if video:size(2) < n then error(("extend: the video has %d frames, fewer than context_frames %d"):format(video:size(2), n), 4) end
+    if not ok then error(("extend: context_frames %s, got %s"):format(why, tostring(n)), 0) end
+    if video:size(2) < n then error(("extend: the video has %d frames, fewer than context_frames %d"):format(video:size(2), n), 0) end
     s.video = type(spec.video) == "string" and spec.video or "(tensor)"
     return video:narrow(2, video:size(2) - n + 1, n), video
   end
@@ -196,8 +191,9 @@ end
 
 local function run(mode, spec)
   spec = spec or {}
-  if type(spec) ~= "table" then error(mode .. ": give a table of settings", 3) end
+  if type(spec) ~= "table" then error(mode .. ": give a table of settings", 0) end
   check_known(spec, mode)
+  check.given(spec, mode)
   local t_start = now()
   local timings = {}
   local model = zoe.models.load(spec.model or "zoe-tiny")
@@ -221,13 +217,17 @@ local function run(mode, spec)
   local ok, policy = pcall(cache.policy, spec.cache, spec.cache_threshold)
   if not ok then error(("%s: %s"):format(mode, tostring(policy):gsub("^[^:]*:%d+: ", "")), 3) end
   local shape = model:latent_shape(s.frames, s.height, s.width)
+  if model.work then -- a long run says first how long it will take here
+    local e = estimate.time(model:work(s))
+    if e.seconds >= pipeline.ESTIMATE_NOTE_S and zoe.note then zoe.note(pipeline.describe_estimate(mode, s, e)) end
+  end
   local cond_frames, source = conditioning(spec, mode, s, model)
   local extra, given
   if cond_frames then
     local h, w = cond_frames:size(3), cond_frames:size(4)
     if h ~= s.height or w ~= s.width then
-      cond_frames = zoe.video.resize and zoe.video.resize(cond_frames, s.width, s.height) or
-        error(("%s: the conditioning frames are %dx%d, the video %dx%d"):format(mode, w, h, s.width, s.height), 3)
+      error(("%s: the conditioning frames are %dx%d and the video %dx%d: give width = %d, height = %d, or frames of the video's size")
+        :format(mode, w, h, s.width, s.height, w, h), 0)
     end
   end
 
@@ -261,6 +261,7 @@ local function run(mode, spec)
     noise = noise, cond = kv_cond, uncond = kv_uncond, cfg = s.cfg, cfg_rescale = s.cfg_rescale,
     seed = s.seed, eta = s.eta, s_noise = s.s_noise, order = s.order, corrector = s.corrector,
     on_step = function(state)
+      if state.step == 1 then check.finite(mode, model, state.denoised) end
       progress {stage = "denoise", step = state.step, steps = state.steps}
       if show then show(state) end
       if user_step then user_step(state) end
@@ -307,11 +308,47 @@ local function run(mode, spec)
     frames = T.cat({source, frames:narrow(2, n + 1, frames:size(2) - n)}, 2)
   end
   timings.total = now() - t_start
+  if model.learn_stages then model:learn_stages(s, timings) end
+  estimate.save() -- the op rates this run measured serve the next estimates
   local record = {recipe = recipe, timings = timings, output = spec.out, frames = frames:size(2),
                   cpu_seconds = clock(), evaluations = runner and runner:stats() or nil}
   if spec.out then write_json(sidecar(spec.out), record) end
   progress {stage = "done"}
   return frames, record
+end
+
+-- Runs predicted to take this long or more print their estimate first.
+pipeline.ESTIMATE_NOTE_S = 60
+
+function pipeline.describe_estimate(mode, s, e)
+  local parts = {}
+  for _, st in ipairs {"text", "denoise", "decode"} do
+    if e.stages[st] then
+      parts[#parts + 1] = st == "denoise" and ("denoise %d steps %s"):format(s.steps, estimate.format(e.stages[st]))
+        or ("%s %s"):format(st, estimate.format(e.stages[st]))
+    end
+  end
+  return ("%s: about %s on this machine (%s)%s; Ctrl-C cancels"):format(mode, estimate.format(e.seconds),
+    table.concat(parts, ", "), #e.rough > 0 and ", rough: not timed here yet" or "")
+end
+
+-- What a run would cost, without running it: {seconds =, stages =, rough =, bytes =,
+-- memory = {denoise =, decode =}} (a field is nil when the model cannot say). Checks the
+-- settings as a run would.
+function pipeline.estimate(spec, mode)
+  mode = mode or "text2video"
+  spec = spec or {}
+  check_known(spec, mode)
+  check.given(spec, mode)
+  local model = zoe.models.load(spec.model or "zoe-tiny")
+  local s = settings(spec, model, mode)
+  local out = {}
+  if model.work then out = estimate.time(model:work(s)) end
+  if model.memory_estimate then
+    local m = model:memory_estimate(s)
+    out.bytes, out.memory = m.bytes, m.parts
+  end
+  return out
 end
 
 function pipeline.text2video(spec) return run("text2video", spec) end
@@ -328,7 +365,7 @@ function pipeline.recipe(path)
     f:close()
     if rec.recipe then return rec.recipe end
   end
-  error(("replay: %s carries no zoe recipe (neither in its metadata nor in %s)"):format(path, sidecar(path)), 3)
+  error(("replay: %s carries no zoe recipe (neither in its metadata nor in %s)"):format(path, sidecar(path)), 0)
 end
 
 -- Make a video again from its recipe: zoe.replay("out.mp4", {out = "again.mp4"}).
@@ -338,7 +375,7 @@ function pipeline.replay(path, opts)
   if r.weights_hash and not opts.model then
     local model = zoe.models.load(r.model)
     if model:hash() ~= r.weights_hash then
-      error(("replay: model '%s' has weights %s, the video was made with %s"):format(r.model, model:hash(), r.weights_hash), 2)
+      error(("replay: model '%s' has weights %s, the video was made with %s"):format(r.model, model:hash(), r.weights_hash), 0)
     end
   end
   local spec = {model = opts.model or r.model, out = opts.out}

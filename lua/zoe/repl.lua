@@ -186,8 +186,10 @@ function M.start(io)
       end
     elseif st == "canceled" then
       io.print("canceled", true)
-    else
-      io.print(job:info().traceback or tostring(select(2, job:result())), true)
+    else -- an error without a position (a bad setting) in one line, as zoe prints it
+      local err = tostring(select(2, job:result()))
+      local debug = (os.getenv("ZOE_DEBUG") or "0") ~= "0"
+      io.print(not debug and not err:match("^[^\n]-:%d+:") and err or job:info().traceback or err, true)
     end
     prompt()
   end

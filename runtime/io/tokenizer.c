@@ -468,7 +468,8 @@ int zoe_tokenizer_encode(const zoe_tokenizer *t, const char *text, size_t len, i
   *out = NULL;
   *nout = 0;
   size_t ok = zoe_utf8_check(text, len);
-  if (ok != len) return zoe_errf(e, ZOE_EINVAL, "%s: the text is not valid UTF-8 (at byte %zu)", t->name, ok);
+  /* the text is the caller's, not the tokenizer file's: the message names no file */
+  if (ok != len) return zoe_errf(e, ZOE_EINVAL, "encode: the text is not valid UTF-8 (at byte %zu)", ok + 1);
   int32_t *ids = NULL;
   size_t n = 0;
   int rc = encode_text(t, text, len, &ids, &n, e);

@@ -59,6 +59,7 @@ static struct {
   bool interrupted;
   int unobserved;
   void (*printer)(const char *text);
+  bool verbose;
 } lp;
 
 static void job_hook(lua_State *L, lua_Debug *ar);
@@ -617,6 +618,20 @@ void lz_loop_print(const char *text) {
   zoe_display_redraw(d);
 }
 
+void lz_loop_set_verbose(bool on) { lp.verbose = on; }
+
+bool lz_error_positioned(const char *msg) {
+  const char *end = strchr(msg, '\n');
+  if (!end) end = msg + strlen(msg);
+  for (const char *c = msg; c < end; c++) {
+    if (*c != ':' || c[1] < '0' || c[1] > '9') continue;
+    const char *d = c + 1;
+    while (*d >= '0' && *d <= '9') d++;
+    if (*d == ':') return true;
+  }
+  return false;
+}
+
 int lz_loop_unobserved_failures(void) { return lp.unobserved; }
 bool lz_loop_interactive(void) { return lp.printer != NULL; }
 void lz_loop_count_unobserved(int delta) { lp.unobserved += delta; }
@@ -680,8 +695,17 @@ int lz_loop_main(lua_State *L, int nargs, const char *name) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
   lua_getiuservalue(L, -1, 1);
   if (j->state == LJ_FAILED) {
-    lua_getfield(L, -1, "traceback");
-    lz_loop_print(lua_tostring(L, -1));
+    /* an error raised without a position (error(msg, 0): a bad setting, a missing file) is
+       the user's to fix, told in one line; one at a position is a bug, shown with its stack */
+    const char *z = getenv("ZOE_DEBUG");
+    lua_getfield(L, -1, "err");
+    const char *msg = lua_tostring(L, -1);
+    if (msg && !lp.verbose && !(z && *z && strcmp(z, "0")) && !lz_error_positioned(msg)) {
+      lz_loop_print(msg);
+    } else {
+      lua_getfield(L, -2, "traceback");
+      lz_loop_print(lua_tostring(L, -1));
+    }
     rc = 1;
   } else if (j->state == LJ_CANCELED) {
     lua_getfield(L, -1, "err");

@@ -152,6 +152,10 @@ void lz_job_describe(const lj_job *j, char *buf, size_t n);
 void lz_open_progress(lua_State *L);
 
 /* ---- for main.c and the REPL ---- */
+/* -v: a failed main job prints its traceback even for an error without a position. */
+void lz_loop_set_verbose(bool on);
+/* Whether an error message starts at a position ("x.lua:12: ..."); one without is the user's. */
+bool lz_error_positioned(const char *msg);
 /* Mode of the display (--quiet, --json; default: a bar on a terminal, lines otherwise). */
 void lz_loop_set_display(zoe_display_mode mode);
 /* Handle Ctrl-C: the command cancels every job and exits on a second press within 2 s. */

@@ -186,6 +186,7 @@ static int z_offload_rates(lua_State *L) {
 ** longest_inline_ms =} since the start or the last reset (for the bench).
 */
 static int z_offload_stats(lua_State *L) {
+  bool reset = lua_toboolean(L, 1);
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, stats.offloaded);
   lua_setfield(L, -2, "offloaded");
@@ -195,7 +196,7 @@ static int z_offload_stats(lua_State *L) {
   lua_setfield(L, -2, "longest_offloaded_ms");
   lua_pushnumber(L, (double)stats.longest_inline_ns * 1e-6);
   lua_setfield(L, -2, "longest_inline_ms");
-  if (lua_toboolean(L, 1)) memset(&stats, 0, sizeof stats);
+  if (reset) memset(&stats, 0, sizeof stats);
   return 1;
 }
 

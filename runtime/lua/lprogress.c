@@ -73,8 +73,19 @@ static int z_progress(lua_State *L) {
   return 0;
 }
 
+/*
+** zoe.note(text): a message for whoever watches (above the bar on a terminal, a
+** "message" event with --json, above the REPL's prompt); nothing with --quiet.
+*/
+static int z_note(lua_State *L) {
+  const char *text = luaL_checkstring(L, 1);
+  if (lz_loop_display()->mode != ZOE_DISPLAY_QUIET) lz_loop_print(text);
+  return 0;
+}
+
 static const luaL_Reg progress_funcs[] = {
   {"progress", z_progress},
+  {"note", z_note},
   {NULL, NULL},
 };
 

@@ -189,6 +189,26 @@ static void test_json_events(void) {
   CHECK(strcmp(p.ebuf, "to stderr\n") == 0, "print goes to stderr with --json: [%s]", p.ebuf);
 }
 
+/* A bad setting is the user's to fix: one line, no traceback, no runtime file; -v adds them. */
+static void test_settings_error_one_line(void) {
+  const char *src = "require('zoe').pipeline.text2video{prompt = 'a red circle', fps = 0}";
+  proc p;
+  start_pipes(&p, (char *[]){(char *)zoe, "-e", (char *)src, NULL});
+  int st = finish(&p, 30);
+  CHECK(st == 1, "exit %d", st);
+  CHECK(strcmp(p.ebuf, "zoe: text2video: fps must be a number of frames per second above 0 (at most 1000), got 0\n") == 0,
+        "one line: [%s]", p.ebuf);
+  start_pipes(&p, (char *[]){(char *)zoe, "-v", "-e", (char *)src, NULL});
+  st = finish(&p, 30);
+  CHECK(st == 1 && strstr(p.ebuf, "stack traceback") && strstr(p.ebuf, "pipeline"), "-v: the traceback [%s]", p.ebuf);
+  start_pipes(&p, (char *[]){(char *)zoe, "-e", "local x = nil; x.y = 1", NULL});
+  st = finish(&p, 30);
+  CHECK(st == 1 && strstr(p.ebuf, "stack traceback"), "a bug keeps its traceback [%s]", p.ebuf);
+  start_pipes(&p, (char *[]){(char *)zoe, "--version", NULL});
+  st = finish(&p, 30);
+  CHECK(st == 0 && strncmp(p.buf, "zoe ", 4) == 0, "--version [%s]", p.buf);
+}
+
 /* Plain lines when stderr is not a terminal, nothing with --quiet, a bar redrawn in place on a terminal. */
 static void test_progress_display(void) {
   const char *src = "local zoe = require 'zoe'\n"
@@ -323,17 +343,18 @@ static void test_repl_render(void) {
   start_pty(&p, (char *[]){(char *)zoe, NULL});
   CHECK(expect(&p, "zoe is loaded", 30) && expect(&p, "> ", 10), "banner and prompt");
   send(&p, "j = zoe.spawn(function() return zoe.pipeline.text2video{model = 'zoe-tiny', seed = 1, "
-           "prompt = 'a red circle moving right on a white background', steps = 2000} end)\r");
+           "prompt = 'a red circle moving right on a white background', width = 128, height = 128, "
+           "steps = 1000} end)\r");
   CHECK(expect(&p, "> ", 10), "prompt after spawn");
   send(&p, "repeat zoe.sleep(10) until (j:info().step or 0) >= 3\r");
   CHECK(expect(&p, "> ", 60), "the render reached its denoising");
   send(&p, "1+1\r");
   CHECK(expect(&p, "1+1\r\n2\r\n", 30), "answers 1+1");
-  send(&p, "print(j:status(), j:info().stage, j:info().step < 2000)\r");
+  send(&p, "print(j:status(), j:info().stage, j:info().step < 1000)\r");
   CHECK(expect(&p, "running\tdenoise\ttrue", 30), "while the render denoises");
   send(&p, ":cancel 2\r");
   CHECK(expect(&p, "canceling job 2", 10), ":cancel says what it cancels");
-  send(&p, "repeat zoe.sleep(10) until j:status() ~= 'running'; print(j:status(), j:info().step < 2000)\r");
+  send(&p, "repeat zoe.sleep(10) until j:status() ~= 'running'; print(j:status(), j:info().step < 1000)\r");
   CHECK(expect(&p, "canceled\ttrue", 30), "the render was canceled before its last step");
   send(&p, "\x04");
   int st = finish(&p, 10);
@@ -364,6 +385,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN(test_exit_status);
   RUN(test_json_events);
+  RUN(test_settings_error_one_line);
   RUN(test_progress_display);
   RUN(test_sigint_cancels_script);
   RUN(test_second_sigint_exits);

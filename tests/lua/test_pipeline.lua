@@ -81,7 +81,7 @@ t.test("bad settings say what is allowed", function()
   t.raises(function() zoe.pipeline.text2video{model = "no-such-model", prompt = "x"} end,
     "zoe.models.load: no model 'no-such-model'")
   t.raises(function() zoe.pipeline.text2video{model = model, prompt = "x", steps = 0} end,
-    "steps must be a positive integer")
+    "steps must be an integer from 1 to 1000, got 0")
 end)
 
 t.test("an error during denoising leaves no file under the output name", function()

@@ -40,6 +40,8 @@ M.WAN21_T2V_1_3B_CACHE = {
 
 local Model = {}
 Model.__index = Model
+-- memory_estimate, work, learn_stages: what a run costs, from its settings alone
+require("zoe.family.wan_estimate")(Model)
 
 local function path_in(dir, p) return p:sub(1, 1) == "/" and p or dir .. "/" .. p end
 
@@ -213,6 +215,9 @@ function Model:encode_text(text)
   local emb = self:text_encoder()(real:unsqueeze(1), T.ones({1, n}, "i32"))
   return emb[1], real
 end
+
+-- How many tokens the whole text is (</s> included), before text_len cuts it.
+function Model:count_tokens(text) return self:tokenizer():encode(clean(text)):numel() end
 
 -- Token ids of a text without the end token (for weighted spans).
 function Model:tokenize(text)

@@ -24,11 +24,12 @@ local M = {}
 
 M.names = {"euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "unipc", "lcm",
            "cogvideox_ddim", "cogvideox_dpm"}
-M.aliases = {
-  euler_a = "euler_ancestral", ["dpm++_2m"] = "dpmpp_2m", ["dpm++2m"] = "dpmpp_2m",
-  ["dpm++_2m_sde"] = "dpmpp_2m_sde", ["dpm++2m_sde"] = "dpmpp_2m_sde", ["uni_pc"] = "unipc",
-}
+-- Names are matched as users type them: case, spaces, '-', '_' and '+' for 'p' do not
+-- matter ("DPM++ 2M SDE", "dpmpp_2m_sde" and "dpm++2m-sde" are one sampler).
+M.aliases = {eulera = "euler_ancestral"}
 local registered = {}
+
+local function squash(name) return (name:lower():gsub("%+", "p"):gsub("[^%w]", "")) end
 
 -- add a sampler of your own: def = {options = {...}, run = fn(r)}
 function M.register(name, def)
@@ -37,16 +38,24 @@ function M.register(name, def)
   registered[name] = def
 end
 
+-- the sampler called 'name' (as a user may spell it) and its canonical name
 function M.get(name)
-  name = M.aliases[name] or name
-  if registered[name] then return registered[name], name end
-  for _, n in ipairs(M.names) do
-    if n == name then return require("zoe.sampler." .. n), n end
+  if type(name) == "string" then
+    if registered[name] then return registered[name], name end
+    local key = squash(name)
+    key = M.aliases[key] and squash(M.aliases[key]) or key
+    for n in pairs(registered) do
+      if squash(n) == key then return registered[n], n end
+    end
+    for _, n in ipairs(M.names) do
+      if squash(n) == key then return require("zoe.sampler." .. n), n end
+    end
   end
   local all = {}
   for _, n in ipairs(M.names) do all[#all + 1] = n end
   for n in pairs(registered) do all[#all + 1] = n end
-  error(("unknown sampler '%s' (%s)"):format(tostring(name), table.concat(all, ", ")), 3)
+  error(("unknown sampler '%s' (%s; case, spaces and '+' may vary: \"DPM++ 2M\")"):format(tostring(name),
+    table.concat(all, ", ")), 3)
 end
 
 -- every setting a run understands (the sampler's own options come on top)
