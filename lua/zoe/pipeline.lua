@@ -91,7 +91,7 @@ local function settings(spec, model, mode)
     dynamic_cfg = spec.dynamic_cfg == nil and d.dynamic_cfg or spec.dynamic_cfg,
     seed = spec.seed or math.random(0, 2 ^ 31 - 1),
     eta = spec.eta, s_noise = spec.s_noise, order = spec.order, corrector = spec.corrector,
-    context_frames = spec.context_frames, vars = spec.vars,
+    context_frames = spec.context_frames, vars = spec.vars, vae_tile = spec.vae_tile,
   }
   check.resolved(s, spec, model, mode)
   s.sampler = select(2, zoe.sampler.get(s.sampler)) -- as spelled in the code ("DPM++ 2M" -> dpmpp_2m)

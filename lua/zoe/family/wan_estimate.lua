@@ -11,8 +11,9 @@
 --     norms, q, k, v, outputs; attention is tiled), plus the feed-forward's hidden layer
 --     for at most 8192 rows at a time.
 --   decode: the VAE's weights, a latent frame's decode (4 output frames through every level
---     of the decoder, about 8 tensors of each level's channels live), and the output video
---     (f32 [3, T, H, W] as chunks, joined, and clamped).
+--     of the decoder, about 8 tensors of each level's channels live; of one tile when the
+--     frame is decoded in tiles), and the output video (f32 [3, T, H, W] as chunks, joined,
+--     and clamped).
 local zoe = require "zoe"
 
 local F32 = 4
@@ -72,7 +73,10 @@ return function(Model)
     local activations = B * L * 8 * D * F32 + math.min(B * L, FFN_ROWS) * F * 2 * F32
     local denoise = file_size(self.files.dit) + t5_resident + kv + latents + activations
     local px = s.width * s.height
-    local decode = file_size(self.files.vae) + px * 4 * decoder_floats_per_pixel(cfg.vae) * LIVE_PER_LEVEL * F32
+    -- a frame too big for memory is decoded in tiles (Model:decode_tile): a tile's working set
+    local tile = self.decode_tile and self:decode_tile({self.z_dim, 1, s.height // 8, s.width // 8}, s.vae_tile)
+    local work_px = tile and math.min(px, tile[1] * 8 * tile[2] * 8) or px
+    local decode = file_size(self.files.vae) + work_px * 4 * decoder_floats_per_pixel(cfg.vae) * LIVE_PER_LEVEL * F32
       + 3 * 3 * s.frames * px * F32
     return {bytes = BASE + math.max(denoise, decode), parts = {denoise = denoise, decode = decode},
             what = ("%dx%d, %d frames: %d tokens%s"):format(s.width, s.height, s.frames, L, B == 2 and " x 2 (guidance)" or "")}
