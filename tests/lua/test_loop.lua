@@ -228,38 +228,38 @@ t.test("a user's coroutine busy in Lua inside a job lets the loop turn, and is c
   t.raises(function() forever:wait() end, "canceled")
 end)
 
-t.test("a cancel during a long op lands within 1 s", function()
-  local a, b = T.randn(4096, 4096), T.randn(4096, 4096) -- 137 GFlop, seconds of work
-  local j = zoe.spawn(function() return a:matmul(b) end)
-  repeat zoe.sleep(20) until j:info().waiting:find("matmul", 1, true)
-  zoe.sleep(100) -- well inside the product
-  t.ok(j:status() == "running", "still running")
+-- A cancel lands inside a long op, not after it: its latency against the time the same op
+-- takes whole, measured in this run (a ratio, so a loaded machine slows both sides alike).
+local function cancel_lands_inside(name, op)
   local t0 = uv.hrtime()
+  zoe.spawn(op):wait()
+  local whole = seconds_since(t0)
+  local j = zoe.spawn(op)
+  repeat zoe.sleep(5) until j:info().waiting:find(name, 1, true)
+  zoe.sleep(math.min(100, whole * 100)) -- a tenth of the op in
+  t.ok(j:status() == "running", "still running")
+  t0 = uv.hrtime()
   t.eq(j:cancel(), true)
   local ok, err = pcall(j.wait, j)
   local latency = seconds_since(t0)
   t.eq(ok, false)
   t.ok(tostring(err):find("canceled", 1, true), err)
   t.eq(j:status(), "canceled")
-  t.ok(j:info().error:find("during matmul", 1, true), j:info().error)
-  t.ok(latency < 1, ("cancel took %.3f s"):format(latency))
+  t.ok(j:info().error:find("during " .. name, 1, true), j:info().error)
+  print(("# %s: canceled %.3f s after the request; the whole op takes %.3f s"):format(name, latency, whole))
+  t.ok(latency < 0.5 * whole, ("cancel took %.3f s of an op of %.3f s"):format(latency, whole))
+end
+
+t.test("a cancel during a long product lands inside it", function()
+  local a, b = T.randn(4096, 4096), T.randn(4096, 4096) -- 137 GFlop: gemm checks between ~16 GFlop panels
+  cancel_lands_inside("matmul", function() return a:matmul(b) end)
 end)
 
-t.test("a cancel during long attention in bf16 lands within 1 s", function()
-  local q = T.randn({1, 8192, 12, 128}) -- 412 GFlop: seconds of work on the bf16 kernel
+t.test("a cancel during long attention in bf16 lands inside it", function()
+  local q = T.randn({1, 8192, 12, 128}) -- 412 GFlop on the bf16 kernel
   local _, was = zoe.precision("bf16")
-  local j = zoe.spawn(function() return zoe.nn.attention(q, q, q) end)
-  repeat zoe.sleep(20) until j:info().waiting:find("attention", 1, true)
-  zoe.sleep(100)
-  t.ok(j:status() == "running", "still running")
-  local t0 = uv.hrtime()
-  t.eq(j:cancel(), true)
-  local ok, err = pcall(j.wait, j)
-  local latency = seconds_since(t0)
+  cancel_lands_inside("attention", function() return zoe.nn.attention(q, q, q) end)
   zoe.precision(was)
-  t.eq(ok, false)
-  t.ok(tostring(err):find("canceled", 1, true), err)
-  t.ok(latency < 1, ("cancel took %.3f s"):format(latency))
 end)
 
 t.test("cancel wakes a sleeping job, and a job that never started never runs", function()
