@@ -132,12 +132,27 @@ t.test("a branch run alone through the hook is that branch of the batch", functi
   end
 end)
 
+t.test("a recorded cache table is a pattern: the same skips, the same frames", function()
+  local f1, r1 = render {cache = "first_block", cache_threshold = 0.2}
+  local f2, r2 = render {cache = r1.recipe.cache}
+  t.ok(identical(f1, f2), "the same frames")
+  t.eq(r2.recipe.cache.skipped.cond, r1.recipe.cache.skipped.cond)
+  t.eq(r2.recipe.cache.policy, "first_block")
+end)
+
+t.test("a family that does not call the hook is named at the first step", function()
+  local blind = setmetatable({denoiser = function(_, extra) return model:denoiser(extra) end}, {__index = model})
+  t.raises(function() render {model = blind, cache = "first_block", cache_threshold = 0.1} end,
+           "the wan family does not call the step-cache hook")
+end)
+
 t.test("bad settings are refused by name", function()
   t.raises(function() render {cache = "teacahe"} end, "unknown cache policy 'teacahe'")
   t.raises(function() render {cache_threshold = 0.1} end, "cache_threshold needs a cache policy")
   t.raises(function() render {cache = zoe.cache.teacache{threshold = 0.1}, cache_threshold = 0.2} end,
            "cache_threshold goes with a policy name")
   t.raises(function() zoe.cache.magcache{treshold = 0.1} end, "unknown setting 'treshold'")
+  t.raises(function() zoe.cache.first_block{coefficients = {1}} end, "unknown setting 'coefficients'")
   t.raises(function() zoe.cache.first_block{threshold = -1} end, "threshold must be a number >= 0")
   t.raises(function() zoe.cache.easycache{start_at = 2} end, "start_at must be a fraction")
   t.raises(function() render {cache = {decide = function() return true end, signal = "output"}} end,

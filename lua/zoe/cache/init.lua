@@ -6,6 +6,7 @@
 --   text2video{..., cache = "teacache", cache_threshold = 0.1}
 --   text2video{..., cache = zoe.cache.magcache{threshold = 0.06, start_at = 0.2}}
 --   text2video{..., cache = {name = "mine", signal = "input", decide = function(self, s) ... end}}
+--   text2video{..., cache = record.recipe.cache}     -- a recorded run's skips, laid again
 --
 -- A policy is a table:
 --   name        for the record ("custom" when absent)
@@ -50,15 +51,16 @@ setmetatable(M, {__index = function(t, name)
   end
 end})
 
--- Settings of a shipped policy: defaults filled in, unknown keys refused by name.
-function M.settings(who, given, defaults)
+-- Settings of a shipped policy: defaults filled in, unknown keys refused by name; 'extra'
+-- names settings without a default (calibration given by hand).
+function M.settings(who, given, defaults, extra)
   given = given or {}
   if type(given) ~= "table" then error(("zoe.cache.%s: give a table of settings"):format(who), 3) end
   local s = {}
   for k, v in pairs(defaults) do s[k] = v end
   for k, v in pairs(given) do
-    if defaults[k] == nil and k ~= "coefficients" and k ~= "norms" then
-      local names = {}
+    if defaults[k] == nil and k ~= extra then
+      local names = {extra}
       for n in pairs(defaults) do names[#names + 1] = n end
       table.sort(names)
       error(("zoe.cache.%s: unknown setting '%s' (%s)"):format(who, tostring(k), table.concat(names, ", ")), 3)
@@ -103,6 +105,9 @@ function M.policy(c, threshold)
       error(("unknown cache policy '%s' (%s, or a policy table)"):format(c, table.concat(M.names, ", ")), 0)
     end
     return M[c]({threshold = threshold})
+  end
+  if type(c) == "table" and c.decide == nil and type(c.skipped) == "table" then
+    return M.pattern(c) -- a record's cache table: its skips again
   end
   if type(c) ~= "table" or type(c.decide) ~= "function" then
     error("cache must be a policy name (" .. table.concat(M.names, ", ") .. ") or a table with decide(self, s)", 0)

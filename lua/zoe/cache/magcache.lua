@@ -29,7 +29,7 @@ local function norm_at(sigmas, values, sigma)
 end
 
 return function(given)
-  local s = cache.settings("magcache", given, DEFAULTS)
+  local s = cache.settings("magcache", given, DEFAULTS, "norms")
   local p = {name = "magcache", settings = s}
 
   function p:start(run)

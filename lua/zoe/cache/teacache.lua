@@ -21,7 +21,7 @@ local function poly(c, x)
 end
 
 return function(given)
-  local s = cache.settings("teacache", given, DEFAULTS)
+  local s = cache.settings("teacache", given, DEFAULTS, "coefficients")
   local p = {name = "teacache", settings = s, signal = "modulated"}
 
   function p:start(run)
