@@ -179,5 +179,21 @@ t.test("calibration: the polynomial fit recovers a polynomial, and zoe-tiny's fi
   t.eq(#shipped.magcache.norms.sigmas, 20, "and its residual norms over its 20 default steps")
 end)
 
+t.test("calibration measured on two prompts, written beside a model and read back", function()
+  local cal = require "zoe.cache.calibration"
+  local there = setmetatable({dir = dir}, {__index = model})
+  local c = cal.measure(there, {"a red circle moving left on a white background", "a green square on a navy background"},
+                        {steps = 5})
+  t.eq(c.teacache.samples, 2 * 2 * 4, "2 prompts x 2 branches x 4 pairs of consecutive steps")
+  t.ok(c.teacache.rmse < 0.5, "the polynomial fits its samples: rms " .. c.teacache.rmse)
+  t.eq(#c.magcache.norms.sigmas, 5)
+  t.ok(c.magcache.norms.cond[1] > 0 and c.magcache.norms.uncond[5] > 0, "norms per branch")
+  cal.write(there, c)
+  local back = cal.load(there)
+  t.eq(back.teacache.coefficients, c.teacache.coefficients, "read back")
+  local _, r = render {model = there, cache = "magcache", cache_threshold = 0.05}
+  t.ok(r.evaluations.evaluations <= 20, "magcache runs on it")
+end)
+
 os.execute(("rm -rf '%s'"):format(dir))
 t.done()
