@@ -12,6 +12,7 @@
 #   make bench-cogvideox  CogVideoX-2B at full size (random weights) against PyTorch
 #   make bench-ltx  LTX-Video 2B at full size (random weights) against PyTorch (LTX_RANDOM=dir)
 #   make train-tiny / eval-tiny   train zoe-tiny again / its quality table
+#   make refit-tiny               after new zoe-tiny weights: its preview projection and cache calibration
 #   make install PREFIX=/usr/local
 
 PREFIX ?= /usr/local
@@ -59,7 +60,7 @@ TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 
-.PHONY: all deps run test bench bench-wan bench-cogvideox bench-ltx fuzz train-tiny eval-tiny tools-deps install clean FORCE
+.PHONY: all deps run test bench bench-wan bench-cogvideox bench-ltx fuzz train-tiny eval-tiny refit-tiny tools-deps install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
@@ -169,11 +170,17 @@ bench-ltx: deps tools-deps all $(LTX_RANDOM)/single/ltx-video-2b-v0.9.1.safetens
 
 # zoe-tiny: train the shipped weights again (2 cores, within 90 minutes; nothing downloaded),
 # and measure them as the runtime renders them (the table in models/zoe-tiny/MODEL_CARD.md)
-train-tiny: tools-deps all
+train-tiny: tools-deps
 	sh tools/train/train_tiny.sh
 
 eval-tiny: tools-deps all
 	/usr/bin/python3 tools/eval/eval_zoe.py --zoe $(BIN)/zoe
+
+# after new zoe-tiny weights: what is fitted on them beside the model, again (the preview
+# projection in config.json, the step caches' cache_calibration.json)
+refit-tiny: tools-deps all
+	/usr/bin/python3 tools/train/fit_preview.py
+	$(BIN)/zoe --quiet tools/calibrate_cache.lua models/zoe-tiny
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/lua/5.4 \

@@ -9,7 +9,8 @@ stage renders them); each is encoded by the shipped VAE (its normalized mean, as
 stage caches them). The target of latent frame k is its pixel frames averaged (frame 1 alone,
 then groups of 4, the VAE's causal time stride) and 8x8 pixel blocks averaged (its spatial
 stride). --check more clips past the fitting ones measure the projection (PSNR at latent size).
-Run it again whenever the VAE or the latent normalization changes (train_tiny.sh does).
+Run it again whenever the VAE or the latent normalization changes (make refit-tiny does, with the
+step caches' calibration).
 """
 import argparse
 import json
