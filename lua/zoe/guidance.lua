@@ -60,13 +60,15 @@ local function predict(settings, x, t, n, conds, info)
 end
 
 -- fn(x, t, info) -> the guided prediction. Reads settings.cfg and settings.cfg_rescale at every
--- call, so a recipe may change them between steps.
+-- call, so a recipe may change them between steps; settings.on_cfg(w), when given, hears the
+-- scale each call used (the pipeline records them, so a replay guides the same).
 function M.predictor(settings)
   if not settings.model and not settings.model_batch then
     error("no model: give model = fn(x, t, cond, info) or model_batch = fn(xs, t, conds, info)", 3)
   end
   return function(x, t, info)
     local w = M.scale(settings.cfg, info.step, info.sigma, t)
+    if settings.on_cfg then settings.on_cfg(w) end
     if w == 1 then return predict(settings, x, t, 1, {settings.cond}, info)[1] end
     if settings.uncond == nil then
       error(("cfg = %g needs uncond (the negative prompt's context); give uncond or cfg = 1"):format(w), 0)

@@ -30,6 +30,7 @@ local guidance = require "zoe.guidance"
 local cache = require "zoe.cache"
 local preview = require "zoe.preview"
 local check = require "zoe.pipeline_check"
+local record = require "zoe.record"
 local estimate = require "zoe.estimate"
 local T = zoe.tensor
 
@@ -78,8 +79,9 @@ local function settings(spec, model, mode)
   local d = model.defaults
   local s = {
     mode = mode,
-    -- what replay loads: the name or folder asked for (a model object: its folder)
-    model = type(spec.model) == "string" and spec.model or model.dir,
+    -- what replay loads: the name or folder asked for (a model object: its name when the name
+    -- finds it, else its folder); replay falls back on model_name and checks the weights' hash
+    model = record.model_ref(spec.model, model),
     model_name = model.name,
     prompt = spec.prompt,
     negative = spec.negative == nil and d.negative or spec.negative,
@@ -267,6 +269,7 @@ local function run(mode, spec)
       if user_step then user_step(state) end
     end,
   }
+
   -- the model's own schedule settings (LTX-Video's dynamic shift) when it keeps its schedule
   if s.schedule == model.defaults.schedule then
     for k, v in pairs(model.defaults.schedule_opts or {}) do sample[k] = v end
@@ -274,7 +277,15 @@ local function run(mode, spec)
   if s.dynamic_cfg and type(s.cfg) == "number" then sample.cfg = guidance.dynamic(s.cfg, s.steps) end
   -- the model's noise table, whatever the schedule (CogVideoX: its scheduler's SNR shift, zero SNR)
   for k, v in pairs(model.sample_settings or {}) do sample[k] = v end
-  local x = zoe.sample(sample)
+  -- what actually runs (the scales of a cfg function, settings on_step changes) is recorded
+  local ran = record.tracker(sample)
+  local on_step = sample.on_step
+  sample.on_step = function(state)
+    on_step(state)
+    ran.after_step(state)
+  end
+  local x, walked = zoe.sample(sample)
+  ran.finish(s, walked)
   timings.denoise = now() - t0
   if runner then s.cache = runner:record() end
   model_precision(false)
@@ -368,27 +379,35 @@ function pipeline.recipe(path)
   error(("replay: %s carries no zoe recipe (neither in its metadata nor in %s)"):format(path, sidecar(path)), 0)
 end
 
--- Make a video again from its recipe: zoe.replay("out.mp4", {out = "again.mp4"}).
+-- Make a video again from its recipe and compare: zoe.replay("out.mp4", {out = "again.mp4"})
+-- returns frames, record and whether the new file's bytes are the old one's (record.replay
+-- says so too, and a note tells it). Without out = the new file is a temporary one, removed.
 function pipeline.replay(path, opts)
   local r = pipeline.recipe(path)
   opts = opts or {}
-  if r.weights_hash and not opts.model then
-    local model = zoe.models.load(r.model)
-    if model:hash() ~= r.weights_hash then
-      error(("replay: model '%s' has weights %s, the video was made with %s"):format(r.model, model:hash(), r.weights_hash), 0)
-    end
-  end
-  local spec = {model = opts.model or r.model, out = opts.out}
-  for _, k in ipairs {"vars", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
-                      "shift", "cfg", "dynamic_cfg", "cfg_rescale", "seed", "eta", "s_noise", "order", "corrector",
-                      "context_frames", "vae_tile"} do
-    if r[k] ~= nil then spec[k] = r[k] end
-  end
+  local spec = record.spec_of(r, {"vars", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler",
+    "schedule", "shift", "cfg", "dynamic_cfg", "cfg_rescale", "seed", "eta", "s_noise", "order", "corrector",
+    "context_frames", "vae_tile"})
+  spec.model = opts.model or record.model_of(r)
+  local ext = path:match("%.([^./]+)$") or "mp4"
+  local out = opts.out or ("%s.replay.%s"):format(os.tmpname(), ext)
+  spec.out = out
   -- the recorded skips again, whatever policy (a user's own included) made them
   if r.cache then spec.cache = cache.pattern(r.cache) end
   if r.mode == "image2video" then spec.image = opts.image or r.image end
   if r.mode == "extend" then spec.video = opts.video or r.video end
-  return run(r.mode or "text2video", spec)
+  local frames, rec = run(r.mode or "text2video", spec)
+  local same, why = record.compare(path, out)
+  rec.replay = {of = path, equal = same, difference = why}
+  if zoe.note then
+    zoe.note(same and ("replay: %s is byte for byte %s"):format(opts.out or "the new render", path)
+      or ("replay: %s differs from %s: %s"):format(opts.out or "the new render", path, why))
+  end
+  if not opts.out then
+    os.remove(out)
+    os.remove(sidecar(out))
+  end
+  return frames, rec, same
 end
 
 return pipeline

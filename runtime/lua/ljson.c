@@ -7,6 +7,7 @@
 */
 #include <cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,22 @@ static int is_array(lua_State *L, int idx, lua_Integer *len) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/*
+** cJSON prints 15 digits when they read back within DBL_EPSILON of the value, which
+** loses the last bits (0.1 + 0.2 comes back as 0.3). A recipe's sigmas and scales must
+** come back exactly (a replay makes the same bytes only then), so a number is written
+** with the fewest digits, 15 to 17, that read back equal.
+*/
+static cJSON *number_node(double d) {
+  if (d == floor(d) && fabs(d) < 1e15) return cJSON_CreateNumber(d);
+  char buf[40];
+  for (int digits = 15; digits <= 17; digits++) {
+    snprintf(buf, sizeof buf, "%.*g", digits, d);
+    if (strtod(buf, NULL) == d) break;
+  }
+  return cJSON_CreateRaw(buf);
+}
+
 static cJSON *to_json(lua_State *L, int idx, int depth) {
   idx = lua_absindex(L, idx);
   if (depth > MAX_DEPTH) luaL_error(L, "json: nested more than %d levels (a cycle?)", MAX_DEPTH);
@@ -115,7 +132,7 @@ static cJSON *to_json(lua_State *L, int idx, int depth) {
     case LUA_TNUMBER: {
       double d = lua_tonumber(L, idx);
       if (!isfinite(d)) luaL_error(L, "json: cannot encode %f", d);
-      return cJSON_CreateNumber(d);
+      return number_node(d);
     }
     case LUA_TSTRING: return cJSON_CreateString(lua_tostring(L, idx));
     case LUA_TTABLE: break;

@@ -64,7 +64,7 @@ local SETTINGS = {
   "sigma_max", "rho", "integer_timesteps", "mu", "seq_len", "base_shift", "max_shift",
   "base_seq_len", "max_seq_len", "shift_terminal", "beta_alpha", "beta_beta", "beta_start", "beta_end",
   "beta_schedule", "train_steps", "snr_shift", "zero_snr", "x", "noise", "shape", "seed", "generator", "step_noise",
-  "cond", "uncond", "cfg", "cfg_rescale", "on_step",
+  "cond", "uncond", "cfg", "cfg_rescale", "on_cfg", "on_step",
 }
 
 local function check_settings(spec, def, name)
