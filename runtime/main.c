@@ -26,6 +26,7 @@ static const char *usage =
     "  zoe -e 'code'         run a chunk of Lua\n"
     "  zoe                   start the REPL\n"
     "  zoe storyboard FILE   render a storyboard (zoe storyboard --help)\n"
+    "  zoe convert IN OUT --type T   write weights as GGUF (zoe convert --help)\n"
     "  -q, --quiet           no progress display\n"
     "  --json                progress and job events as JSON lines on stdout (print goes to stderr)\n"
     "  -v, --verbose         errors in settings with their Lua traceback too (also ZOE_DEBUG=1)\n"
@@ -187,6 +188,8 @@ int main(int argc, char **argv) {
     /* a command written in Lua: "zoe storyboard ARGS" runs require("zoe.cli.storyboard")({ARGS}) */
     int status = strcmp(argv[script], "storyboard") == 0
                      ? luaL_loadstring(L, "return require('zoe.cli.storyboard')({...})")
+                 : strcmp(argv[script], "convert") == 0
+                     ? luaL_loadstring(L, "return require('zoe.cli.convert')({...})")
                      : luaL_loadfile(L, strcmp(argv[script], "-") == 0 ? NULL : argv[script]);
     int nargs = 0;
     if (status == LUA_OK) {

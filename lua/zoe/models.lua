@@ -2,6 +2,8 @@
 --
 --   local m = zoe.models.load("zoe-tiny")            -- a name, looked up in zoe.models.path
 --   local m = zoe.models.load("path/to/folder")      -- or a folder
+--   local m = zoe.models.load{dit = "wan2.1-t2v-1.3b-q8_0.gguf", t5 = "umt5_xxl_fp16.safetensors",
+--                             vae = "wan_2.1_vae.safetensors", tokenizer = "tokenizer.json"}  -- or files
 --
 -- A folder is recognized by what is in it: a model.lua (data: {family =, config =, ...})
 -- or a config.json naming its "family" say which family loads it; otherwise each
@@ -193,6 +195,13 @@ end
 local loaded = setmetatable({}, {__mode = "v"})
 
 function models.load(spec, opts)
+  if type(spec) == "table" and (type(spec.dit) == "string" or type(spec.transformer) == "string") then
+    -- the parts as files ({dit =, t5 =, vae =, tokenizer =}): their family tells them by their keys
+    local fam = models.family(spec.family or "wan", "zoe.models.load")
+    if not fam.describe_files then error(("zoe.models.load: family '%s' takes folders, not files"):format(fam), 2) end
+    local desc = fam.describe_files(spec)
+    return fam.load(desc, opts or {})
+  end
   if type(spec) == "table" then return spec end -- already a model
   if type(spec) ~= "string" then error("zoe.models.load: give a model name or a folder", 2) end
   local dir, tried = models.find(spec)

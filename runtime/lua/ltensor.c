@@ -216,6 +216,13 @@ static int m_numel(lua_State *L) {
   return 1;
 }
 
+/* bytes of the elements (a quantized tensor's blocks) */
+static int m_nbytes(lua_State *L) {
+  zoe_tensor *t = lz_checktensor(L, 1);
+  lua_pushinteger(L, (lua_Integer)zoe_dtype_bytes(t->dtype, zoe_numel(t)));
+  return 1;
+}
+
 static int m_dtype(lua_State *L) {
   lua_pushstring(L, zoe_dtype_name(lz_checktensor(L, 1)->dtype));
   return 1;
@@ -478,7 +485,7 @@ static const luaL_Reg module_funcs[] = {
 
 static const luaL_Reg methods[] = {
   {"shape", m_shape},         {"size", m_size},         {"stride", m_stride},
-  {"dim", m_dim},             {"numel", m_numel},       {"dtype", m_dtype},
+  {"dim", m_dim},             {"numel", m_numel},       {"dtype", m_dtype}, {"nbytes", m_nbytes},
   {"is_contiguous", m_is_contiguous}, {"item", m_item}, {"close", m_close},
   {"view", m_view},           {"reshape", m_reshape},   {"permute", m_permute},
   {"transpose", m_transpose}, {"t", m_transpose},       {"narrow", m_narrow},

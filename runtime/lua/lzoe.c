@@ -20,6 +20,7 @@ static const struct {
 } parts[] = {
   {NULL, lz_open_runtime},
   {NULL, lz_open_weights},
+  {NULL, lz_open_gguf},
   {NULL, lz_open_tokenizer},
   {NULL, lz_open_hash},
   {NULL, lz_open_pages},

@@ -79,6 +79,9 @@ function M.recognize(dir)
   return require("zoe.family.wan_files").describe(dir)
 end
 
+-- Single files ({dit =, t5 =, vae =, tokenizer =}, zoe.models.load): each part told by its keys.
+function M.describe_files(spec) return require("zoe.family.wan_files").describe_files(spec) end
+
 function M.load(desc, opts)
   local dir = desc.dir
   local cfg = type(desc.config) == "table" and desc.config or models.read_json(path_in(dir, desc.config or "config.json"))
@@ -117,8 +120,9 @@ function M.load(desc, opts)
   -- a bf16 checkpoint runs in bf16 throughout (its products of activations too)
   self.precision = desc.precision
   if not self.precision then
-    local ok, q = pcall(function() return self:weights("dit")["blocks.0.self_attn.q.weight"] end)
-    self.precision = ok and q and q:dtype() == "bf16" and "bf16" or nil
+    local ok, q = pcall(function() return self:weights("dit")["blocks.0.ffn.0.weight"] end)
+    local lower = {bf16 = true, f8_e4m3 = true, f8_e5m2 = true} -- and quantized weights: int8 products
+    self.precision = ok and q and (lower[q:dtype()] or q:nbytes() < 2 * q:numel()) and "bf16" or nil
   end
   return self
 end
@@ -154,7 +158,10 @@ function Model:text_encoder()
 end
 
 function Model:dit()
-  self._dit = self._dit or wan.dit(self.cfg.dit, self:weights("dit"))
+  if self._dit then return self._dit end
+  local w = self:weights("dit")
+  if self.files.dit:match("%.gguf$") then w = require("zoe.family.wan_files").restore_dims(w, self.cfg.dit) end
+  self._dit = wan.dit(self.cfg.dit, w)
   return self._dit
 end
 
@@ -181,7 +188,7 @@ function Model:release_denoiser()
     for _, name in ipairs(w:keys()) do
       local t = w:get(name)
       ts[#ts + 1] = t
-      bytes = bytes + t:numel() * (t:dtype() == "f32" and 4 or 2)
+      bytes = bytes + t:nbytes()
     end
     if bytes > (self.release_bytes or 2 ^ 30) then zoe.drop_pages(ts) end
   end
