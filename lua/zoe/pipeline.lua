@@ -40,7 +40,7 @@ local KNOWN = {
   "model", "prompt", "negative", "width", "height", "frames", "fps", "steps", "sampler", "schedule",
   "shift", "cfg", "dynamic_cfg", "cfg_rescale", "seed", "on_step", "out", "vars", "release_text_encoder", "image",
   "video", "context_frames", "eta", "s_noise", "order", "corrector", "metadata", "crf", "preset", "vae_tile",
-  "cache", "cache_threshold", "on_preview", "preview_every", "preview",
+  "cache", "cache_threshold", "on_preview", "preview_every", "preview", "lora",
 }
 
 local function check_known(spec, mode)
@@ -199,6 +199,10 @@ local function run(mode, spec)
   local t_start = now()
   local timings = {}
   local model = zoe.models.load(spec.model or "zoe-tiny")
+  if spec.lora and #spec.lora > 0 then -- {{path, strength}, ...}: a variant of the model with them
+    if not model.with_loras then error(("%s: this model does not take LoRAs"):format(mode), 3) end
+    model = model:with_loras(spec.lora)
+  end
   -- a bf16 checkpoint's text encoder and DiT run in bf16 throughout (the VAE stays
   -- as its weights are); put back however the run ends
   local precision_before
@@ -218,6 +222,8 @@ local function run(mode, spec)
   local s = settings(spec, model, mode)
   local ok, policy = pcall(cache.policy, spec.cache, spec.cache_threshold)
   if not ok then error(("%s: %s"):format(mode, tostring(policy):gsub("^[^:]*:%d+: ", "")), 3) end
+  -- each LoRA's path, content hash and strength: replay loads the same files
+  if spec.lora and #spec.lora > 0 then s.lora = require("zoe.lora").record(spec.lora) end
   local shape = model:latent_shape(s.frames, s.height, s.width)
   if model.work then -- a long run says first how long it will take here
     local e = estimate.time(model:work(s))
@@ -394,6 +400,16 @@ function pipeline.replay(path, opts)
   spec.out = out
   -- the recorded skips again, whatever policy (a user's own included) made them
   if r.cache then spec.cache = cache.pattern(r.cache) end
+  if r.lora then
+    spec.lora = {}
+    for i, l in ipairs(r.lora) do
+      local h = require("zoe.models").hash_file(l.path)
+      if h ~= l.hash then
+        error(("replay: LoRA '%s' has content %s, the video was made with %s"):format(l.path, h, l.hash), 2)
+      end
+      spec.lora[i] = {l.path, l.strength}
+    end
+  end
   if r.mode == "image2video" then spec.image = opts.image or r.image end
   if r.mode == "extend" then spec.video = opts.video or r.video end
   local frames, rec = run(r.mode or "text2video", spec)

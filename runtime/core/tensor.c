@@ -67,8 +67,21 @@ zoe_tensor *zoe_tensor_retain(const zoe_tensor *t) {
   return m;
 }
 
+void zoe_lowrank_release(zoe_lowrank *l) {
+  if (!l || atomic_fetch_sub_explicit(&l->refcount, 1, memory_order_acq_rel) != 1) return;
+  for (int i = 0; i < l->n; i++) {
+    zoe_tensor_release(l->a[i]);
+    zoe_tensor_release(l->b[i]);
+  }
+  free(l->a);
+  free(l->b);
+  free(l->scale);
+  free(l);
+}
+
 void zoe_tensor_release(zoe_tensor *t) {
   if (!t || atomic_fetch_sub_explicit(&t->refcount, 1, memory_order_acq_rel) != 1) return;
+  zoe_lowrank_release(t->lowrank);
   zoe_storage_release(t->storage);
   free(t);
 }
@@ -127,6 +140,7 @@ static zoe_tensor *alloc_header(zoe_storage *s, zoe_dtype dt, int ndim, const in
   t->ndim = ndim;
   t->offset = 0;
   t->storage = s;
+  t->lowrank = NULL;
   int64_t st = 1;
   for (int i = ndim - 1; i >= 0; i--) {
     t->shape[i] = shape[i];

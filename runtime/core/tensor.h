@@ -27,6 +27,8 @@ struct zoe_storage {
   void *owner; /* what 'release' needs: a mapping, a Lua reference, ... */
 };
 
+typedef struct zoe_lowrank zoe_lowrank;
+
 typedef struct zoe_tensor {
   atomic_int refcount;
   zoe_dtype dtype;
@@ -35,7 +37,19 @@ typedef struct zoe_tensor {
   int64_t stride[ZOE_MAX_DIMS]; /* in elements */
   int64_t offset;               /* in elements, from storage->data */
   zoe_storage *storage;
+  /* A linear layer's weight may carry low-rank additions (LoRAs on a quantized weight:
+     nn/lora.c), which zoe_linear applies; views and copies do not inherit them. */
+  zoe_lowrank *lowrank;
 } zoe_tensor;
+
+/* W + sum_i scale_i * B_i A_i, kept apart: A_i [r_i, in], B_i [out, r_i] (f32). Refcounted. */
+struct zoe_lowrank {
+  atomic_int refcount;
+  int n;
+  zoe_tensor **a, **b;
+  float *scale;
+};
+void zoe_lowrank_release(zoe_lowrank *l);
 
 /* ---- storage ---- */
 zoe_storage *zoe_storage_new(size_t nbytes, zoe_err *e); /* from the caching allocator */

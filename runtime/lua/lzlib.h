@@ -20,6 +20,7 @@ int lz_open_json(lua_State *L);   /* ljson.c */
 int lz_open_runtime(lua_State *L);   /* lruntime.c: version, mem, threads, precision, gemm_backend */
 int lz_open_weights(lua_State *L);   /* lweights.c: load, save */
 int lz_open_gguf(lua_State *L);      /* lgguf.c: gguf_writer */
+int lz_open_lora(lua_State *L);      /* llora.c: lora_merge, lora_lowrank */
 int lz_open_tokenizer(lua_State *L); /* ltokenizer.c: tokenizer */
 int lz_open_hash(lua_State *L);      /* lhash.c: hash, hash_file */
 int lz_open_pages(lua_State *L);     /* lpages.c: drop_pages */

@@ -21,6 +21,7 @@ static const struct {
   {NULL, lz_open_runtime},
   {NULL, lz_open_weights},
   {NULL, lz_open_gguf},
+  {NULL, lz_open_lora},
   {NULL, lz_open_tokenizer},
   {NULL, lz_open_hash},
   {NULL, lz_open_pages},

@@ -1,6 +1,7 @@
 /*
 ** linear.c: linear layers and embedding lookups.
 */
+#include "../core/alloc.h"
 #include "../core/pool.h"
 #include "../core/quant.h"
 #include "../ops/gemm.h"
@@ -18,6 +19,24 @@ static zoe_tensor *as_rows(const zoe_tensor *x, zoe_err *e) {
 static zoe_tensor *bias_f32(const zoe_tensor *b, zoe_err *e) {
   if (b->dtype == ZOE_F32 && b->stride[0] == 1) return zoe_tensor_retain(b);
   return zoe_to_dtype(b, ZOE_F32, e);
+}
+
+/* y [rows, nout] += scale_i (x A_i^T) B_i^T for each term, then the activation */
+static int low_rank(const zoe_lowrank *lr, int64_t rows, int64_t nout, int64_t nin, zoe_gemm_arg x, float *y,
+                    zoe_gemm_act act, zoe_err *e) {
+  for (int i = 0; i < lr->n; i++) {
+    int64_t r = lr->a[i]->shape[0];
+    size_t bytes = (size_t)(rows * r) * sizeof(float);
+    float *t = zoe_alloc(bytes ? bytes : 1, e);
+    if (!t) return e ? e->code : ZOE_ENOMEM;
+    zoe_gemm_arg A = {zoe_data(lr->a[i]), ZOE_F32, true, nin}, B = {zoe_data(lr->b[i]), ZOE_F32, true, r};
+    int rc = zoe_gemm(rows, r, nin, 1.0f, x, A, 0.0f, t, r, e);
+    if (!rc) rc = zoe_gemm(rows, nout, r, lr->scale[i], (zoe_gemm_arg){t, ZOE_F32, false, r}, B, 1.0f, y, nout, e);
+    zoe_free(t, bytes ? bytes : 1);
+    if (rc) return rc;
+  }
+  zoe_gemm_epilogue ep = {NULL, act};
+  return zoe_gemm_epilogue_rows(&ep, rows, nout, y, nout) ? zoe_errf(e, ZOE_ECANCELED, "linear: canceled") : 0;
 }
 
 zoe_tensor *zoe_linear(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b,
@@ -70,8 +89,10 @@ zoe_tensor *zoe_linear_act(const zoe_tensor *x, const zoe_tensor *w, const zoe_t
   int64_t rows = nin ? zoe_numel(xr) / nin : zoe_numel(y) / (nout ? nout : 1);
   zoe_gemm_arg A = {zoe_data(xr), ZOE_F32, false, nin ? nin : 1};
   zoe_gemm_arg B = {zoe_data(w), w->dtype, true, w->stride[0]};
-  zoe_gemm_epilogue ep = {bf ? zoe_data(bf) : NULL, act};
+  const zoe_lowrank *lr = w->lowrank;
+  zoe_gemm_epilogue ep = {bf ? zoe_data(bf) : NULL, lr ? ZOE_ACT_NONE : act};
   if (zoe_gemm_ep(rows, nout, nin, 1.0f, A, B, 0.0f, zoe_data(y), nout, &ep, e)) goto done;
+  if (lr && low_rank(lr, rows, nout, nin, A, zoe_data(y), act, e)) goto done;
   if (direct) {
     res = zoe_tensor_retain(y);
   } else {

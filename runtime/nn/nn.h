@@ -23,6 +23,17 @@ zoe_tensor *zoe_linear_act(const zoe_tensor *x, const zoe_tensor *w, const zoe_t
 /* rows of 'weight' [V, D] for integer ids of any shape -> [..., D] f32 */
 zoe_tensor *zoe_embedding(const zoe_tensor *weight, const zoe_tensor *ids, zoe_err *e);
 
+/*
+** LoRA (lora.c). zoe_lora_merge: a new f32 weight W + sum_i scale_i B_i A_i + sum_j dscale_j D_j
+** (A_i [r, in], B_i [out, r], D_j the shape of W), summed in double and rounded once.
+** zoe_lora_lowrank: a view of W carrying the low-rank terms, applied by zoe_linear as
+** y += scale_i (x A_i^T) B_i^T: for a quantized W, which then stays quantized.
+*/
+zoe_tensor *zoe_lora_merge(const zoe_tensor *w, int n, const zoe_tensor *const *a, const zoe_tensor *const *b,
+                           const double *scale, int nd, const zoe_tensor *const *d, const double *dscale, zoe_err *e);
+zoe_tensor *zoe_lora_lowrank(const zoe_tensor *w, int n, const zoe_tensor *const *a, const zoe_tensor *const *b,
+                             const double *scale, zoe_err *e);
+
 /* ---- norms (statistics in f32 or better) ---- */
 /* over the last dim; w, b may be NULL (no affine) */
 zoe_tensor *zoe_layer_norm(const zoe_tensor *x, const zoe_tensor *w, const zoe_tensor *b,

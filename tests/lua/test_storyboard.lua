@@ -63,7 +63,7 @@ t.test("malformed storyboards name the shot and the field", function()
   bad(function(b) b.shots[3].prompt = "{villain} moving up" end,
     "shot 3: field 'prompt': unknown character '{villain}' (characters: foe, hero, pal)")
   local e = t.raises(function() zoe.storyboard(board(function(b) b.shots[4].frame = 5 end)) end,
-    "shot 4: unknown field 'frame' (did you mean 'frames'?); allowed: caption, cfg, continuity, frames, negative, prompt, sampler, schedule, seconds, seed, shift, steps, transition")
+    "shot 4: unknown field 'frame' (did you mean 'frames'?); allowed: caption, cfg, continuity, frames, lora, negative, prompt, sampler, schedule, seconds, seed, shift, steps, transition")
   t.ok(e, "listed")
   bad(function(b) b.colour = "red" end, "storyboard: unknown field 'colour'")
   bad(function(b) b.shots[1].continuity = "continue" end,

@@ -137,6 +137,27 @@ function Model:weights(part)
   return rename and require("zoe.arch.util").renamed(w, rename) or w
 end
 
+-- This model with LoRAs on its DiT ({{path, strength}, ...}, zoe.lora): a variant sharing the text
+-- encoder and VAE (and their caches), made once per list. Keys matching nothing are warned about.
+function Model:with_loras(list, opts)
+  if not list or #list == 0 then return self end
+  local parts = {}
+  for i, item in ipairs(list) do parts[i] = ("%s=%.17g"):format(item[1] or item.path, item[2] or item.strength or 1) end
+  local key = table.concat(parts, "|")
+  self._lora_variants = self._lora_variants or setmetatable({}, {__mode = "v"})
+  local v = self._lora_variants[key]
+  if v then return v end
+  v = setmetatable({loras = list, _dit = false, _lora_dit = false}, {__index = self})
+  function v:weights(part)
+    local w = Model.weights(self, part)
+    if part ~= "dit" then return w end
+    if not self._lora_dit then self._lora_dit, self.lora_report = require("zoe.lora").apply(w, list, opts) end
+    return self._lora_dit
+  end
+  self._lora_variants[key] = v
+  return v
+end
+
 function Model:tokenizer()
   self._tok = self._tok or zoe.tokenizer(self.tokenizer_path)
   return self._tok

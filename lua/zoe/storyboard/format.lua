@@ -12,9 +12,9 @@ local prompt = require "zoe.prompt"
 local M = {}
 
 M.BOARD_FIELDS = {"title", "model", "size", "width", "height", "fps", "style", "negative", "characters", "shots",
-                  "seed", "sampler", "steps", "cfg", "shift", "schedule"}
+                  "seed", "sampler", "steps", "cfg", "shift", "schedule", "lora"}
 M.SHOT_FIELDS = {"prompt", "frames", "seconds", "seed", "sampler", "steps", "cfg", "shift", "schedule", "negative",
-                 "continuity", "transition", "caption"}
+                 "continuity", "transition", "caption", "lora"}
 M.TRANSITION_FIELDS = {"type", "frames", "seconds"}
 M.TRANSITIONS = {cut = true, crossfade = true}
 
@@ -211,6 +211,20 @@ local function transition_of(v, where, first)
   return t
 end
 
+-- lora = {{"file.safetensors", strength}, ...} (a shot's replaces the board's; {} for none)
+local function loras(v, where)
+  if v == nil then return nil end
+  if type(v) ~= "table" then fail(where, "field 'lora' must be a list of {file, strength}, got %s", show(v)) end
+  local out = {}
+  for i, item in ipairs(v) do
+    if type(item) ~= "table" or type(item[1]) ~= "string" or (item[2] ~= nil and type(item[2]) ~= "number") then
+      fail(where, "field 'lora': entry %d must be {\"file.safetensors\", strength}, got %s", i, show(item))
+    end
+    out[i] = {item[1], item[2] or 1.0}
+  end
+  return out
+end
+
 local function shot_of(v, i, board)
   local where = ("shot %d"):format(i)
   if type(v) ~= "table" then fail(where, "must be a table of fields, got %s", show(v)) end
@@ -238,6 +252,7 @@ local function shot_of(v, i, board)
     fail(where, "field 'negative' must be a text, got %s", show(s.negative))
   end
   text(s.caption, where, "caption", true)
+  s.lora = loras(s.lora, where)
   s.continuity = s.continuity == nil and "cut" or s.continuity
   if s.continuity ~= "cut" and s.continuity ~= "continue" then
     fail(where, "field 'continuity' must be \"cut\" or \"continue\", got %s", show(s.continuity))
@@ -258,6 +273,7 @@ function M.normalize(t)
   for k, v in pairs(strip_nulls(t)) do b[k] = v end
   check_known(b, M.BOARD_FIELDS, "storyboard")
   text(b.title, "storyboard", "title", true)
+  b.lora = loras(b.lora, "storyboard")
   b.model = b.model == nil and "zoe-tiny" or text(b.model, "storyboard", "model")
   if b.size ~= nil then
     if b.width ~= nil or b.height ~= nil then fail("storyboard", "give size or width and height, not both") end

@@ -82,6 +82,7 @@ function M.resolve(board, model)
       steps = s.steps or board.steps or d.steps, sampler = s.sampler or board.sampler or d.sampler,
       schedule = s.schedule or board.schedule or d.schedule, shift = s.shift or board.shift or d.shift,
       cfg = s.cfg or board.cfg or d.cfg,
+      lora = s.lora or board.lora,
       seed = s.seed or default_seed(s, board),
       continuity = s.continuity,
       fade_in = 0, fade_out = 0,
@@ -130,6 +131,7 @@ function M.key(shot, model, board, prev_hash)
     width = shot.width, height = shot.height, fps = shot.fps, frames = shot.frames,
     steps = shot.steps, sampler = shot.sampler, schedule = shot.schedule, shift = shot.shift, cfg = shot.cfg,
     seed = shot.seed, from = prev_hash,
+    lora = shot.lora and #shot.lora > 0 and require("zoe.lora").record(shot.lora) or nil, -- paths, hashes, strengths
   }
   return zoe.hash(zoe.json.encode(fields)), fields
 end

@@ -147,6 +147,7 @@ function M.render(board, opts)
         sampler = s.sampler, schedule = s.schedule, shift = s.shift, cfg = s.cfg, seed = s.seed, out = staging,
         -- what the shot is making, while it renders (kept after: its last step)
         preview = ("%s/shots/%s.preview.png"):format(out, s.name),
+        lora = s.lora,
       }
       local run = zoe.pipeline.text2video
       if s.continuity == "continue" then
