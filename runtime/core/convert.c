@@ -5,6 +5,8 @@
 */
 #include <immintrin.h>
 
+#include <stdatomic.h>
+
 #include "dtype.h"
 
 #define VECTORIZE __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -67,6 +69,31 @@ VECTORIZE static void u8_to_f32(float *dst, const uint8_t *src, int64_t n) {
   TYPED_LOOP(float, uint8_t, x);
 }
 
+/* float8 -> bf16 bits, all 256 codes, made once (the values are exact in bf16) */
+static uint16_t f8_tables[2][256];
+static atomic_int f8_ready;
+
+const uint16_t *zoe_f8_bf16_table(zoe_dtype dt) {
+  if (!atomic_load_explicit(&f8_ready, memory_order_acquire)) {
+    for (int c = 0; c < 256; c++) { /* racing threads write the same values */
+      f8_tables[0][c] = zoe_f32_to_bf16(zoe_f8_e4m3_to_f32((uint8_t)c));
+      f8_tables[1][c] = zoe_f32_to_bf16(zoe_f8_e5m2_to_f32((uint8_t)c));
+    }
+    atomic_store_explicit(&f8_ready, 1, memory_order_release);
+  }
+  return f8_tables[dt == ZOE_F8_E5M2];
+}
+
+static void f8_to_bf16(uint16_t *dst, zoe_dtype from, const uint8_t *src, int64_t n) {
+  const uint16_t *t = zoe_f8_bf16_table(from);
+  for (int64_t i = 0; i < n; i++) dst[i] = t[src[i]];
+}
+
+static void f8_to_f32(float *dst, zoe_dtype from, const uint8_t *src, int64_t n) {
+  const uint16_t *t = zoe_f8_bf16_table(from);
+  for (int64_t i = 0; i < n; i++) dst[i] = zoe_bf16_to_f32(t[src[i]]);
+}
+
 void zoe_convert(zoe_dtype to, void *dst, zoe_dtype from, const void *src, int64_t n) {
   if (n <= 0) return;
   if (to == from) {
@@ -79,5 +106,7 @@ void zoe_convert(zoe_dtype to, void *dst, zoe_dtype from, const void *src, int64
   if (from == ZOE_F16 && to == ZOE_F32 && has_f16c()) { f16_to_f32_f16c(dst, src, n); return; }
   if (from == ZOE_I32 && to == ZOE_F32) { i32_to_f32(dst, src, n); return; }
   if (from == ZOE_U8 && to == ZOE_F32) { u8_to_f32(dst, src, n); return; }
+  if ((from == ZOE_F8_E4M3 || from == ZOE_F8_E5M2) && to == ZOE_F32) { f8_to_f32(dst, from, src, n); return; }
+  if ((from == ZOE_F8_E4M3 || from == ZOE_F8_E5M2) && to == ZOE_BF16) { f8_to_bf16(dst, from, src, n); return; }
   for (int64_t i = 0; i < n; i++) zoe_store_elem(to, dst, i, zoe_load_elem(from, src, i));
 }

@@ -74,6 +74,8 @@ float zoe_f8_e4m3_to_f32(uint8_t b);
 float zoe_f8_e5m2_to_f32(uint8_t b);
 uint8_t zoe_f32_to_f8_e4m3(float f);
 uint8_t zoe_f32_to_f8_e5m2(float f);
+/* bf16 bits of each of the 256 float8 codes (every one is exact in bf16; NaN codes give a NaN) */
+const uint16_t *zoe_f8_bf16_table(zoe_dtype dt);
 
 /* Element 'i' of a buffer of dtype 'dt' as a double, and the reverse. */
 double zoe_load_elem(zoe_dtype dt, const void *base, int64_t i);

@@ -37,14 +37,16 @@ typedef struct zoe_tensor {
   int64_t stride[ZOE_MAX_DIMS]; /* in elements */
   int64_t offset;               /* in elements, from storage->data */
   zoe_storage *storage;
-  /* A linear layer's weight may carry low-rank additions (LoRAs on a quantized weight:
-     nn/lora.c), which zoe_linear applies; views and copies do not inherit them. */
+  /* A linear layer's weight may carry a scale of its own and low-rank additions (scaled
+     fp8, LoRAs on a quantized weight: nn/lora.c), which zoe_linear applies; views and
+     copies do not inherit them. */
   zoe_lowrank *lowrank;
 } zoe_tensor;
 
-/* W + sum_i scale_i * B_i A_i, kept apart: A_i [r_i, in], B_i [out, r_i] (f32). Refcounted. */
+/* weight_scale * W + sum_i scale_i * B_i A_i, kept apart: A_i [r_i, in], B_i [out, r_i] (f32). Refcounted. */
 struct zoe_lowrank {
   atomic_int refcount;
+  float weight_scale; /* 1, or the weight's own scale (ComfyUI's scale_weight) */
   int n;
   zoe_tensor **a, **b;
   float *scale;

@@ -27,6 +27,7 @@ static const struct {
 } st_dtypes[] = {
   {"F32", ZOE_F32}, {"F16", ZOE_F16}, {"BF16", ZOE_BF16}, {"I32", ZOE_I32},
   {"I64", ZOE_I64}, {"U8", ZOE_U8},   {"BOOL", ZOE_BOOL}, {"F64", ZOE_F64},
+  {"F8_E4M3", ZOE_F8_E4M3}, {"F8_E5M2", ZOE_F8_E5M2},
 };
 
 /* A JSON number that is a whole number in [0, 2^53] (exact in a double). */
@@ -51,7 +52,7 @@ static int read_entry(zoe_weights *w, const cJSON *j, uint64_t data_size, zoe_er
   while (k < nd && strcmp(st_dtypes[k].name, dt->valuestring) != 0) k++;
   if (k == nd)
     return zoe_errf(e, ZOE_EDTYPE, "%s: tensor '%s': dtype '%.32s' is not supported "
-                    "(F32, F16, BF16, I32, I64, U8, BOOL, F64)", w->path, name, dt->valuestring);
+                    "(F32, F16, BF16, I32, I64, U8, BOOL, F64, F8_E4M3, F8_E5M2)", w->path, name, dt->valuestring);
   if (!cJSON_IsArray(shape))
     return zoe_errf(e, ZOE_EFORMAT, "%s: tensor '%s': \"shape\" missing or not an array", w->path, name);
   int ndim = cJSON_GetArraySize(shape);

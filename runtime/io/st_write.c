@@ -14,6 +14,7 @@ static const char *st_dtype_name(zoe_dtype dt) {
   static const char *names[ZOE_NDTYPES] = {
     [ZOE_F32] = "F32", [ZOE_F16] = "F16", [ZOE_BF16] = "BF16", [ZOE_I32] = "I32",
     [ZOE_U8] = "U8",   [ZOE_I64] = "I64", [ZOE_BOOL] = "BOOL", [ZOE_F64] = "F64",
+    [ZOE_F8_E4M3] = "F8_E4M3", [ZOE_F8_E5M2] = "F8_E5M2",
   };
   return dt < ZOE_NDTYPES ? names[dt] : NULL;
 }

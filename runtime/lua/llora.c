@@ -2,6 +2,7 @@
 ** llora.c: the C half of zoe.lora (lua/zoe/lora.lua), in the zoe table:
 **   zoe.lora_merge(w, {{A, B, scale}, ...}, {{D, scale}, ...})  -> a new f32 weight (private copy)
 **   zoe.lora_lowrank(w, {{A, B, scale}, ...})                    -> w carrying the low-rank terms
+**   zoe.weight_scaled(w, scale)                                   -> w whose products are scaled (scaled fp8)
 */
 #include <stdlib.h>
 
@@ -51,8 +52,16 @@ static int z_lora_lowrank(lua_State *L) {
   return lz_result(L, zoe_lora_lowrank(w, n, a, b, s, &e), &e);
 }
 
+static int z_weight_scaled(lua_State *L) {
+  zoe_tensor *w = lz_checktensor(L, 1);
+  double s = luaL_checknumber(L, 2);
+  zoe_err e = {0};
+  return lz_result(L, zoe_weight_scaled(w, s, &e), &e);
+}
+
 int lz_open_lora(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"lora_merge", z_lora_merge}, {"lora_lowrank", z_lora_lowrank}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"lora_merge", z_lora_merge}, {"lora_lowrank", z_lora_lowrank},
+                                   {"weight_scaled", z_weight_scaled}, {NULL, NULL}};
   luaL_setfuncs(L, funcs, 0);
   return 0;
 }

@@ -91,7 +91,7 @@ zoe_tensor *zoe_linear_act(const zoe_tensor *x, const zoe_tensor *w, const zoe_t
   zoe_gemm_arg B = {zoe_data(w), w->dtype, true, w->stride[0]};
   const zoe_lowrank *lr = w->lowrank;
   zoe_gemm_epilogue ep = {bf ? zoe_data(bf) : NULL, lr ? ZOE_ACT_NONE : act};
-  if (zoe_gemm_ep(rows, nout, nin, 1.0f, A, B, 0.0f, zoe_data(y), nout, &ep, e)) goto done;
+  if (zoe_gemm_ep(rows, nout, nin, lr ? lr->weight_scale : 1.0f, A, B, 0.0f, zoe_data(y), nout, &ep, e)) goto done;
   if (lr && low_rank(lr, rows, nout, nin, A, zoe_data(y), act, e)) goto done;
   if (direct) {
     res = zoe_tensor_retain(y);

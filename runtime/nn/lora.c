@@ -67,9 +67,10 @@ zoe_tensor *zoe_lora_merge(const zoe_tensor *w, int n, const zoe_tensor *const *
     goto done;
   }
   float *y = zoe_data(o);
+  double ws = w->lowrank ? w->lowrank->weight_scale : 1.0; /* a scaled fp8 weight's values */
   for (int64_t r0 = 0; r0 < out; r0 += PANEL_ROWS) {
     int64_t rows = out - r0 < PANEL_ROWS ? out - r0 : PANEL_ROWS;
-    for (int64_t i = 0; i < rows * in; i++) panel[i] = y[r0 * in + i];
+    for (int64_t i = 0; i < rows * in; i++) panel[i] = ws * y[r0 * in + i];
     for (int i = 0; i < n; i++) { /* panel += scale * B[r0.., :] A, in double */
       int r = (int)a[i]->shape[0];
       cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)in, r, scale[i], bd[i] + r0 * r, r,
@@ -86,6 +87,12 @@ done:
   free(bd);
   free(panel);
   return o;
+}
+
+zoe_tensor *zoe_weight_scaled(const zoe_tensor *w, double scale, zoe_err *e) {
+  zoe_tensor *v = zoe_lora_lowrank(w, 0, NULL, NULL, NULL, e);
+  if (v) v->lowrank->weight_scale = (float)scale;
+  return v;
 }
 
 zoe_tensor *zoe_lora_lowrank(const zoe_tensor *w, int n, const zoe_tensor *const *a, const zoe_tensor *const *b,
@@ -111,7 +118,8 @@ zoe_tensor *zoe_lora_lowrank(const zoe_tensor *w, int n, const zoe_tensor *const
     return NULL;
   }
   atomic_init(&l->refcount, 1);
-  const zoe_lowrank *old = w->lowrank; /* terms already on w stay */
+  const zoe_lowrank *old = w->lowrank; /* terms already on w stay, and its scale */
+  l->weight_scale = old ? old->weight_scale : 1.0f;
   for (int i = 0; old && i < old->n; i++) {
     l->a[l->n] = zoe_tensor_retain(old->a[i]);
     l->b[l->n] = zoe_tensor_retain(old->b[i]);

@@ -33,6 +33,8 @@ zoe_tensor *zoe_lora_merge(const zoe_tensor *w, int n, const zoe_tensor *const *
                            const double *scale, int nd, const zoe_tensor *const *d, const double *dscale, zoe_err *e);
 zoe_tensor *zoe_lora_lowrank(const zoe_tensor *w, int n, const zoe_tensor *const *a, const zoe_tensor *const *b,
                              const double *scale, zoe_err *e);
+/* A view of W whose products are scale * x W^T (a scaled fp8 weight: ComfyUI's scale_weight). */
+zoe_tensor *zoe_weight_scaled(const zoe_tensor *w, double scale, zoe_err *e);
 
 /* ---- norms (statistics in f32 or better) ---- */
 /* over the last dim; w, b may be NULL (no affine) */

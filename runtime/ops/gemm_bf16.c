@@ -157,6 +157,8 @@ TARGET static void pack_r_rows(const job *j, int64_t i0, int64_t i1) {
     uint16_t *d = j->rpack + i * j->ldr;
     if (j->rs.dt == ZOE_F32 && j->rs.sk == 1) {
       round_to_bf16((const float *)j->rs.data + i * j->rs.sx, d, j->K);
+    } else if ((j->rs.dt == ZOE_F8_E4M3 || j->rs.dt == ZOE_F8_E5M2) && j->rs.sk == 1) { /* exact in bf16 */
+      zoe_convert(ZOE_BF16, d, j->rs.dt, (const uint8_t *)j->rs.data + i * j->rs.sx, j->K);
     } else {
       for (int64_t k0 = 0; k0 < j->K; k0 += 256) {
         int64_t n = min64(256, j->K - k0);

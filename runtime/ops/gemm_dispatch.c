@@ -87,7 +87,10 @@ bool zoe_gemm_bf16_wanted(int64_t M, int64_t N, int64_t K, zoe_gemm_arg A, zoe_g
   if (k != ZOE_GEMM_AUTO) return k == ZOE_GEMM_BF16;
   int p = precision();
   if (p == PREC_F32) return false;
-  if ((A.dtype == ZOE_BF16 || B.dtype == ZOE_BF16) && A.dtype != ZOE_F16 && B.dtype != ZOE_F16) return true;
+  /* float8 weights (exact in bf16) go where bf16 ones go */
+  bool a16 = A.dtype == ZOE_BF16 || A.dtype == ZOE_F8_E4M3 || A.dtype == ZOE_F8_E5M2;
+  bool b16 = B.dtype == ZOE_BF16 || B.dtype == ZOE_F8_E4M3 || B.dtype == ZOE_F8_E5M2;
+  if ((a16 || b16) && A.dtype != ZOE_F16 && B.dtype != ZOE_F16) return true;
   return p == PREC_BF16 && A.dtype == ZOE_F32 && B.dtype == ZOE_F32 &&
          2.0 * (double)M * (double)N * (double)K >= BF16_F32_MIN_FLOPS;
 }
@@ -111,7 +114,8 @@ bool zoe_gemm_few_rows_exact(bool on) {
 }
 
 static bool wants_split(int64_t M, zoe_gemm_arg A, zoe_gemm_arg B) {
-  return !few_rows_plain && M <= SPLIT_MAX_ROWS && A.dtype == ZOE_F32 && !A.trans && B.dtype == ZOE_BF16 &&
+  bool b16 = B.dtype == ZOE_BF16 || B.dtype == ZOE_F8_E4M3 || B.dtype == ZOE_F8_E5M2;
+  return !few_rows_plain && M <= SPLIT_MAX_ROWS && A.dtype == ZOE_F32 && !A.trans && b16 &&
          atomic_load_explicit(&forced, memory_order_relaxed) != ZOE_GEMM_BF16;
 }
 

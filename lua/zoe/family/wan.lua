@@ -131,6 +131,7 @@ end
 
 function Model:weights(part)
   local w = zoe.load(self.files[part])
+  w = require("zoe.arch.util").scaled_fp8(w) or w -- ComfyUI's fp8 files with scale_weight
   self._mapped = self._mapped or {}
   self._mapped[part] = w -- the last mapping of each part (release_denoiser gives its pages back)
   local rename = self.rename[part]
