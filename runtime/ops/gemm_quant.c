@@ -35,7 +35,7 @@ static float half(const uint8_t *p) {
 
 /* ---- one block -> int8 values q, and per sub-block a (scale) and b (min): y = a*q + b ---- */
 
-#define TARGET __attribute__((target("avx2,avx512f,avx512bw,avx512vl")))
+#define TARGET __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vl")))
 
 /* sum of n = 16 or 32 signed bytes: unsigned sums of (q + 128), less 128 n */
 TARGET static int32_t sum_s8(const int8_t *q, int n) {
@@ -168,8 +168,68 @@ typedef struct prep {
   int sb;
 } prep;
 
+/* q8_0 rows: the scales and the corrections only (the values are read in place) */
+TARGET static void prep_q8_0(const prep *p, int64_t r0, int64_t r1) {
+  int64_t K = p->K, nb = K / 32, per_g = p->G / 32;
+  for (int64_t r = r0; r < r1; r++) {
+    const uint8_t *blk = p->w + (size_t)(r * nb) * 34;
+    float *a = p->a + r * nb, *corr = p->corr + r * (K / p->G);
+    for (int64_t g = 0; g < nb / per_g; g++) {
+      float csum = 0;
+      for (int64_t k = g * per_g; k < (g + 1) * per_g; k++, blk += 34) {
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        float d = _cvtsh_ss(h); /* exact, as zoe_f16_to_f32 */
+        a[k] = d;
+        csum += -128.0f * d * (float)sum_s8((const int8_t *)(blk + 2), 32);
+      }
+      corr[g] = csum;
+    }
+  }
+}
+
+static void unpack_block(zoe_dtype dt, const uint8_t *src, int8_t *q, float *a, float *b) {
+  switch (dt) {
+    case ZOE_Q4_K: case ZOE_Q5_K: unpack_k45(dt == ZOE_Q5_K, src, q, a, b); break;
+    case ZOE_Q6_K: unpack_q6k(src, q, a); break;
+    case ZOE_Q2_K: case ZOE_Q3_K: unpack_q23k(dt, src, q, a, b); break;
+    default: unpack_32(dt, src, q, a, b); break;
+  }
+}
+
+/* rows made of whole blocks (K a multiple of the block): unpacked straight into place */
+static void prep_whole_blocks(const prep *p, int64_t r0, int64_t r1) {
+  int64_t K = p->K, bl = zoe_dtype_block(p->dt), ns = K / p->sb, sub = bl / p->sb, per_g = p->G / p->sb;
+  size_t bs = zoe_dtype_size(p->dt);
+  for (int64_t r = r0; r < r1; r++) {
+    float *a = p->a + r * ns, *b = p->b ? p->b + r * ns : NULL, *corr = p->corr + r * (K / p->G);
+    const uint8_t *src = p->w + (size_t)(r * (K / bl)) * bs;
+    int8_t *q = (int8_t *)p->q + r * K;
+    float csum = 0;
+    for (int64_t k = 0; k < K; k += bl, src += bs) {
+      int64_t s0 = k / p->sb;
+      unpack_block(p->dt, src, q + k, a + s0, b ? b + s0 : NULL);
+      for (int64_t s = 0; s < sub; s++) {
+        csum += -128.0f * a[s0 + s] * (float)sum_s8(q + k + s * p->sb, p->sb);
+        if ((s0 + s + 1) % per_g == 0) {
+          corr[(s0 + s) / per_g] = csum;
+          csum = 0;
+        }
+      }
+    }
+  }
+}
+
 static void prep_rows(void *arg, int64_t r0, int64_t r1) {
   const prep *p = arg;
+  if (p->dt == ZOE_Q8_0) {
+    prep_q8_0(p, r0, r1);
+    return;
+  }
+  if (p->K % zoe_dtype_block(p->dt) == 0) {
+    prep_whole_blocks(p, r0, r1);
+    return;
+  }
   int64_t K = p->K, bl = zoe_dtype_block(p->dt), ns = K / p->sb, per_g = p->G / p->sb;
   size_t bs = zoe_dtype_size(p->dt);
   int8_t tq[256];
@@ -189,12 +249,7 @@ static void prep_rows(void *arg, int64_t r0, int64_t r1) {
       } else {
         if (blk != cur) { /* a new block: unpack it whole */
           cur = blk;
-          switch (p->dt) {
-            case ZOE_Q4_K: case ZOE_Q5_K: unpack_k45(p->dt == ZOE_Q5_K, src, tq, ta, tb); break;
-            case ZOE_Q6_K: unpack_q6k(src, tq, ta); break;
-            case ZOE_Q2_K: case ZOE_Q3_K: unpack_q23k(p->dt, src, tq, ta, tb); break;
-            default: unpack_32(p->dt, src, tq, ta, tb); break;
-          }
+          unpack_block(p->dt, src, tq, ta, tb);
         }
         q32 = tq + at;
         memcpy(p->q + e, q32, 32);

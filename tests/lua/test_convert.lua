@@ -66,6 +66,20 @@ t.test("q5_k, q6_k, f16, bf16: each loads and runs the DiT near the f32 forward"
   t.eq((b["blocks.1.ffn.2.weight"]:to("f32") - x:to("bf16"):to("f32")):abs():max():item(), 0)
 end)
 
+t.test("f8_e4m3 into a .safetensors: ComfyUI's scaled fp8, which runs", function()
+  local st = tmp .. ".safetensors"
+  convert.convert(src, st, "f8_e4m3")
+  local raw = zoe.load(st)
+  t.eq(raw["blocks.0.ffn.0.weight"]:dtype(), "f8_e4m3")
+  t.ok(raw["blocks.0.ffn.0.scale_weight"]:item() > 0, "a scale")
+  t.ok(raw.scaled_fp8 ~= nil, "the marker")
+  local cfg, io_ = wf.config("dit"), zoe.load(wf.root .. "dit/io.safetensors")
+  local err = wf.relerr(wan.dit(cfg, require("zoe.arch.util").scaled_fp8(raw))(io_.x, io_.t, io_.context), io_.out)
+  t.ok(err < 5e-2, "fp8 e4m3: " .. err)
+  t.raises(function() convert.convert(src, out, "f8_e4m3") end, "give OUT a .safetensors name")
+  os.remove(st)
+end)
+
 t.test("the command: usage, errors, and no file left on failure", function()
   local zoe_bin = os.getenv("ZOE_TEST_ZOE") or "bin/zoe"
   os.remove(out)

@@ -277,7 +277,7 @@ end)
 
 t.test("unknown dtypes, bad shapes, lying offsets, overlaps", function()
   refuse(raw_file('{"e": {"dtype": "C64", "shape": [1], "data_offsets": [0, 8]}}', string.rep("\0", 8)),
-         "tensor 'e': dtype 'C64' is not supported (F32, F16, BF16, I32, I64, U8, BOOL, F64)")
+         "tensor 'e': dtype 'C64' is not supported (F32, F16, BF16, I32, I64, U8, BOOL, F64, F8_E4M3, F8_E5M2)")
   refuse(raw_file('{"e": {"dtype": "Q4", "shape": [1], "data_offsets": [0, 1]}}', "\0"), "dtype 'Q4'")
   refuse(raw_file('{"e": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}', "1234"),
          "tensor 'e': size 1 of the shape is not a non-negative integer")

@@ -5,14 +5,16 @@
 -- quantize (the same bytes for the same floats); embeddings, time projection and head in
 -- F16 (BF16 from a bf16 source); 1-D tensors, small ones, modulations and the 5-D patch
 -- embedding in F32. A tensor whose rows do not split into blocks of 256 is stored as rows
--- of 256 with ComfyUI-GGUF's orig_shape key. One tensor is converted at a time.
+-- of 256 with ComfyUI-GGUF's orig_shape key. One tensor is converted at a time. With
+-- --type f8_e4m3|f8_e5m2 and a .safetensors OUT, ComfyUI's scaled fp8 instead.
 local zoe = require "zoe"
 
 local USAGE = [[
 usage: zoe convert IN OUT --type TYPE
   IN      weights: .safetensors (or its .index.json), .pth, .gguf
   OUT     the GGUF file to write (written whole or not at all)
-  --type  q8_0, q4_k, q5_k, q6_k, q4_0, q4_1, q5_0, q5_1, f16 or bf16
+  --type  q8_0, q4_k, q5_k, q6_k, q4_0, q4_1, q5_0, q5_1, f16 or bf16 (GGUF), or
+          f8_e4m3 / f8_e5m2 (OUT.safetensors: ComfyUI's scaled fp8)
   -h, --help   this help
 ]]
 
@@ -51,10 +53,39 @@ function M.stored_type(name, shape, src, want)
   return base
 end
 
--- Convert the weights at 'input' into 'output' as GGUF of type 'want'; returns the table of
--- {name, dtype, shape} written. opts.progress(i, n, name) is called per tensor.
+-- ComfyUI's scaled fp8 safetensors (--type f8_e4m3 or f8_e5m2 into a .safetensors): the 2-D
+-- weights of the blocks as fp8 of max|W| / (fp8's largest) steps with X.scale_weight, a
+-- scaled_fp8 marker; everything else as it is. Held in memory whole (a 1.3B DiT: 1.5 GB).
+local FP8_MAX = {f8_e4m3 = 448, f8_e5m2 = 57344}
+local function convert_fp8(input, output, want, opts)
+  local w = zoe.load(input)
+  local out = {scaled_fp8 = zoe.tensor.zeros(0):to(want)}
+  local keys = w:keys()
+  for i, name in ipairs(keys) do
+    local t, short = w:get(name), strip(name)
+    if opts and opts.progress then opts.progress(i, #keys, short) end
+    if short:find("^blocks%.") and t:dim() == 2 and t:numel() > 1024 then
+      local scale = t:abs():max():item() / FP8_MAX[want]
+      if scale == 0 then scale = 1 end
+      out[short] = (t:to("f32") * (1 / scale)):to(want)
+      out[short:gsub("%.weight$", ".scale_weight")] = zoe.tensor.tensor(scale)
+    else
+      out[short] = t
+    end
+  end
+  zoe.save(output, out)
+end
+
+-- Convert the weights at 'input' into 'output' as GGUF of type 'want' (or scaled fp8 safetensors);
+-- returns the table of {name, dtype, shape} written. opts.progress(i, n, name) is called per tensor.
 function M.convert(input, output, want, opts)
   want = want:lower()
+  if FP8_MAX[want] then
+    if not output:match("%.safetensors$") then
+      error("zoe convert: fp8 is written as ComfyUI's scaled fp8 safetensors: give OUT a .safetensors name", 0)
+    end
+    return convert_fp8(input, output, want, opts)
+  end
   if not FILE_TYPE[want] then error(("zoe convert: unknown --type '%s'\n%s"):format(want, USAGE), 0) end
   local w = zoe.load(input)
   local names, infos = {}, {}
