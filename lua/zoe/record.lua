@@ -12,9 +12,11 @@ local M = {}
 local LIVE = {"cfg_rescale", "eta", "s_noise"}
 
 -- How the recipe names the model: what the user gave when it was a name or a folder; for a
--- model object, its name when looking the name up finds this very folder, else its folder.
+-- model object, the files it was loaded from ({dit =, ...}), or its name when looking the name
+-- up finds this very folder, else its folder.
 function M.model_ref(spec_model, model)
   if type(spec_model) == "string" then return spec_model end
+  if model.source then return model.source end -- single files: {dit =, t5 =, vae =, tokenizer =}
   local found = model.name and zoe.models.find(model.name)
   return found == model.dir and model.name or model.dir
 end

@@ -432,7 +432,9 @@ int zoe_gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, zoe_gemm_arg A, 
   job jb = {0}, *j = &jb;
   /* R is a bf16 operand along K when there is one (read in place), else the one along K */
   bool b_direct = sb.dt == ZOE_BF16 && sb.sk == 1, a_direct = sa.dt == ZOE_BF16 && sa.sk == 1;
-  bool transposed = b_direct || (!a_direct && sa.sk != 1 && sb.sk == 1);
+  /* a float8 weight along K is R too: its rows widen through a table, never element by element as V */
+  bool b_f8 = (sb.dt == ZOE_F8_E4M3 || sb.dt == ZOE_F8_E5M2) && sb.sk == 1;
+  bool transposed = b_direct || (!a_direct && (b_f8 || (sa.sk != 1 && sb.sk == 1)));
   j->ct = transposed;
   j->rs = transposed ? sb : sa;
   j->vs = transposed ? sa : sb;

@@ -70,6 +70,13 @@ t.test("zoe.models.load{dit =, t5 =, vae =, tokenizer =}: the same model as the 
   local want = zoe.pipeline.text2video{model = ref, prompt = "a red circle", steps = 2, seed = 3, width = 32,
     height = 32, frames = 5}
   t.eq((frames - want):abs():max():item(), 0)
+  -- the recipe names the files, so replay loads the same model
+  local out = tmp .. "/files.mp4"
+  local _, record = zoe.pipeline.text2video{model = m, prompt = "a red circle", steps = 2, seed = 3, width = 32,
+    height = 32, frames = 5, out = out}
+  t.eq(record.recipe.model.dit, files.dit)
+  local again = zoe.pipeline.replay(out)
+  t.eq((again - frames):abs():max():item(), 0)
   t.raises(function() zoe.models.load{dit = files.t5, t5 = files.t5, vae = files.vae, tokenizer = files.tokenizer} end,
     "is a t5 file")
   t.raises(function() zoe.models.load{dit = files.dit, t5 = files.t5, vae = files.vae} end, "give tokenizer")

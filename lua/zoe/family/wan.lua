@@ -95,6 +95,7 @@ function M.load(desc, opts)
     files = {t5 = path_in(dir, files.t5), dit = path_in(dir, files.dit), vae = path_in(dir, files.vae)},
     tokenizer_path = path_in(dir, desc.tokenizer or (cfg.tokenizer and cfg.tokenizer.file) or "tokenizer.json"),
     rename = desc.rename or {},
+    source = desc.source, -- single files: the spec that loads them (for recipes)
     t5_layout = desc.t5_layout or "wan",
     text_len = cfg.dit.text_len,
     z_dim = cfg.vae.z_dim,

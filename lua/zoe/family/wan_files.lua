@@ -338,6 +338,8 @@ function M.describe_files(spec)
   local name = spec.name or (spec.dit:match("([^/]+)$") or spec.dit):gsub("%.%w+$", "")
   return {
     dir = ".", name = name, family = "wan", tokenizer = spec.tokenizer, t5_layout = parts.t5.layout,
+    source = {dit = spec.dit, t5 = spec.t5, vae = spec.vae, tokenizer = spec.tokenizer, config = spec.config,
+              name = spec.name}, -- what a recipe names to load the same files again
     files = {dit = spec.dit, t5 = spec.t5, vae = spec.vae}, rename = rename,
     config = {t5 = merge(parts.t5.config, over.t5), dit = dit_config(dcfg), vae = vcfg,
               latent = over.latent or M.LATENT, sampling = merge(M.SAMPLING, over.sampling)},
@@ -402,7 +404,7 @@ local function comfy(dir)
   if not tok then error(("%s: a ComfyUI models folder without umT5's tokenizer.json (put it beside the "
     .. "folders, or give tokenizer =)"):format(dir), 0) end
   local desc = M.describe_files{dit = found.dit[1], t5 = found.t5[1], vae = found.vae[1], tokenizer = dir .. "/" .. tok}
-  desc.dir, desc.name = dir, dir:match("([^/]+)$")
+  desc.dir, desc.name, desc.source = dir, dir:match("([^/]+)$"), nil
   return desc
 end
 
