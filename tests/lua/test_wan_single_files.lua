@@ -108,6 +108,23 @@ t.test("a ComfyUI models folder: the one DiT, text encoder and VAE by their keys
   t.raises(function() zoe.models.load(c) end, "2 Wan2.1 dit files")
 end)
 
+t.test("an official release folder with a GGUF DiT in place of the safetensors", function()
+  local d = tmp .. "/official"
+  os.execute(("mkdir -p '%s/google/umt5-xxl'"):format(d))
+  local f = io.open(d .. "/config.json", "w")
+  f:write('{"_class_name": "WanModel", "model_type": "t2v", "dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 2}')
+  f:close()
+  os.execute(("cp '%s' '%s/models_t5_umt5-xxl-enc-bf16.safetensors'"):format(files.t5, d))
+  os.execute(("cp '%s' '%s/Wan2.1_VAE.safetensors'"):format(files.vae, d))
+  os.execute(("cp '%s' '%s/google/umt5-xxl/tokenizer.json'"):format(files.tokenizer, d))
+  require("zoe.cli.convert").convert(files.dit, d .. "/wan2.1-t2v-tiny-Q8_0.gguf", "q8_0")
+  local desc = zoe.models.describe(d)
+  t.eq(desc.files.dit, "wan2.1-t2v-tiny-Q8_0.gguf")
+  t.eq(desc.config.dit.dim, 32)
+  require("zoe.cli.convert").convert(files.dit, d .. "/second-Q4_K.gguf", "q4_k")
+  t.raises(function() zoe.models.describe(d) end, "several GGUF DiTs")
+end)
+
 t.test("I2V-14B's CLIP branch, VACE and Wan2.2 are refused by name", function()
   local extra = {["model.diffusion_model.blocks.0.cross_attn.k_img.weight"] = T.zeros(32, 32)}
   local i2v = save_renamed(tmp .. "/i2v.safetensors", zoe.load(files.dit), function(n) return n end, extra)
