@@ -4,7 +4,7 @@
 #   make            build bin/zoe, lib/libzoe.a (the core), lib/zoe.so (Lua module)
 #   make deps       install the Debian packages that are missing (apt-get, as root)
 #   make run        run the default recipe (scripts/hello.lua)
-#   make test       C unit tests + Lua tests; ends with "N passed, N failed"
+#   make test       C unit tests + Lua tests; ends with "N passed, N failed, N skipped"
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      speed ratios measured in one run
 #   make fuzz       each fuzz/fuzz_*.c under libFuzzer + ASan for FUZZ_SECONDS (60) each

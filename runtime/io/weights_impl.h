@@ -62,6 +62,7 @@ typedef struct zoe_wformat {
   zoe_weights *(*open)(const char *path, zoe_mapping *m, zoe_err *e);
 } zoe_wformat;
 
+extern const zoe_wformat zoe_st_structure_format; /* safetensors.c: a header length that fits, then '{' */
 extern const zoe_wformat zoe_pth_format;        /* pth.c: torch.save's zip */
 extern const zoe_wformat zoe_pth_legacy_format; /* pth.c: before 1.6, refused */
 extern const zoe_wformat zoe_st_index_format;   /* safetensors.c: *.safetensors.index.json */

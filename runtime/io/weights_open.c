@@ -8,6 +8,7 @@
 #include "weights_impl.h"
 
 static const zoe_wformat *const formats[] = {
+  &zoe_st_structure_format, /* safetensors by its structure, before any magic bytes are read */
   &zoe_pth_format,        /* PK\3\4: torch.save's zip */
   &zoe_pth_legacy_format, /* a bare pickle: refused, saying how to convert it */
   &zoe_gguf_format,       /* GGUF: ggml's files */

@@ -183,7 +183,10 @@ static void check_problem(const problem *pr) {
 static bool have_bf16;
 
 static void test_against_definition(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   const problem cases[] = {
       {1, 1, 1, 1, 1, 1, NAN, 1, 0, 0, 0},           /* one of everything */
       {2, 7, 5, 3, 5, 3, NAN, 1, 0, 0, 0},           /* odd head dims, fewer keys than a panel */
@@ -202,7 +205,10 @@ static void test_against_definition(void) {
 
 /* Masked keys do not count: other values there give the same bits. */
 static void test_masked_keys_do_not_count(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   problem pr = {2, 70, 450, 2, 32, 40, NAN, 1, 1, 0, 0};
   inputs in = make(&pr);
   zoe_tensor *a = attend(&pr, &in, NULL);
@@ -226,7 +232,10 @@ static void test_masked_keys_do_not_count(void) {
 
 /* Each (batch entry, head, query tile) is one thread's in one order: the same bits on any thread count. */
 static void test_threads_same_bits(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   problem pr = {2, 300, 800, 3, 64, 64, NAN, 1, 0, 0, 0};
   inputs in = make(&pr);
   int threads = zoe_pool_threads();
@@ -243,7 +252,10 @@ static void test_threads_same_bits(void) {
 }
 
 static void test_cancel(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   problem pr = {1, 200, 200, 2, 64, 64, NAN, 1, 0, 0, 0};
   inputs in = make(&pr);
   zoe_err e = {0};

@@ -114,7 +114,10 @@ static bool have_bf16;
 
 /* Linear layers (x [M, K] f32 times W^T, W [N, K] bf16) at the kernel's edges. */
 static void test_linear_edges(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   zoe_gemm_force(ZOE_GEMM_BF16);
   const int64_t sizes[] = {1, 15, 17, 31, 33, 47, 49, 127, 129};
   for (int i = 0; i < 9; i++)
@@ -127,7 +130,10 @@ static void test_linear_edges(void) {
 
 /* K past one block of 256 pairs, odd and even, and 1000 along each dimension. */
 static void test_large(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   zoe_gemm_force(ZOE_GEMM_BF16);
   product_case(33, 49, 1000, ZOE_F32, false, ZOE_BF16, true, 0, 1, 0);
   product_case(17, 31, 1025, ZOE_F32, false, ZOE_BF16, true, 1, 1, 0.5f);
@@ -140,7 +146,10 @@ static void test_large(void) {
 
 /* Every dtype pairing and layout, with alpha, beta and leading dimensions past the row. */
 static void test_layouts(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   zoe_gemm_force(ZOE_GEMM_BF16);
   const zoe_dtype dts[] = {ZOE_F32, ZOE_BF16, ZOE_F16};
   const float ab[][2] = {{1, 0}, {0.5f, 1}, {-2, 0.25f}};
@@ -156,7 +165,10 @@ static void test_layouts(void) {
 
 /* Random shapes from the edge list, random layouts and dtypes. */
 static void test_random_shapes(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   zoe_gemm_force(ZOE_GEMM_BF16);
   const int64_t sizes[] = {1, 2, 15, 16, 17, 31, 32, 33, 48, 63, 127, 129, 257, 513};
   for (int it = 0; it < 40; it++) {
@@ -171,7 +183,10 @@ static void test_random_shapes(void) {
 
 /* K = 0: C = beta C. */
 static void test_empty_k(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   zoe_gemm_force(ZOE_GEMM_BF16);
   float C[6] = {1, 2, 3, 4, 5, 6}, a = 0, b = 0;
   zoe_gemm_arg A = {&a, ZOE_F32, false, 1}, B = {&b, ZOE_BF16, true, 1};
@@ -211,7 +226,7 @@ static void test_dispatch(void) {
   CHECK(strcmp(zoe_gemm_backend(), want) == 0, "auto: %s, expected %s", zoe_gemm_backend(), want);
   bool exact = !have_bf16 || !p || strcmp(p, "bf16") != 0;
   CHECK(zoe_gemm_f32_exact() == exact, "f32 x f32 exact: %d", zoe_gemm_f32_exact());
-  if (!have_bf16) return;
+  if (!have_bf16) return; /* the choice above is what this CPU can show */
   int64_t M = 300, N = 520, K = 777;
   mat x = make(ZOE_F32, false, M, K, 0), w = make(ZOE_BF16, true, K, N, 0);
   float *ob = run(ZOE_GEMM_OPENBLAS, M, N, K, &x, &w), *bf = run(ZOE_GEMM_BF16, M, N, K, &x, &w);
@@ -250,9 +265,15 @@ static void test_dispatch(void) {
 ** (exactly bf16) weight, far closer than one bf16 rounding of the activations (~2e-3).
 */
 static void test_few_rows_split(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   const char *p = getenv("ZOE_PRECISION");
-  if (p && strcmp(p, "f32") == 0) return;
+  if (p && strcmp(p, "f32") == 0) {
+    SKIP("ZOE_PRECISION=f32 keeps these products in f32");
+    return;
+  }
   int64_t M = 40, N = 300, K = 1030;
   mat x = make(ZOE_F32, false, M, K, 5), w = make(ZOE_BF16, true, K, N, 6);
   float *ob = run(ZOE_GEMM_OPENBLAS, M, N, K, &x, &w), *au = run(ZOE_GEMM_AUTO, M, N, K, &x, &w);
@@ -324,7 +345,10 @@ static void test_epilogue(void) {
 
 /* A requested cancel stops the product with ZOE_ECANCELED. */
 static void test_cancel(void) {
-  if (!have_bf16) return;
+  if (!have_bf16) {
+    SKIP("this CPU has no AVX512-BF16");
+    return;
+  }
   zoe_gemm_force(ZOE_GEMM_BF16);
   mat x = make(ZOE_F32, false, 64, 64, 0), w = make(ZOE_BF16, true, 64, 64, 0);
   float C[64 * 64];

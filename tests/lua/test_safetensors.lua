@@ -313,4 +313,23 @@ end)
 
 for _, p in ipairs(made) do os.remove(p) end
 os.remove(tmp)
+-- The length field of a header of 0x80 + 256k bytes (128, 384, 640, ...) begins 0x80, k: a
+-- pickle's protocol mark. Such files are safetensors by their structure, not legacy .pth.
+t.test("headers whose length begins like a pickle (0x80, 0..5) are read as safetensors", function()
+  for k = 0, 5 do
+    local n = 0x80 + 256 * k
+    local head = '{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    head = head .. (" "):rep(n - #head)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(string.pack("<I8", n), head, string.pack("<f", 2.5))
+    f:close()
+    local bytes = io.open(path, "rb"):read(2)
+    t.eq({bytes:byte(1, 2)}, {0x80, k}, "the first two bytes")
+    local w = zoe.load(path)
+    t.eq(w.x:item(), 2.5, ("a header of %d bytes"):format(n))
+    os.remove(path)
+  end
+end)
+
 t.done()

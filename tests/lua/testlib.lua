@@ -2,9 +2,11 @@
 --   local t = require "testlib"
 --   t.test("adds", function() t.eq(1 + 1, 2) end)
 --   t.done()
--- prints "ok - name" / "not ok - name: message" and "# passed N failed M".
+-- prints "ok - name" / "not ok - name: message" and "# passed N failed M skipped K".
+-- t.skip(name, why) reports a skip: for a whole file (then t.done()), or from inside a test,
+-- which then counts as skipped, not passed.
 local M = {}
-local passed, failed = 0, 0
+local passed, failed, skipped = 0, 0, 0
 
 local function fmt(v)
   if type(v) == "table" then
@@ -16,7 +18,9 @@ local function fmt(v)
 end
 
 function M.test(name, fn)
+  local before = skipped
   local ok, err = xpcall(fn, debug.traceback)
+  if ok and skipped > before then return end -- it said why it skipped
   if ok then
     passed = passed + 1
     print("ok - " .. name)
@@ -27,6 +31,7 @@ function M.test(name, fn)
 end
 
 function M.skip(name, why)
+  skipped = skipped + 1
   print("ok - " .. name .. " # SKIP " .. why)
 end
 
@@ -94,7 +99,7 @@ function M.close(got, want, tol, what)
 end
 
 function M.done()
-  print(string.format("# passed %d failed %d", passed, failed))
+  print(string.format("# passed %d failed %d skipped %d", passed, failed, skipped))
   os.exit(failed == 0 and 0 or 1, true)
 end
 
