@@ -128,7 +128,7 @@ function M.plan(h, w, opts)
   return {tile = best.tile, overlap = o}
 end
 
--- Bytes a run may use for its tiles: a sixth of the machine's memory (4 GiB of 24).
+-- Bytes a run may use for its tiles: a tenth of the machine's memory (2.4 GiB of 24).
 function M.budget()
   local f = io.open("/proc/meminfo")
   local total
@@ -139,7 +139,7 @@ function M.budget()
     end
     f:close()
   end
-  return (total or 8 * 2 ^ 30) / 6
+  return (total or 8 * 2 ^ 30) / 10
 end
 
 return M

@@ -404,11 +404,12 @@ end
 -- four frames at a time, with the causal caches of every convolution. Measured at 832x480:
 -- tiles of 60x32 latent pixels peaked at 3.84 GB RSS, 60x56 at 5.34 GB, 1.04 MB a pixel
 -- more and 1.8 GB besides (weights, the allocator's cache); twice the slope covers both
--- within the budget below.
+-- within the budget below. In bench-wan's process (after the DiT) 34x56 tiles of 17 frames
+-- peaked at 4.56 GB: a tenth of 24 GB gives 34x32 (272x256 pixels, diffusers' size).
 local DECODE_BYTES_PER_LATENT_PIXEL_AND_DIM = 2 * 1.04e6 / 96
 
 -- The tiles of a decode of latent 'shape' ({z, F', h, w}): 'tile' as given ({h, w} in
--- latent pixels, or false for none), else the largest that keep the decode within a sixth
+-- latent pixels, or false for none), else the largest that keep the decode within a tenth
 -- of the machine's memory (zoe.arch.tiling); false when the frame fits in one.
 function Model:decode_tile(shape, tile)
   if tile ~= nil then return tile end
