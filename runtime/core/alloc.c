@@ -157,12 +157,6 @@ void zoe_mem_reset_peak(void) {
   pthread_mutex_unlock(&lock);
 }
 
-void zoe_mem_set_cache_limit(int64_t bytes) {
-  pthread_mutex_lock(&lock);
-  cache_limit = bytes;
-  pthread_mutex_unlock(&lock);
-  zoe_mem_trim();
-}
 
 void zoe_mem_add_mapped(int64_t delta) {
   pthread_mutex_lock(&lock);

@@ -37,8 +37,6 @@ void zoe_mem_reset_peak(void);
 void zoe_mem_trim(void);
 /* Only the cached blocks. */
 void zoe_mem_trim_cache(void);
-/* Cap on cached bytes (default 2 GiB, or ZOE_CACHE_MB). */
-void zoe_mem_set_cache_limit(int64_t bytes);
 void zoe_mem_add_mapped(int64_t delta);
 
 #endif

@@ -41,9 +41,3 @@ const char *zoe_strerror(int code) {
   }
 }
 
-void zoe_err_clear(zoe_err *e) {
-  if (e) {
-    e->code = 0;
-    e->msg[0] = '\0';
-  }
-}

@@ -41,6 +41,5 @@ int zoe_errf(zoe_err *e, int code, const char *fmt, ...)
 int zoe_err_prefix(zoe_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const char *zoe_strerror(int code);
-void zoe_err_clear(zoe_err *e);
 
 #endif

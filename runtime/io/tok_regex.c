@@ -167,14 +167,16 @@ int tk_regex_compile(tk_regex *re, const char *p, size_t n, zoe_err *e) {
 int tk_regex_literal(tk_regex *re, const char *s, size_t n, zoe_err *e) {
   memset(re, 0, sizeof *re);
   if (n == 0) return zoe_errf(e, ZOE_EINVAL, "Replace: empty pattern");
-  size_t count = 0;
-  for (size_t i = 0; i < n; i++) count += ((unsigned char)s[i] & 0xc0) != 0x80;
-  re->atoms = calloc(count, sizeof *re->atoms);
+  /* an atom per byte at most: counting lead bytes undercounts invalid UTF-8 (a stray
+     continuation byte), and the atom it would have needed was written past the end */
+  re->atoms = calloc(n, sizeof *re->atoms);
   if (!re->atoms) return zoe_errf(e, ZOE_ENOMEM, "regex: out of memory");
   for (size_t i = 0; i < n;) {
+    uint32_t c;
+    int l = zoe_utf8_decode(s + i, n - i, &c);
+    if (l <= 0) return tk_regex_free(re), zoe_errf(e, ZOE_EINVAL, "Replace: pattern is not UTF-8 (at byte %zu)", i + 1);
     tk_atom *a = &re->atoms[re->n++];
-    int l = zoe_utf8_decode(s + i, n - i, &a->lit);
-    if (l <= 0) return tk_regex_free(re), zoe_errf(e, ZOE_EINVAL, "Replace: pattern is not UTF-8");
+    a->lit = c;
     a->min = a->max = 1;
     i += (size_t)l;
   }

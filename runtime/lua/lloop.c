@@ -288,7 +288,6 @@ void lz_loop_forget(lj_job *j) {
 
 /* ---- running the loop ---- */
 
-bool lz_loop_running(void) { return lp.depth > 0; }
 uv_loop_t *lz_loop_uv(void) { return lp.uv; }
 
 static bool job_finished(void *arg) { return ((lj_job *)arg)->state >= LJ_DONE; }
@@ -632,7 +631,6 @@ bool lz_error_positioned(const char *msg) {
   return false;
 }
 
-int lz_loop_unobserved_failures(void) { return lp.unobserved; }
 bool lz_loop_interactive(void) { return lp.printer != NULL; }
 void lz_loop_count_unobserved(int delta) { lp.unobserved += delta; }
 

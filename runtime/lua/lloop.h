@@ -107,7 +107,6 @@ void lz_job_raise_cancel(lua_State *L, lj_job *j, const char *during);
 bool lz_job_cancel(lj_job *j);
 /* Run the loop until 'until' finishes (NULL: until nothing is left). Raises when called inside it. */
 void lz_loop_run_until(lua_State *L, lj_job *until);
-bool lz_loop_running(void);
 lj_job *lz_jobs_first(void); /* unfinished jobs: lz_jobs_first(), then j->next */
 zoe_display *lz_loop_display(void);
 /* A new job joins the list of unfinished jobs and the ready list; a finished one leaves. */
@@ -171,8 +170,6 @@ void lz_loop_run(void);
 void lz_loop_close(lua_State *L);
 /* After lua_close: close the loop when nothing is left on it. */
 void lz_loop_shutdown(void);
-/* Errors nobody saw (failed jobs never waited for, luv callback errors) since the start. */
-int lz_loop_unobserved_failures(void);
 /* Where unobserved failures are reported: stderr by default, the REPL prints them above its prompt. */
 void lz_loop_set_printer(void (*print)(const char *text));
 void lz_loop_print(const char *text);

@@ -16,7 +16,6 @@ void lz_set_offload(lz_offload_fn fn, double threshold) {
   offload_threshold = threshold;
 }
 
-double lz_offload_threshold(void) { return offload_threshold; }
 
 void lz_set_offload_wait(void (*wait)(lz_task *t)) { offload_wait = wait; }
 

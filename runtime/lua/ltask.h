@@ -68,7 +68,6 @@ int lz_task_finish(lua_State *L, lz_task *t);
 #define LZ_INLINE (-1)
 typedef int (*lz_offload_fn)(lua_State *L, lz_task *t);
 void lz_set_offload(lz_offload_fn fn, double threshold);
-double lz_offload_threshold(void);
 /*
 ** Set by the loop too: block until an offloaded task is off the compute thread.
 ** A task's finalizer calls it when t->flight is set (lua_close during a task).

@@ -253,33 +253,23 @@ zoe_tensor *zoe_clamp(const zoe_tensor *a, double lo, double hi, zoe_tensor *out
   return run_unary(&c, a, out, "clamp", e);
 }
 
-/* ---- where, lerp, axpb ---- */
+/* ---- where, lerp ---- */
 
 typedef struct tern_ctx {
-  int kind; /* 0 where, 1 lerp (tensor weight), 2 lerp (scalar weight), 3 axpb */
+  int kind; /* 0 where, 1 lerp (tensor weight), 2 lerp (scalar weight) */
   zoe_dtype t[4];
   double s;
 } tern_ctx;
 
-VECTORIZE static void axpb_k(float *o, const float *a, float s, const float *b, int64_t n) {
-  for (int64_t i = 0; i < n; i++) o[i] = a[i] * s + b[i];
-}
-
 static void tern_inner(void *arg, int64_t n, char **p, const int64_t *s) {
   tern_ctx *c = arg;
-  if (c->kind == 3 && c->t[0] == ZOE_F32 && c->t[1] == ZOE_F32 && c->t[2] == ZOE_F32 &&
-      s[0] == 4 && s[1] == 4 && s[2] == 4) {
-    axpb_k((float *)p[0], (float *)p[1], (float)c->s, (float *)p[2], n);
-    return;
-  }
   for (int64_t i = 0; i < n; i++) {
     double x = zoe_load_elem(c->t[1], p[1] + i * s[1], 0);
     double y = zoe_load_elem(c->t[2], p[2] + i * s[2], 0), r;
     switch (c->kind) {
       case 0: r = x != 0 ? y : zoe_load_elem(c->t[3], p[3] + i * s[3], 0); break;
       case 1: r = x + zoe_load_elem(c->t[3], p[3] + i * s[3], 0) * (y - x); break;
-      case 2: r = x + c->s * (y - x); break;
-      default: r = x * c->s + y; break;
+      default: r = x + c->s * (y - x); break;
     }
     zoe_store_elem(c->t[0], p[0] + i * s[0], 0, r);
   }
@@ -324,10 +314,3 @@ zoe_tensor *zoe_lerp(const zoe_tensor *a, const zoe_tensor *b, const zoe_tensor 
   return ternary(&c, w ? 3 : 2, in, ZOE_F32, out, "lerp", e);
 }
 
-zoe_tensor *zoe_axpb(const zoe_tensor *a, double s, const zoe_tensor *b, zoe_tensor *out,
-                     zoe_err *e) {
-  if (!b) return zoe_binary_scalar(ZOE_MUL, a, s, false, out, e);
-  tern_ctx c = {.kind = 3, .s = s};
-  const zoe_tensor *in[2] = {a, b};
-  return ternary(&c, 2, in, ZOE_F32, out, "axpb", e);
-}

@@ -38,9 +38,6 @@ zoe_tensor *zoe_where(const zoe_tensor *cond, const zoe_tensor *a, const zoe_ten
 /* a + w * (b - a); w a tensor (broadcast) or, when NULL, the scalar 'ws' */
 zoe_tensor *zoe_lerp(const zoe_tensor *a, const zoe_tensor *b, const zoe_tensor *w, double ws,
                      zoe_tensor *out, zoe_err *e);
-/* out = a * s + b (fused; used by samplers), b may be NULL */
-zoe_tensor *zoe_axpb(const zoe_tensor *a, double s, const zoe_tensor *b, zoe_tensor *out,
-                     zoe_err *e);
 
 /* ---- reductions over one dim ---- */
 typedef enum zoe_redop {

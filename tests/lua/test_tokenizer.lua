@@ -286,4 +286,19 @@ t.test("hostile regex patterns fail instead of hanging", function()
 end)
 
 for _, p in ipairs(made) do os.remove(p) end
+-- fuzz/corpus/fuzz_tokenizer/crash-replace-literal-not-utf8.json, found by make fuzz: a
+-- decoder Replace whose String pattern has a stray UTF-8 continuation byte wrote an atom
+-- past its array (an ASan heap-buffer-overflow in tk_regex_free). Now a clean error.
+t.test("a decoder Replace pattern that is not UTF-8 is an error, not a heap overflow", function()
+  local f = assert(io.open("fuzz/corpus/fuzz_tokenizer/crash-replace-literal-not-utf8.json", "rb"))
+  local json = f:read("a"):match("^[^%z]*")
+  f:close()
+  local path = os.tmpname()
+  f = assert(io.open(path, "wb"))
+  f:write(json)
+  f:close()
+  t.raises(function() zoe.tokenizer(path) end, "decoder Replace: Replace: pattern is not UTF-8 (at byte 2)")
+  os.remove(path)
+end)
+
 t.done()
