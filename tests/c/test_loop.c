@@ -135,22 +135,34 @@ static float *filled(int64_t n, unsigned seed) {
   return p;
 }
 
+/*
+** A cancel lands inside a long product (it returns ZOE_ECANCELED, not a result), within a
+** fraction of the time the whole product takes in this run: a ratio, not a time, so a
+** loaded machine slows both alike.
+*/
 static void test_gemm_cancel_latency(void) {
   gemm_job g = {.n = 4096};
   g.a = filled(g.n * g.n, 1);
   g.b = filled(g.n * g.n, 2);
   g.c = malloc((size_t)(g.n * g.n) * sizeof(float));
   g.w.data = &g;
+  int64_t t0 = zoe_now_ns();
+  zoe_compute_submit(&g.w, run_gemm, done_gemm);
+  run_until_idle();
+  double whole = (double)(g.end_ns - t0) * 1e-9;
+  CHECK(g.rc == 0, "the whole product returned %d", g.rc);
+  g.started = false;
   zoe_compute_submit(&g.w, run_gemm, done_gemm);
   while (!g.started) usleep(1000);
-  usleep(200000); /* inside the product (seconds of work) */
-  int64_t t0 = zoe_now_ns();
+  usleep((useconds_t)(whole * 1e5)); /* a tenth of the product in */
+  t0 = zoe_now_ns();
   zoe_compute_cancel(&g.w);
   run_until_idle();
   double latency = (double)(g.end_ns - t0) * 1e-9;
   CHECK(g.rc == ZOE_ECANCELED, "gemm returned %d", g.rc);
   CHECK(strstr(g.e.msg, "canceled") != NULL, "message: %s", g.e.msg);
-  CHECK(latency < 1.0, "the cancel landed in %.3f s", latency);
+  printf("# the cancel landed %.3f s after the request; the whole product takes %.3f s\n", latency, whole);
+  CHECK(latency < 0.5 * whole, "the cancel landed in %.3f s of a %.3f s product", latency, whole);
   free(g.a);
   free(g.b);
   free(g.c);
