@@ -282,7 +282,7 @@ static int read_kv(rd *r, int64_t n_kv, uint32_t *alignment, hints *hs) {
       if (t != T_U32 || iv == 0 || (iv & (iv - 1)))
         rc = zoe_errf(r->e, ZOE_EFORMAT, "%s: general.alignment must be a u32 power of two, got %s %s",
                       r->w->path, vtype_names[t], val.p ? val.p : "?");
-      *alignment = (uint32_t)iv;
+      else *alignment = (uint32_t)iv;
     }
     if (!rc && val.oom) rc = zoe_errf(r->e, ZOE_ENOMEM, "%s: out of memory", r->w->path);
     if (!rc) rc = zoe_weights_add_meta(r->w, name, val.p, r->e);
