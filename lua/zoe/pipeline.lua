@@ -229,6 +229,9 @@ local function run(mode, spec)
     local e = estimate.time(model:work(s))
     if e.seconds >= pipeline.ESTIMATE_NOTE_S and zoe.note then zoe.note(pipeline.describe_estimate(mode, s, e)) end
   end
+  -- the VAE's tiles (the image's encode and the decode) go into the recipe: a replay on a
+  -- machine with other memory tiles the same
+  if model.decode_tile then s.vae_tile = model:decode_tile(shape, spec.vae_tile) end
   local cond_frames, source = conditioning(spec, mode, s, model)
   local extra, given
   if cond_frames then
@@ -248,7 +251,7 @@ local function run(mode, spec)
   if cond_frames then
     progress {stage = "encode image"}
     -- the denoiser's extra channels, and the latent frames the given frames alone determine
-    extra, given = model:condition(cond_frames, shape)
+    extra, given = model:condition(cond_frames, shape, {tile = s.vae_tile})
   end
   local kv_cond, kv_uncond = model:text_condition(cond, uncond)
   if spec.release_text_encoder then model:release_text_encoder() end
@@ -303,8 +306,6 @@ local function run(mode, spec)
   -- decode (streamed into the writer when there is an output)
   t0 = now()
   progress {stage = "decode"}
-  -- the decode's tiles go into the recipe: a replay on a machine with other memory tiles the same
-  if model.decode_tile then s.vae_tile = model:decode_tile(shape, spec.vae_tile) end
   local recipe = recipe_of(s, model)
   local meta = {zoe_recipe = zoe.json.encode(recipe)}
   for k, v in pairs(spec.metadata or {}) do meta[k] = tostring(v) end

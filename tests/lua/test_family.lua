@@ -68,9 +68,9 @@ function Toy:text_condition(cond, uncond)
   calls.text_condition = true
   return {emb = cond}, uncond and {emb = uncond} or nil
 end
-function Toy:condition(frames, shape)
+function Toy:condition(frames, shape, opts)
   local _, fl, h, w = table.unpack(shape)
-  calls.condition = frames:size(2)
+  calls.condition, calls.condition_tile = frames:size(2), opts and opts.tile
   return T.zeros(1, fl, h, w), T.full({2, self:latent_frames(frames:size(2)), h, w}, 0.25)
 end
 -- the velocity that carries any latent to 0.5 (flow: x0 = x - sigma * v)
@@ -84,7 +84,8 @@ function Toy:denoiser(extra)
   end
 end
 function Toy:release_denoiser() calls.release_denoiser = true end
-function Toy:decode(z)
+function Toy:decode(z, opts)
+  calls.decode_tile = opts and opts.tile
   local c, fl, h, w = table.unpack(z:shape())
   assert(c == 2)
   local mean = z:mean():item()
@@ -169,6 +170,10 @@ t.test("image2video and extend ask the model for conditioning and valid context 
   local ext = zoe.pipeline.extend{model = model, prompt = "x", video = video, context_frames = 4, steps = 1, cfg = 1}
   t.eq(calls.condition, 4, "4 = 3 + 1 context frames are valid here")
   t.eq(ext:size(2), 7 + 7 - 4, "the source, then the new frames after the context")
+  -- the VAE's tiles, as given, reach the image's encode and the decode
+  zoe.pipeline.image2video{model = model, prompt = "x", image = img, steps = 1, cfg = 1, vae_tile = {2, 3}}
+  t.eq(calls.condition_tile, {2, 3}, "condition's tiles")
+  t.eq(calls.decode_tile, {2, 3}, "decode's tiles")
   t.raises(function()
     zoe.pipeline.extend{model = model, prompt = "x", video = video, context_frames = 5, steps = 1}
   end, "context_frames must be 3n+1, got 5")

@@ -306,7 +306,8 @@ end
 -- the channels the denoiser gets after every latent (mask [4, F', h, w] then y
 -- [z, F', h, w], the normalized VAE mean of [given frames, zeros...]) and the latent
 -- frames the given frames alone determine (y's first ones).
-function Model:condition(frames, shape)
+-- opts.tile: the VAE's tiles as decode_tile takes them (the encode's are 8x, in video pixels).
+function Model:condition(frames, shape, opts)
   if not self.supports_i2v then error(self.name .. " does not take image conditioning", 3) end
   local _, fl, h, w = table.unpack(shape)
   local n = frames:size(2)
@@ -314,7 +315,8 @@ function Model:condition(frames, shape)
   if n > total then error(("%d conditioning frames for a clip of %d"):format(n, total), 3) end
   local video = T.zeros(3, total, h * 8, w * 8)
   video:narrow(2, 1, n):copy_(frames)
-  local y = self:vae():encode(video, self.latent.mean, self.latent.std)
+  local tile = self:decode_tile(shape, opts and opts.tile)
+  local y = self:vae():encode(video, self.latent.mean, self.latent.std, tile and {tile = {8 * tile[1], 8 * tile[2]}} or nil)
   -- pixel-frame mask, frame 0 repeated 4 times, grouped by latent frame (Wan2.1-I2V)
   local given = self:latent_frames(n)
   local mask = T.zeros(4, fl, h, w)
