@@ -130,8 +130,8 @@ def block(w, pre, cfg, video, text, es, rope):
     def norm(name):
         m = linear(es, w, pre + name + ".linear").chunk(6, dim=1)
         nw, nb = w[pre + name + ".norm.weight"], w[pre + name + ".norm.bias"]
-        nv = F.layer_norm(video, (D,), nw, nb, eps) * (1 + m[1][:, None]) + m[0][:, None]
-        ntx = F.layer_norm(text, (D,), nw, nb, eps) * (1 + m[4][:, None]) + m[3][:, None]
+        nv = F.layer_norm(video.float(), (D,), nw, nb, eps) * (1 + m[1][:, None]) + m[0][:, None]
+        ntx = F.layer_norm(text.float(), (D,), nw, nb, eps) * (1 + m[4][:, None]) + m[3][:, None]
         return torch.cat([ntx, nv], dim=1), m[2][:, None], m[5][:, None]
 
     h, gate, egate = norm("norm1")
@@ -141,8 +141,10 @@ def block(w, pre, cfg, video, text, es, rope):
         return linear(h, w, pre + "attn1." + name).view(b, l, H, -1).transpose(1, 2)
     q, k, v = heads("to_q"), heads("to_k"), heads("to_v")
     dh = q.shape[-1]
-    q = F.layer_norm(q, (dh,), w[pre + "attn1.norm_q.weight"], w[pre + "attn1.norm_q.bias"], 1e-6)
-    k = F.layer_norm(k, (dh,), w[pre + "attn1.norm_k.weight"], w[pre + "attn1.norm_k.bias"], 1e-6)
+    # norms in f32 (under bf16 autocast the projections come out bf16; newer torch autocasts
+    # layer_norm to f32 itself, 1.13 on the CPU refuses the mix)
+    q = F.layer_norm(q.float(), (dh,), w[pre + "attn1.norm_q.weight"], w[pre + "attn1.norm_q.bias"], 1e-6)
+    k = F.layer_norm(k.float(), (dh,), w[pre + "attn1.norm_k.weight"], w[pre + "attn1.norm_k.bias"], 1e-6)
     if rope is not None:
         q = torch.cat([q[:, :, :nt], apply_rope(q[:, :, nt:], *rope)], dim=2)
         k = torch.cat([k[:, :, :nt], apply_rope(k[:, :, nt:], *rope)], dim=2)
@@ -186,7 +188,7 @@ def transformer(w, cfg, x, t, text, rope=None, ofs=None, on_block=None):
         if on_block:
             on_block(i, video, text_h)
     eps = cfg.get("norm_eps", 1e-5)
-    video = F.layer_norm(video, (D,), w["norm_final.weight"], w["norm_final.bias"], eps)
+    video = F.layer_norm(video.float(), (D,), w["norm_final.weight"], w["norm_final.bias"], eps)
     shift, scale = linear(es, w, "norm_out.linear").chunk(2, dim=1)
     video = F.layer_norm(video, (D,), w["norm_out.norm.weight"], w["norm_out.norm.bias"], eps) * (1 + scale[:, None]) \
         + shift[:, None]
