@@ -51,7 +51,7 @@ function M.load(desc, opts)
   }, Model)
   self.defaults = {
     sampler = "euler", schedule = "flow_dynamic", schedule_opts = cfg.schedule or files.SCHEDULE,
-    steps = per.steps, cfg = 3.0, fps = 25, width = 704, height = 512, frames = 161, negative = "",
+    steps = per.steps, cfg = 3.0, fps = 25, width = 704, height = 512, frames = 161, negative = files.NEGATIVE,
     integer_timesteps = false,
   }
   self.precision = desc.precision

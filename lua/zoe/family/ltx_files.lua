@@ -40,12 +40,14 @@ M.TRANSFORMER_2B = {
 -- 0.9.0/0.9.1): dynamic shift on the token count, the last sigma stretched to 0.1.
 M.SCHEDULE = {base_shift = 0.95, max_shift = 2.05, base_seq_len = 1024, max_seq_len = 4096, shift_terminal = 0.1}
 
--- What a recipe leaves out, per release: diffusers' LTXPipeline for 0.9.0 (50 steps,
--- decode timestep 0), the official configs for 0.9.1 and 0.9.5 (40 steps, decode timestep
--- 0.05 and noise scale 0.025; their spatio-temporal guidance is not part of diffusers'
--- pipeline and not done here). All: guidance 3, 704x512, 161 frames at 25 fps.
+-- What a recipe leaves out, per release: the official configs (configs/ltxv-2b-0.9*.yaml:
+-- 40 steps, guidance 3, decode timestep 0.05 and noise scale 0.025 where the decoder is
+-- timestep-conditioned; their spatio-temporal guidance is not part of diffusers' pipeline
+-- and not done here) and inference.py's negative prompt; 704x512, 161 frames at 25 fps
+-- (diffusers' LTXPipeline).
+M.NEGATIVE = "worst quality, inconsistent motion, blurry, jittery, distorted"
 M.DEFAULTS = {
-  ["0.9.0"] = {steps = 50, decode_timestep = 0, decode_noise_scale = 0},
+  ["0.9.0"] = {steps = 40, decode_timestep = 0, decode_noise_scale = 0},
   ["0.9.1"] = {steps = 40, decode_timestep = 0.05, decode_noise_scale = 0.025},
   ["0.9.5"] = {steps = 40, decode_timestep = 0.05, decode_noise_scale = 0.025},
 }
