@@ -175,6 +175,11 @@ t.test("text2video and image2video through zoe.pipeline on the tiny model", func
   local again = zoe.pipeline.text2video{model = folder, prompt = "a red ball on the grass", width = 64, height = 32,
     frames = 9, steps = 2, seed = 3}
   t.eq(t.tensor_relerr(again, frames), 0, "the same seed decodes to the same frames (decode noise seeded)")
+  local tiled, rec = zoe.pipeline.text2video{model = folder, prompt = "a red ball on the grass", width = 64, height = 32,
+    frames = 9, steps = 2, seed = 3, vae_tile = {1, 1}}
+  t.eq(tiled:shape(), {3, 9, 32, 64}, "a tiled decode")
+  t.eq(rec.recipe.vae_tile, {1, 1}, "its tiles recorded")
+  t.eq(zoe.models.load(folder):decode_tile({8, 3, 16, 22}), false, "no tiles unless asked")
   local image = T.rand(3, 32, 64) * 2 - 1
   local latents
   local v = zoe.pipeline.image2video{model = folder, prompt = "a cat walks", image = image, width = 64, height = 32,

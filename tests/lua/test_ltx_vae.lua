@@ -85,6 +85,19 @@ for _, dir in ipairs {"vae_090", "vae_091", "vae_095"} do
   end)
 end
 
+t.test("spatial tiles: decoded whole each and blended; a tile as big as the frame is the plain decode", function()
+  local vae, F = load("vae_095")
+  local z = T.randn({1, 8, 2, 3, 4}, {seed = 9})
+  local plain = vae:decode(z, {timestep = {0.05}})
+  t.eq(t.tensor_relerr(vae:decode(z, {timestep = {0.05}, tile = {3, 4}}), plain), 0, "one tile")
+  local frames = {}
+  local tiled = vae:decode(z, {timestep = {0.05}, tile = {2, 3}, overlap = 1, on_frames = function(c) frames[#frames + 1] = c end})
+  t.eq(tiled:shape(), plain:shape(), "tiled shape")
+  t.eq(t.tensor_relerr(T.cat(frames, 3), tiled), 0, "the frames given to the writer")
+  local err = t.tensor_relerr(tiled, plain)
+  t.ok(err > 0 and err < 1, ("tiles change the borders, not the picture: %.3g"):format(err))
+end)
+
 t.test("the 0.9.1 decoder's injected noise matters, and a conditioned decoder wants its timestep", function()
   local vae, F = load("vae_091")
   local zero = function(_, h, w) return T.zeros(h, w) end

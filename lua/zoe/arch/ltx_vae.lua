@@ -313,9 +313,30 @@ end
 -- opts.timestep (the timestep-conditioned decoders), opts.noise(name, h, w) (the 0.9.1
 -- decoder's injected noise; default: self.generator's draws), opts.on_frames(chunk)
 -- (each chunk of frames as it is finished), opts.chunk_bytes (the largest piece a stage gets
--- at once, 128 MB),
--- opts.on_stage(name, chunk) (each up block's output chunks).
+-- at once, 128 MB), opts.on_stage(name, chunk) (each up block's output chunks),
+-- opts.tile = {h, w} (latent pixels) and opts.overlap (2): spatial tiles, each decoded whole
+-- and blended (zoe.arch.tiling; each tile draws its own injected noise, as diffusers'
+-- tiled_decode does); a tiled decode gives its frames to on_frames once every tile is done.
 function M:decode(z, opts)
+  local tile = opts and opts.tile
+  local nd = z:dim()
+  if not (tile and (z:size(nd - 1) > tile[1] or z:size(nd) > tile[2])) then return self:decode_stream(z, opts) end
+  local inner = {}
+  for k, v in pairs(opts) do inner[k] = v end
+  inner.tile, inner.on_frames = nil, nil
+  local video = require("zoe.arch.tiling").map(z, function(zt) return self:decode_stream(zt, inner) end,
+    {tile = tile, overlap = math.min(opts.overlap or M.OVERLAP, math.max(tile[1], tile[2]) - 1), scale = self.patch * 8})
+  if opts.on_frames then
+    local T_ = video:size(nd - 2)
+    for f = 1, T_, 8 do opts.on_frames(video:narrow(nd - 2, f, math.min(8, T_ - f + 1))) end
+  end
+  return video
+end
+
+-- The overlap of spatial tiles in latent pixels (64 video pixels, as diffusers' tiled_decode)
+M.OVERLAP = 2
+
+function M:decode_stream(z, opts)
   opts = opts or {}
   local cfg, w = self.cfg, self.w
   local unbatched = z:dim() == 4

@@ -329,7 +329,16 @@ function Model:decode(z, opts)
   end
   local on = opts.on_frames
   dopts.on_frames = on and function(chunk) on(chunk[1]:clamp(-1, 1)) end
+  dopts.tile = self:decode_tile(z:shape(), opts.tile) or nil
   return vae:decode(x, dopts)[1]:clamp(-1, 1)
+end
+
+-- The decode's spatial tiles (latent pixels), or false: the streamed decoder holds a few
+-- frames per stage whatever the clip's length, so a frame of any released size decodes
+-- whole; tiles come only when a recipe asks (vae_tile = {h, w}).
+function Model:decode_tile(shape, tile)
+  if tile ~= nil then return tile end
+  return false
 end
 
 return M
