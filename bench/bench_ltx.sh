@@ -5,6 +5,7 @@
 # zoe's (above 1: zoe is faster), with the load average beside every number (this machine
 # is shared; only ratios taken in one run compare). The 704x512x161 estimate runs last.
 # usage: ZOE=bin/zoe sh bench/bench_ltx.sh CHECKPOINT_DIR   (tools/ltx_random.py's OUT)
+#   FULL=0: skip the 704x512x161 estimate (the part-by-part measurements at full size)
 set -u
 ZOE=${ZOE:-bin/zoe}
 dir=${1:-build/ltx-random}
@@ -17,12 +18,11 @@ for f in "$dir"/diffusers/*/*.safetensors; do dd if="$f" iflag=nocache count=0 s
 echo "uptime: $(uptime)"
 "$ZOE" bench/ltx.lua "$dir/diffusers" transformer vae t5 | tee "$zoe_out"
 /usr/bin/python3 tools/bench_ltx_torch.py "$dir/diffusers" "$threads" | tee "$torch_out"
-"$ZOE" bench/ltx.lua "$dir/diffusers" full | grep -v '^zoe bench-ltx'
+[ "${FULL:-1}" = 0 ] || "$ZOE" bench/ltx.lua "$dir/diffusers" full | grep -v '^zoe bench-ltx'
 result() { awk -v k="$2" '$1 == "RESULT" && $2 == k {print $3}' "$1"; }
 echo
 echo "zoe against PyTorch 1.13 ($threads threads): PyTorch's seconds / zoe's   (uptime: $(uptime | sed 's/.*load/load/'))"
-for pair in "transformer transformer_f32 transformer forward 512x320x65, PyTorch f32" \
-            "transformer transformer_bf16 transformer forward 512x320x65, PyTorch bf16 autocast" \
+for pair in "transformer transformer_bf16 transformer forward 512x320x65, PyTorch bf16 autocast" \
             "vae vae_f32 VAE decode 512x320x65, PyTorch f32" "vae vae_bf16 VAE decode 512x320x65, PyTorch bf16 autocast"; do
   set -- $pair
   z=$(result "$zoe_out" "$1")

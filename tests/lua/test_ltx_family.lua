@@ -143,6 +143,21 @@ t.test("a diffusers folder is recognized: version, defaults, the scheduler's own
   t.eq(zoe.models.load(diffusers_folder("ltx-095", "vae_095")).version, "0.9.5")
 end)
 
+t.test("what a run costs, from its settings: memory by stage, work for zoe.estimate", function()
+  local m = zoe.models.load(folder)
+  local s = {width = 704, height = 512, frames = 161, cfg = 3, steps = 40}
+  local e = m:memory_estimate(s)
+  t.eq(e.what, "704x512, 161 frames: 7392 tokens x 2 (guidance)")
+  t.ok(e.bytes > e.parts.denoise and e.bytes > e.parts.decode, "the peak is the larger stage plus the process")
+  local one = m:memory_estimate({width = 704, height = 512, frames = 161, cfg = 1, steps = 40})
+  t.ok(one.parts.denoise < e.parts.denoise, "guidance doubles the batch")
+  local w = m:work(s)
+  t.eq({w[1].stage, w[2].stage, w[2].kind, w[2].count, w[3].stage}, {"text", "denoise", "ltx_block", 2 * 40, "decode"})
+  -- one block at 7392 tokens x 2 with the tiny model's width (32): linears and self-attention
+  local N, D = 2 * 7392, 32
+  t.eq(w[2].units, 2 * N * D * (6 * D + 8 * D) + 4 * N * 7392 * D, "the units nn.ltx_block counts")
+end)
+
 t.test("the guided LTXPipeline run, step by step, through the family's denoiser and zoe.sample", function()
   local m = zoe.models.load(folder)
   local S = zoe.load(FIX .. "sampling/io.safetensors")

@@ -22,6 +22,9 @@ function M.recognize(dir) return files.describe(dir) end
 local Model = {}
 Model.__index = Model
 
+-- memory_estimate, work, learn_stages: what a run costs, from its settings alone
+require("zoe.family.ltx_estimate")(Model)
+
 local TIME, SPACE = 8, 32
 
 local function path_in(dir, p) return p:sub(1, 1) == "/" and p or dir .. "/" .. p end
