@@ -83,7 +83,7 @@ if all or want.vae then
   assert(video:size(3) == 65 and video:size(4) == 320 and video:size(5) == 512)
 end
 
-if all or want.t5 then
+if all or want.t5 or want.full then
   local ids = T.cat({T.arange(100, 138, "i32"), T.tensor({1}, "i32")})
   local enc = model:text_encoder()
   enc(ids:unsqueeze(1), T.ones({1, 39}, "i32")) -- page in

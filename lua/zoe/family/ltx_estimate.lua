@@ -6,14 +6,16 @@
 --     activations: about 10 x D floats per token and batch entry (x, norms, q, k, v, outputs;
 --     attention is tiled), plus the feed-forward's 4 D hidden layer for at most 8192 rows
 --     (f32, and the packed bf16 copy the GEMM makes).
---   decode: the VAE's weights, the stream's pieces (at most 128 MB a stage gets at once, about
---     8 tensors of a piece's size alive in a resnet, at the full-resolution stage), and the
---     output video (f32 [3, T, H, W] as chunks, joined, and clamped).
+--   decode: the VAE's weights, its widest convolution's weight in f32 and Winograd-transformed
+--     (4x more), the stream's pieces (at most 128 MB a stage gets at once, about 16 tensors of
+--     a piece's size alive at once), and the output video (f32 [3, T, H, W] as chunks,
+--     joined, and clamped). Measured at full size (bench/ltx.lua): a 17-frame 704x512 decode
+--     peaked at 4.55 GB, this gives 4.5.
 local F32 = 4
 local BASE = 150 * 2 ^ 20   -- the process itself: libraries, Lua, allocator
 local FFN_ROWS = 8192       -- the feed-forward's rows at a time (runtime/nn/ltx/block.c)
 local PIECE = 128 * 2 ^ 20  -- the largest piece a decoder stage gets (arch/ltx_vae.lua)
-local LIVE = 8              -- pieces alive in a resnet at its peak
+local LIVE = 16             -- pieces alive at the decode's peak (fitted on the full-size measurement)
 
 local function file_size(path)
   local f = io.open(path, "rb")
@@ -73,7 +75,10 @@ return function(Model)
     local px = s.width * s.height
     local vae = self.files.transformer == self.files.vae and file_size(self.files.vae) / 3 or file_size(self.files.vae)
     local piece = math.max(PIECE, 128 * px / 16 * F32) -- at least a frame of the last level
-    local decode = vae + LIVE * piece + 3 * 3 * s.frames * px * F32
+    local widest = 0
+    for _, c in ipairs(self.cfg.vae.decoder_block_out_channels or {}) do widest = math.max(widest, c) end
+    local conv = 5 * 27 * widest * widest * F32 -- the widened weight and its transform
+    local decode = vae + conv + LIVE * piece + 3 * 3 * s.frames * px * F32
     return {bytes = BASE + math.max(denoise, decode), parts = {denoise = denoise, decode = decode},
             what = ("%dx%d, %d frames: %d tokens%s"):format(s.width, s.height, s.frames, L, B == 2 and " x 2 (guidance)" or "")}
   end
