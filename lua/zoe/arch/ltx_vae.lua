@@ -177,9 +177,10 @@ local function conv_stream(w, b)
   local st = {}
   function st.push(x)
     local prev = tail or x:narrow(3, 1, 1)
-    local all = T.cat({prev, x}, 3) -- the frames the next call may need, at most 2 + chunk
-    tail = all:narrow(3, all:size(3) - 1, 2):contiguous()
-    if prev:size(3) + x:size(3) < 3 then return nil end
+    local n = x:size(3)
+    -- the last two frames of prev and x: what the next call needs before its own
+    tail = n >= 2 and x:narrow(3, n - 1, 2):contiguous() or T.cat({prev:narrow(3, prev:size(3), 1), x}, 3)
+    if prev:size(3) + n < 3 then return nil end
     return run(x, prev)
   end
   function st.flush()
@@ -288,15 +289,17 @@ function M:upsample_stream(p, residual, factor)
       h = h:narrow(3, 2, h:size(3) - 1)
       if h:size(3) == 0 then return nil end
     end
-    return residual and h + res.take(h:size(3)) or h
+    if not residual then return h end
+    -- the input's depth-to-space repeated 8/factor times along the channels, added by broadcasting
+    local r = res.take(h:size(3))
+    local B, C, F, H, W = dims(h)
+    local reps = 8 // factor
+    return (h:view(B, reps, C // reps, F, H, W) + r:unsqueeze(2)):view(B, C, F, H, W)
   end
   return {
     push = function(x)
       if residual then
         local r = depth_to_space(x)
-        local reps = {}
-        for i = 1, 8 // factor do reps[i] = r end
-        r = T.cat(reps, 2)
         if first_res then
           first_res = false
           r = r:narrow(3, 2, r:size(3) - 1)
