@@ -24,6 +24,7 @@ int lz_open_lora(lua_State *L);      /* llora.c: lora_merge, lora_lowrank */
 int lz_open_tokenizer(lua_State *L); /* ltokenizer.c: tokenizer */
 int lz_open_hash(lua_State *L);      /* lhash.c: hash, hash_file */
 int lz_open_pages(lua_State *L);     /* lpages.c: drop_pages */
+int lz_open_sandbox(lua_State *L);   /* lsandbox.c: memory_limited */
 void lz_open_loop(lua_State *L);     /* lloop.c: spawn, sleep, await, run, progress, uv, ... */
 
 /* the module itself (lzoe.c): the C core, and stock lua5.4's entry */

@@ -25,6 +25,7 @@ static const struct {
   {NULL, lz_open_tokenizer},
   {NULL, lz_open_hash},
   {NULL, lz_open_pages},
+  {NULL, lz_open_sandbox},
   {"tensor", lz_open_tensor},
   {NULL, open_loop},
   {"nn", lz_open_nn},

@@ -147,7 +147,8 @@ t.test("JSON and data-only Lua storyboards load; malformed JSON says where", fun
   t.eq(zoe.storyboard.default_out(from_lua), "out/b")
   write(root .. "/broken.json", '{"shots": [\n  {"prompt": "a"},,\n]}')
   t.raises(function() zoe.storyboard.load(root .. "/broken.json") end, "broken.json: json: malformed input near byte")
-  t.raises(function() zoe.storyboard.load(root .. "/broken.json") end, "(line 2, column")
+  -- the position of the offending character itself: the second comma, line 2, column 19
+  t.raises(function() zoe.storyboard.load(root .. "/broken.json") end, "(line 2, column 19)")
   write(root .. "/bad.json", zoe.json.encode(board(function(x)
     x.shots[2].frames = 0
     x.shots[4].transition = nil
@@ -170,7 +171,15 @@ t.test("the data-only sandbox refuses code; --trusted runs it", function()
     t.raises(function() zoe.storyboard.load(root .. "/code.lua") end, "code.lua:1: attempt to")
   end
   write(root .. "/loop.lua", "while true do end")
-  t.raises(function() zoe.storyboard.load(root .. "/loop.lua") end, "still running after 10000000 instructions")
+  local err = t.raises(function() zoe.storyboard.load(root .. "/loop.lua") end, "still running after 10000000 instructions")
+  t.eq(select(2, err:gsub("%-%-trusted", "")), 1, "the hint once: " .. err)
+  -- memory is capped: one allocation past it, or a doubling the instruction count never sees
+  for _, code in ipairs {'local s = string.rep("x", 2^30)', 'local s = "x" for i = 1, 40 do s = s .. s end',
+                         'local t = {} for i = 1, 8 do t[i] = string.rep("y", 1e9) end'} do
+    write(root .. "/big.lua", code .. " return {shots = {{prompt = 'a'}}}")
+    t.raises(function() zoe.storyboard.load(root .. "/big.lua") end, "using more than 256 MB of memory; a storyboard loads as data")
+  end
+  t.ok(collectgarbage("count") < 256 * 1024, "the memory came back")
   write(root .. "/bytecode.lua", string.dump(function() return {} end))
   t.raises(function() zoe.storyboard.load(root .. "/bytecode.lua") end, "attempt to load a binary chunk")
   write(root .. "/trusted.lua", ("return zoe.storyboard{model = %q, shots = {{prompt = os.getenv('ZOE_TEST_COLOUR') or 'a red circle'}}}")

@@ -11,6 +11,7 @@ local format = require "zoe.storyboard.format"
 local M = {}
 
 M.LIMIT = 10000000 -- instructions a data-only file may run (building its tables takes far fewer)
+M.MEMORY = 256 * 2 ^ 20 -- bytes of Lua memory it may grow by (a storyboard is a small table)
 
 local TRUST_HINT = "a storyboard loads as data, with no io, os, require or load; if you trust this file, " ..
   "load it with --trusted (zoe.storyboard.load(path, {trusted = true}))"
@@ -29,7 +30,7 @@ local function decode_json(path, text)
     local msg = tostring(v)
     local byte = tonumber(msg:match("near byte (%d+)"))
     if byte then
-      local line, col = line_col(text, byte + 1)
+      local line, col = line_col(text, byte) -- "near byte N" counts from 1 already
       msg = ("%s (line %d, column %d)"):format(msg, line, col)
     end
     error(("%s: %s"):format(path, msg), 0)
@@ -62,13 +63,15 @@ local function run_as_data(path, text)
   local count = 0
   debug.sethook(co, function()
     count = count + 1000
-    if count > M.LIMIT then error(("still running after %d instructions; %s"):format(M.LIMIT, TRUST_HINT), 2) end
+    if count > M.LIMIT then error(("still running after %d instructions"):format(M.LIMIT), 2) end
   end, "", 1000)
-  local ok, v = coroutine.resume(co)
+  -- memory: every allocation is capped while it runs (a hook could not stop s = s .. s)
+  local ok, v = zoe.memory_limited(M.MEMORY, coroutine.resume, co)
   if not ok then
     local msg = tostring(v)
-    if msg:find("(global '", 1, true) or msg:find("still running after", 1, true) then
-      msg = ("%s: %s"):format(msg, TRUST_HINT)
+    if msg == "not enough memory" then msg = ("using more than %d MB of memory"):format(M.MEMORY // 2 ^ 20) end
+    if msg:find("(global '", 1, true) or msg:find("still running after", 1, true) or msg:find(" MB of memory", 1, true) then
+      msg = ("%s; %s"):format(msg, TRUST_HINT)
     end
     error(msg:find(path, 1, true) and msg or ("%s: %s"):format(path, msg), 0)
   end
