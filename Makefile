@@ -19,12 +19,13 @@ PREFIX ?= /usr/local
 SAN ?=
 CC ?= cc
 
-# Debian packages: build libraries, and the tools tests use (ffprobe, valgrind).
+# Debian packages: build libraries, and the tools tests use (ffprobe, valgrind, redis-server).
 DEB_PACKAGES = build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev libuv1-dev \
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev ffmpeg libcjson-dev \
-  lua-luv-dev libedit-dev unicode-data
+  lua-luv-dev libedit-dev unicode-data libhiredis-dev redis-server
 
-PKGS = lua5.4 lua5.4-luv openblas libuv libedit libavcodec libavformat libavutil libswscale libavfilter libcjson
+PKGS = lua5.4 lua5.4-luv openblas libuv libedit libavcodec libavformat libavutil libswscale libavfilter libcjson \
+  hiredis
 
 # BUILD may be overridden (make BUILD=build/mine) so several builds can live side by side.
 ifeq ($(SAN),1)

@@ -9,12 +9,13 @@
 
 #include <lua.h>
 
-/* modules: zoe.tensor, zoe.nn, zoe.video, zoe.image, zoe.json */
+/* modules: zoe.tensor, zoe.nn, zoe.video, zoe.image, zoe.json, zoe.hiredis */
 int lz_open_tensor(lua_State *L); /* ltensor.c */
 int lz_open_nn(lua_State *L);     /* lnn.c */
 int lz_open_video(lua_State *L);  /* lvideo.c */
 int lz_open_image(lua_State *L);  /* lvideo.c */
 int lz_open_json(lua_State *L);   /* ljson.c */
+int lz_open_hiredis(lua_State *L); /* lhiredis.c: an asynchronous Redis connection on the loop */
 
 /* functions in the zoe table itself */
 int lz_open_runtime(lua_State *L);   /* lruntime.c: version, mem, threads, precision, gemm_backend */

@@ -32,6 +32,7 @@ static const struct {
   {"video", lz_open_video},
   {"image", lz_open_image},
   {"json", lz_open_json},
+  {"hiredis", lz_open_hiredis},
 };
 
 int luaopen_zoe_core(lua_State *L) {
