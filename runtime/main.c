@@ -27,6 +27,8 @@ static const char *usage =
     "  zoe                   start the REPL\n"
     "  zoe storyboard FILE   render a storyboard (zoe storyboard --help)\n"
     "  zoe convert IN OUT --type T   write weights as GGUF (zoe convert --help)\n"
+    "  zoe worker --queue redis://HOST:PORT/NAME   render a farm's jobs (zoe worker --help)\n"
+    "  zoe queue status|cancel redis://...          the farm's workers and runs\n"
     "  -q, --quiet           no progress display\n"
     "  --json                progress and job events as JSON lines on stdout (print goes to stderr)\n"
     "  -v, --verbose         errors in settings with their Lua traceback too (also ZOE_DEBUG=1)\n"
@@ -186,11 +188,14 @@ int main(int argc, char **argv) {
   if (rc == 0 && script) {
     create_arg_table(L, argv, argc, script);
     /* a command written in Lua: "zoe storyboard ARGS" runs require("zoe.cli.storyboard")({ARGS}) */
-    int status = strcmp(argv[script], "storyboard") == 0
-                     ? luaL_loadstring(L, "return require('zoe.cli.storyboard')({...})")
-                 : strcmp(argv[script], "convert") == 0
-                     ? luaL_loadstring(L, "return require('zoe.cli.convert')({...})")
-                     : luaL_loadfile(L, strcmp(argv[script], "-") == 0 ? NULL : argv[script]);
+    static const char *const commands[] = {"storyboard", "convert", "worker", "queue"};
+    const char *command = NULL;
+    for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
+      if (strcmp(argv[script], commands[k]) == 0) command = commands[k];
+    char loader[96];
+    if (command) snprintf(loader, sizeof loader, "return require('zoe.cli.%s')({...})", command);
+    int status = command ? luaL_loadstring(L, loader)
+                         : luaL_loadfile(L, strcmp(argv[script], "-") == 0 ? NULL : argv[script]);
     int nargs = 0;
     if (status == LUA_OK) {
       nargs = argc - script - 1;

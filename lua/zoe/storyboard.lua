@@ -5,7 +5,7 @@
 --   local board = zoe.storyboard.load("board.lua" or "board.json", {trusted = false})
 --   local plan = zoe.storyboard.check(board)          -- every check, the model's included
 --   local result = zoe.storyboard.render(board or path, {out = DIR, force =, jobs =, trusted =,
---     release_text_encoder =})
+--     release_text_encoder =, queue = "redis://HOST:PORT/NAME" (workers render the shots)})
 --   zoe.storyboard.watch(path, {out =, trusted =, force =, jobs =, on_render = fn(result, err, n)})
 --
 -- render writes DIR/shots/NN.mp4, DIR/final.mp4, DIR/contact.png, DIR/manifest.json and keeps
@@ -73,7 +73,7 @@ function storyboard.check(b, opts)
   return require("zoe.storyboard.plan").resolve(board, zoe.models.load(board.model))
 end
 
-local RENDER_OPTS = {"out", "force", "jobs", "trusted", "release_text_encoder", "on_shot", "text_cache"}
+local RENDER_OPTS = {"out", "force", "jobs", "trusted", "release_text_encoder", "on_shot", "text_cache", "queue"}
 
 function storyboard.render(b, opts)
   opts = check_opts(opts, RENDER_OPTS, "zoe.storyboard.render")
@@ -81,6 +81,7 @@ function storyboard.render(b, opts)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.out = (opts.out or storyboard.default_out(board)):gsub("/+$", "")
+  if o.queue then return require("zoe.queue.submit").storyboard(board, o) end -- a farm renders the shots
   return require("zoe.storyboard.render").render(board, o)
 end
 

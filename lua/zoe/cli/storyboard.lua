@@ -1,4 +1,5 @@
--- The command `zoe storyboard board.lua [--out DIR] [--force] [--watch] [--trusted] [--jobs N]`:
+-- The command `zoe storyboard board.lua [--out DIR] [--force] [--watch] [--trusted] [--jobs N]
+-- [--queue redis://HOST:PORT/NAME]`:
 -- a function taking the argument list (what follows "storyboard"). Errors in the board
 -- are printed as one line (no traceback) and the command exits with status 1; bad
 -- arguments exit with status 2.
@@ -12,6 +13,10 @@ usage: zoe storyboard BOARD.lua|BOARD.json [options]
   --watch                   render again whenever the file changes (only what changed)
   --trusted                 run a .lua board as code (by default it is read as data only)
   --jobs N                  chains of shots rendered side by side (default 2)
+  --queue redis://HOST:PORT/NAME
+                            put the shots on a farm's queue as jobs (zoe worker renders
+                            them into DIR, a folder every worker sees), follow them and
+                            assemble the final cut here (docs/DISTRIBUTED.md)
   --release-text-encoder    drop the text encoder once the prompts are encoded
                             (default: when the model takes more than half the memory)
   -h, --help                this help
@@ -47,6 +52,10 @@ local function parse(args)
     elseif key == "--watch" then o.watch = true
     elseif key == "--trusted" then o.trusted = true
     elseif key == "--release-text-encoder" then o.release_text_encoder = true
+    elseif key == "--queue" then
+      o.queue = arg_value()
+      local ok, err = require("zoe.queue.redis").parse(o.queue)
+      if not ok then exit(2, "zoe storyboard: " .. err) end
     elseif key == "--jobs" or key == "-j" then
       o.jobs = math.tointeger(tonumber(arg_value()))
       if not o.jobs or o.jobs < 1 then exit(2, "zoe storyboard: --jobs takes a whole number >= 1") end
@@ -86,7 +95,7 @@ return function(args)
         end})
     else
       print(summary(zoe.storyboard.render(o.path, {out = o.out, force = o.force, jobs = o.jobs, trusted = o.trusted,
-        release_text_encoder = o.release_text_encoder})))
+        release_text_encoder = o.release_text_encoder, queue = o.queue})))
     end
   end)
   if not ok then

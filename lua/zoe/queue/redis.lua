@@ -29,13 +29,14 @@ local Client = {}
 Client.__index = Client
 
 -- opts: log = fn(text) for "connection lost, reconnecting" notes; timeout_ms for a reply
--- (default 10 s; a blocking command adds its own BLOCK time).
+-- (default 10 s; a blocking command adds its own BLOCK time); client_name (CLIENT SETNAME:
+-- CLIENT LIST shows whose connection is whose).
 function M.open(url, opts)
   local host, port, name = M.parse(url)
   if not host then error(port, 2) end
   opts = opts or {}
   return setmetatable({url = url, host = host, port = port, name = name, log = opts.log,
-    timeout_ms = opts.timeout_ms or 10000, waiters = nil, reconnects = 0}, Client)
+    timeout_ms = opts.timeout_ms or 10000, waiters = nil, reconnects = 0, client_name = opts.client_name}, Client)
 end
 
 local function note(self, text)
@@ -81,6 +82,7 @@ function Client:connect_now(c)
     zoe.sleep(delay)
     delay = math.min(delay * 2, 1000)
   end
+  if c and self.client_name then c:command({"CLIENT", "SETNAME", self.client_name}, function() end) end
   if said and c then
     self.reconnects = self.reconnects + 1
     note(self, ("redis %s:%d: connected again"):format(self.host, self.port))

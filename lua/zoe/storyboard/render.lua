@@ -217,6 +217,16 @@ function M.render(board, opts)
     error(first_error, 0)
   end
 
+  return M.finish {board = board, plan = p, model = model, out = out, state = state, rendered = rendered, opts = opts}
+end
+
+-- Steps 4 to 6, once every shot's entry is in state[i].entry (state[i].key, .fields,
+-- .rendered): also what a farm's submitter (queue/submit.lua) ends with, so a run on
+-- many machines assembles the same bytes as one here.
+function M.finish(ctx)
+  local board, p, model, out, state, rendered, opts = ctx.board, ctx.plan, ctx.model, ctx.out, ctx.state,
+    ctx.rendered, ctx.opts
+  local n = #p.shots
   -- 4. shots of an earlier, longer version of the board go
   for _, name in ipairs(files.list(out .. "/shots")) do
     local k = tonumber(name:match("^(%d+)%.mp4$") or name:match("^(%d+)%.preview%.png$"))
