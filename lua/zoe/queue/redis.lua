@@ -117,9 +117,14 @@ function Client:call(...)
     local c = self:connection()
     local reply, err, kind = send(c, args, timeout)
     if reply ~= nil then return reply end
-    if kind == "reply" then error(("redis %s: %s"):format(tostring(args[1]), err), 0) end
-    note(self, ("redis %s:%d: %s; reconnecting"):format(self.host, self.port, tostring(err)))
-    c:close()
+    -- a Redis that is still loading its append-only file answers LOADING: wait, like for a connection
+    if kind == "reply" and not tostring(err):find("^LOADING") then
+      error(("redis %s: %s"):format(tostring(args[1]), err), 0)
+    end
+    if kind == "io" then
+      note(self, ("redis %s:%d: %s; reconnecting"):format(self.host, self.port, tostring(err)))
+      c:close()
+    end
     zoe.sleep(50)
   end
 end
