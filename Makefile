@@ -148,8 +148,8 @@ bench-wan: deps tools-deps all $(WAN_RANDOM)/Wan2.1_VAE.pth
 	ZOE="$(BIN)/zoe" sh bench/bench_wan.sh $(WAN_RANDOM)
 
 # CogVideoX-2B at full size on random weights in the diffusers layout (tools/cogvideox_random.py:
-# 2B and 5B, about 26 GB, made once; the lead's copy lives in /work/cogvideox-random).
-COGVIDEOX_RANDOM ?= $(if $(wildcard /work/cogvideox-random/CogVideoX-2b/model_index.json),/work/cogvideox-random,build/cogvideox-random)
+# 2B and 5B, about 26 GB, made once; a copy beside the repository, ../cogvideox-random, is used when there).
+COGVIDEOX_RANDOM ?= $(if $(wildcard ../cogvideox-random/CogVideoX-2b/model_index.json),../cogvideox-random,build/cogvideox-random)
 $(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json: | tools-deps
 	/usr/bin/python3 tools/cogvideox_random.py $(COGVIDEOX_RANDOM)
 
@@ -158,9 +158,9 @@ $(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json: | tools-deps
 bench-cogvideox: deps tools-deps all $(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json
 	ZOE="$(BIN)/zoe" sh bench/bench_cogvideox.sh $(COGVIDEOX_RANDOM)/CogVideoX-2b
 # LTX-Video 2B at full size on random weights (about 21 GB on disk, made once: the diffusers
-# layout with T5 v1.1 XXL, and the same weights as an official single file; the lead's copy
-# lives in /work/ltx-random)
-LTX_RANDOM ?= $(if $(wildcard /work/ltx-random/single/ltx-video-2b-v0.9.1.safetensors),/work/ltx-random,build/ltx-random)
+# layout with T5 v1.1 XXL, and the same weights as an official single file; a copy beside
+# the repository, ../ltx-random, is used when there)
+LTX_RANDOM ?= $(if $(wildcard ../ltx-random/single/ltx-video-2b-v0.9.1.safetensors),../ltx-random,build/ltx-random)
 $(LTX_RANDOM)/single/ltx-video-2b-v0.9.1.safetensors: | tools-deps
 	/usr/bin/python3 tools/ltx_random.py $(LTX_RANDOM)
 

@@ -7,7 +7,7 @@
 # usage: ZOE=bin/zoe sh bench/bench_cogvideox.sh MODEL_DIR
 set -u
 ZOE=${ZOE:-bin/zoe}
-dir=${1:-/work/cogvideox-random/CogVideoX-2b}
+dir=${1:-../cogvideox-random/CogVideoX-2b}
 threads=${ZOE_THREADS:-$(nproc)}
 zoe_out=$(mktemp)
 torch_out=$(mktemp)

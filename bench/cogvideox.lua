@@ -7,7 +7,7 @@
 local zoe = require "zoe"
 local T = zoe.tensor
 
-local dir = arg[1] or "/work/cogvideox-random/CogVideoX-2b"
+local dir = arg[1] or "../cogvideox-random/CogVideoX-2b"
 local want = {}
 for i = 2, #arg do want[arg[i]] = true end
 local all = next(want) == nil
