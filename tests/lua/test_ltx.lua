@@ -108,6 +108,35 @@ t.test("the first frame's tokens at their own timestep (image-to-video): the C b
     "temb0 = temb is the plain block")
 end)
 
+-- The pipeline runs a bf16 checkpoint's transformer with bf16 products (zoe.precision(model.precision)):
+-- on the AVX512-BF16 kernel where the CPU has it. The fixture's 120 rows would go in as hi + lo
+-- bf16 (near f32: products of few rows); forcing the kernel gives the plain bf16 products that a
+-- full-size run's thousands of rows get.
+t.test("bf16 weights on the bf16 kernel stay within 1e-2 of the same weights in f32 products and of the fixture", function()
+  local rounded = {}
+  for _, k in ipairs(w:keys()) do rounded[k] = w[k]:to("bf16") end
+  local btr = ltx.transformer(cfg, rounded)
+  local mask = F.encoder_attention_mask:to("f32")
+  local function run() return btr.forward(F.hidden_states, F.timestep, btr.cross_kv(F.encoder_hidden_states, mask),
+    {grid = grid, rope_scale = scale}) end
+  zoe.gemm_backend("openblas")
+  local ok, want = pcall(run)
+  local backend = zoe.gemm_backend("zoe-avx512bf16")
+  local ok2, got = pcall(run)
+  zoe.gemm_backend("auto")
+  if not ok then error(want, 0) end
+  if not ok2 then error(got, 0) end
+  local f = io.open("/proc/cpuinfo")
+  local has_bf16 = f and f:read("a"):find("avx512_bf16", 1, true)
+  if f then f:close() end
+  if has_bf16 and os.getenv("ZOE_PRECISION") ~= "f32" then
+    t.eq(backend, "zoe-avx512bf16", "the bf16 kernel ran")
+    t.ok(t.tensor_relerr(got, want) > 1e-5, "the activations were rounded to bf16")
+  end
+  close(got, want, 1e-2, "bf16 products against f32 products on the rounded weights")
+  close(got, F.sample, 1e-2, "bf16 against the fixture")
+end)
+
 t.test("errors name the problem", function()
   t.raises(function() tr.forward(T.zeros(1, 60, 4), 1, {}, {grid = grid, rope_scale = scale}) end,
     "ltx.transformer: tokens have 4 channels, the model takes 8")
