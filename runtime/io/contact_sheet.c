@@ -13,6 +13,7 @@
 #define GAP 2         /* pixels between cells and around the sheet */
 #define MIN_CELL 128  /* the default scale makes a cell at least this big */
 #define MAX_SIDE 16384
+#define MAX_COLS 8   /* the default grid's widest row */
 
 static const uint8_t background[3] = {40, 40, 40}, strip_bg[3] = {16, 16, 16}, ink[3] = {235, 235, 235};
 
@@ -114,6 +115,21 @@ static int blit(sheet *sh, const item *it, int64_t t, int scale, int x0, int y0,
   return 0;
 }
 
+/*
+** The columns a group fills by itself: its cells (a video's frames taken every 'every',
+** by default so that at most MAX_COLS show; a run's frames) in rows of at most MAX_COLS,
+** as even as the count allows: 9 cells are 5 + 4, not 8 + 1 with 7 empty.
+*/
+static int64_t natural_cols(const item *first, int count, int every) {
+  int64_t cells = count;
+  if (first->video) {
+    int64_t f = first->frames, ev = every ? every : (f + MAX_COLS - 1) / MAX_COLS;
+    cells = (f + ev - 1) / ev;
+  }
+  int64_t rows = (cells + MAX_COLS - 1) / MAX_COLS;
+  return (cells + rows - 1) / rows;
+}
+
 int zoe_contact_sheet(const zoe_tensor *const *items, int n, const char *path, const zoe_sheet_opts *opts,
                       zoe_err *e) {
   zoe_sheet_opts o = {0};
@@ -143,11 +159,11 @@ int zoe_contact_sheet(const zoe_tensor *const *items, int n, const char *path, c
   }
   if (rc) goto done;
   for (int g = 0; g < ng; g++) {
-    int64_t m = its[gs[g].first].video ? its[gs[g].first].frames : gs[g].count;
+    int64_t m = natural_cols(&its[gs[g].first], gs[g].count, o.every);
     if (m > most) most = m;
     gs[g].label = g < o.nlabels ? o.labels[g] : NULL;
   }
-  int cols = o.cols ? o.cols : (int)(most < 8 ? most : 8);
+  int cols = o.cols ? o.cols : (int)most;
   int scale = o.scale ? o.scale : (MIN_CELL + (maxh > maxw ? maxh : maxw) - 1) / (maxh > maxw ? maxh : maxw);
   if (scale < 1) scale = 1;
   int cw = maxw * scale, ch = maxh * scale;

@@ -314,7 +314,7 @@ t.test("read options: frames, fps resampling, size", function()
   t.raises(function() zoe.video.read(at("lossless.mp4"), {dtype = "f16"}) end, "dtype")
 end)
 
-t.test("contact sheet: a grid of upscaled frames with captions", function()
+t.test("contact sheet: a grid of upscaled frames with captions, as many columns as fit the count", function()
   local tiny = video:narrow(3, 1, 16):narrow(4, 1, 16) -- 3 x 16 x 16 x 16
   zoe.video.contact_sheet({tiny, tiny:narrow(2, 1, 8)}, at("sheet.png"), {cols = 4, labels = {"prompt one", "two"}})
   local s = zoe.image.read(at("sheet.png"))
@@ -328,6 +328,18 @@ t.test("contact sheet: a grid of upscaled frames with captions", function()
   t.eq(zoe.image.read(at("sheet2.png")):shape(), {3, 2 + 130, 2 + 8 * 130})
   zoe.video.contact_sheet({tiny:select(2, 1), video:select(2, 1)}, at("frames.png"), {scale = 1})
   t.eq(zoe.image.read(at("frames.png")):shape(), {3, 2 + 50, 2 + 2 * 66})
+  -- the default grid fits the count: 9 cells (17 frames every 2, as hello.lua's sheet) are
+  -- rows of 5 and 4, not 8 and 1 with 7 empty cells; so are 9 single frames
+  local seventeen = T.cat({tiny, tiny:narrow(2, 1, 1)}, 2) -- 3 x 17 x 16 x 16
+  zoe.video.contact_sheet({seventeen}, at("nine.png"), {every = 2})
+  t.eq(zoe.image.read(at("nine.png")):shape(), {3, 2 + 2 * 130, 2 + 5 * 130})
+  local nine = {}
+  for i = 1, 9 do nine[i] = tiny:select(2, i) end
+  zoe.video.contact_sheet(nine, at("nine_frames.png"))
+  t.eq(zoe.image.read(at("nine_frames.png")):shape(), {3, 2 + 2 * 130, 2 + 5 * 130})
+  -- 17 frames by default: every 3, 6 cells in one row
+  zoe.video.contact_sheet(seventeen, at("six.png"))
+  t.eq(zoe.image.read(at("six.png")):shape(), {3, 2 + 130, 2 + 6 * 130})
   t.raises(function() zoe.video.contact_sheet({}, at("none.png")) end, "no videos")
   t.raises(function() zoe.video.contact_sheet({video, "x"}, at("none.png")) end, "item 2")
   t.raises(function() zoe.video.contact_sheet(video, at("sheet.mp4")) end, "image")
