@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/pool.h"
+#include "io/tmpfiles.h"
 #include "lua/lloop.h"
 #include "lua/lzlib.h"
 
@@ -180,6 +181,7 @@ int main(int argc, char **argv) {
   lua_pushcfunction(L, l_print);
   lua_setglobal(L, "print");
   lz_loop_watch_sigint(L);
+  zoe_tmpfiles_on_signals(); /* SIGTERM while a video is written leaves no temporary file */
   int rc = 0;
   if (chunk) {
     create_arg_table(L, argv, argc, script ? script : argc - 1);

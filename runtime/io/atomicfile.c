@@ -2,6 +2,7 @@
 ** atomicfile.c: temporary file, fsync, rename.
 */
 #include "atomicfile.h"
+#include "tmpfiles.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,7 @@ int zoe_atomic_open(zoe_atomic_file *f, const char *path, zoe_err *e) {
     zoe_atomic_abort(f);
     return zoe_errf(e, ZOE_EIO, "%s: cannot create a temporary file beside it: %s", path, strerror(err));
   }
+  zoe_tmpfiles_add(f->tmp);
   fchmod(f->fd, 0644); /* mkstemp makes it 0600; a weights file is meant to be shared */
   return 0;
 }
@@ -63,6 +65,7 @@ int zoe_atomic_commit(zoe_atomic_file *f, zoe_err *e) {
     zoe_atomic_abort(f);
     return rc;
   }
+  zoe_tmpfiles_forget(f->tmp);
   /* make the rename itself durable */
   const char *slash = strrchr(f->path, '/');
   char *dir = slash ? strndup(f->path, (size_t)(slash - f->path) + 1) : strdup(".");
@@ -80,7 +83,10 @@ int zoe_atomic_commit(zoe_atomic_file *f, zoe_err *e) {
 
 void zoe_atomic_abort(zoe_atomic_file *f) {
   if (f->fd >= 0) close(f->fd);
-  if (f->tmp) unlink(f->tmp);
+  if (f->tmp) {
+    unlink(f->tmp);
+    zoe_tmpfiles_forget(f->tmp);
+  }
   free(f->tmp);
   free(f->path);
   f->fd = -1;

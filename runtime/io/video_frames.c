@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tmpfiles.h"
 #include "video_internal.h"
 
 void zoe_video_opts_default(zoe_video_opts *o) {
@@ -220,6 +221,7 @@ int zoe__tmp_create(const char *path, char **tmp, const char *who, zoe_err *e) {
   *tmp = NULL;
   int rc = zoe__check_dir(path, who, e);
   if (rc) return -1;
+  zoe_tmpfiles_sweep(path); /* what a killed writer of this file left */
   const char *slash = strrchr(path, '/');
   const char *base = slash ? slash + 1 : path;
   size_t dirlen = (size_t)(base - path), n = strlen(path) + 64;
@@ -237,6 +239,7 @@ int zoe__tmp_create(const char *path, char **tmp, const char *who, zoe_err *e) {
              atomic_fetch_add(&counter, 1));
     int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0) {
+      zoe_tmpfiles_add(name); /* removed if a signal ends the process */
       *tmp = name;
       return fd;
     }

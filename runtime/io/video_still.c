@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tmpfiles.h"
 #include "video_internal.h"
 
 enum { IMG_PNG, IMG_JPEG, IMG_WEBP };
@@ -260,6 +261,12 @@ int zoe__still_write(zoe__still *s, const zoe_tensor *frames, const zoe__frames 
   return 0;
 }
 
+/* temporary file i is renamed or removed: nothing for a signal to remove */
+static void forget(zoe__still *s, int64_t i) {
+  zoe_tmpfiles_forget(s->tmps[i]);
+  s->tmps[i][0] = '\0';
+}
+
 int zoe__still_close(zoe__still *s, zoe_err *e) {
   int rc = 0;
   if (s->n == 0) rc = zoe_errf(e, ZOE_EINVAL, "video.write '%s': no frames were written", s->path);
@@ -267,16 +274,22 @@ int zoe__still_close(zoe__still *s, zoe_err *e) {
     if (rename(s->tmps[i], s->finals[i]) != 0)
       rc = zoe_errf(e, ZOE_EIO, "video.write: renaming '%s' to '%s': %s", s->tmps[i], s->finals[i], strerror(errno));
     else
-      s->tmps[i][0] = '\0'; /* renamed: nothing to remove */
+      forget(s, i); /* renamed: nothing to remove */
   }
   for (int64_t i = 0; i < s->n; i++)
-    if (s->tmps[i][0]) unlink(s->tmps[i]);
+    if (s->tmps[i][0]) {
+      unlink(s->tmps[i]);
+      forget(s, i);
+    }
   free_still(s);
   return rc;
 }
 
 void zoe__still_abort(zoe__still *s) {
-  for (int64_t i = 0; i < s->n; i++) unlink(s->tmps[i]);
+  for (int64_t i = 0; i < s->n; i++) {
+    unlink(s->tmps[i]);
+    forget(s, i);
+  }
   free_still(s);
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../core/pool.h"
+#include "tmpfiles.h"
 #include "video_internal.h"
 
 enum { OUT_H264, OUT_VP9, OUT_GIF, OUT_STILL };
@@ -379,6 +380,7 @@ static int finish(zoe_video_writer *w, zoe_err *e) {
   if (av < 0) return zoe_errf(e, ZOE_EIO, "video.write '%s': finishing '%s': %s", w->path, w->tmp, ZOE__AVERR(av));
   if (rename(w->tmp, w->path) != 0)
     return zoe_errf(e, ZOE_EIO, "video.write: renaming '%s' to '%s': %s", w->tmp, w->path, strerror(errno));
+  zoe_tmpfiles_forget(w->tmp);
   w->tmp[0] = '\0';
   return 0;
 }
@@ -404,7 +406,10 @@ void zoe_video_writer_abort(zoe_video_writer *w) {
   if (!w) return;
   if (w->still) zoe__still_abort(w->still);
   if (w->oc && w->oc->pb) avio_closep(&w->oc->pb);
-  if (w->tmp && w->tmp[0]) unlink(w->tmp);
+  if (w->tmp && w->tmp[0]) {
+    unlink(w->tmp);
+    zoe_tmpfiles_forget(w->tmp);
+  }
   free_writer(w);
 }
 

@@ -3,6 +3,7 @@
 ** running script (SIGINT through kill), and the REPL driven through a
 ** pseudo-terminal (forkpty) and through a pipe. The binary is $ZOE_TEST_ZOE.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -264,6 +265,41 @@ static void test_sigint_cancels_script(void) {
   CHECK(strcmp(read_file(out, text, sizeof text), "written before\n") == 0, "partial output kept: [%s]", text);
 }
 
+/* the temporary files of 'name' in tmp ('.NAME.PID-N.tmp', as the video writer names them) */
+static int temporaries(const char *name) {
+  DIR *d = opendir(tmp);
+  int n = 0;
+  size_t k = strlen(name);
+  for (struct dirent *de; d && (de = readdir(d));)
+    n += de->d_name[0] == '.' && !strncmp(de->d_name + 1, name, k) && strstr(de->d_name, ".tmp") != NULL;
+  if (d) closedir(d);
+  return n;
+}
+
+/* SIGTERM while a video is being written: the process dies of it, and its temporary file goes too. */
+static void test_sigterm_leaves_no_temporary(void) {
+  char script[300], video[300], src[1024];
+  snprintf(script, sizeof script, "%s/term.lua", tmp);
+  snprintf(video, sizeof video, "%s/term.mp4", tmp);
+  snprintf(src, sizeof src,
+           "local zoe = require 'zoe'\n"
+           "local w = zoe.video.writer('%s')\n"
+           "w:write(zoe.tensor.zeros(3, 4, 64, 64))\n"
+           "io.stdout:write('writing\\n'); io.stdout:flush()\n"
+           "zoe.sleep(60000)\n",
+           video);
+  write_file(script, src);
+  proc p;
+  start_pipes(&p, (char *[]){(char *)zoe, script, NULL});
+  CHECK(expect(&p, "writing", 30), "the writer is open [%s]", p.ebuf);
+  CHECK(temporaries("term.mp4.") == 1, "its temporary file is there: %d", temporaries("term.mp4."));
+  kill(p.pid, SIGTERM);
+  int st = finish(&p, 10);
+  CHECK(st == 128 + SIGTERM, "dies of SIGTERM: status %d [%s]", st, p.ebuf);
+  CHECK(temporaries("term.mp4.") == 0, "no temporary file left: %d", temporaries("term.mp4."));
+  CHECK(access(video, F_OK) != 0, "and no video");
+}
+
 /* A script that swallows the cancel: the second Ctrl-C within 2 s exits. */
 static void test_second_sigint_exits(void) {
   proc p;
@@ -389,6 +425,7 @@ int main(void) {
   RUN(test_progress_display);
   RUN(test_sigint_cancels_script);
   RUN(test_second_sigint_exits);
+  RUN(test_sigterm_leaves_no_temporary);
   RUN(test_repl_pty);
   RUN(test_repl_render);
   RUN(test_repl_pipe);

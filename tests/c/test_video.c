@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../runtime/io/video.h"
@@ -337,6 +339,34 @@ static void test_read_options(void) {
   zoe_tensor_release(v);
 }
 
+/*
+** The temporary files a killed writer left (SIGKILL, a crash: '.NAME.PID-N.tmp' of a PID
+** that is gone) are removed by the next writer of the same file; a live process's stay.
+*/
+static void test_stale_temporaries_swept(void) {
+  zoe_err e = {0};
+  pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  waitpid(gone, NULL, 0);
+  char dead[600], live[600], other[600];
+  snprintf(dead, sizeof dead, "%s/.swept.mp4.%ld-0.tmp", dir, (long)gone);
+  snprintf(live, sizeof live, "%s/.swept.mp4.%ld-3.tmp", dir, (long)getppid());
+  snprintf(other, sizeof other, "%s/.other.mp4.%ld-0.tmp", dir, (long)gone);
+  const char *made[] = {dead, live, other};
+  for (int i = 0; i < 3; i++) {
+    FILE *f = fopen(made[i], "w");
+    if (f) fclose(f);
+  }
+  zoe_tensor *v = moving(3, 16, 16, 1);
+  CHECK(zoe_video_write(v, in_dir("swept.mp4"), NULL, &e) == 0, "%s", e.msg);
+  CHECK(access(dead, F_OK) != 0, "the dead writer's temporary is removed");
+  CHECK(access(live, F_OK) == 0, "a live process's temporary stays");
+  CHECK(access(other, F_OK) == 0, "another file's temporary stays");
+  unlink(live);
+  unlink(other);
+  zoe_tensor_release(v);
+}
+
 static void test_contact_sheet(void) {
   zoe_err e = {0};
   zoe_tensor *a = moving(8, 16, 16, 1), *b = moving(4, 16, 16, 1);
@@ -388,6 +418,7 @@ int main(void) {
   RUN(test_failures_leave_no_file);
   RUN(test_bad_inputs);
   RUN(test_read_options);
+  RUN(test_stale_temporaries_swept);
   RUN(test_contact_sheet);
   remove_dir();
   return test_summary();
