@@ -47,9 +47,11 @@ void lz_job_describe(const lj_job *j, char *b, size_t n) {
   wait_text(j, w, sizeof w);
   int k = snprintf(b, n, "job %d (%s)", j->id, j->name);
   if (k < 0 || (size_t)k >= n) return;
-  if (j->has_progress)
+  if (j->has_progress && j->progress.steps > 0)
     k += snprintf(b + k, n - (size_t)k, ", at %s %lld/%lld", j->progress.stage, (long long)j->progress.step,
                   (long long)j->progress.steps);
+  else if (j->has_progress)
+    k += snprintf(b + k, n - (size_t)k, ", at %s", j->progress.stage);
   if (w[0] && k >= 0 && (size_t)k < n) snprintf(b + k, n - (size_t)k, ", %s", w);
 }
 

@@ -192,8 +192,10 @@ void lz_loop_remove(lj_job *j) {
 void lz_job_raise_cancel(lua_State *L, lj_job *j, const char *during) {
   j->cancel_delivered = true;
   nest_hooks(j, HOOK_COUNT);
-  if (during && *during) luaL_error(L, "job %d canceled (during %s)", j->id, during);
-  luaL_error(L, "job %d canceled", j->id);
+  /* no position: where the cancel landed is the runtime's own code, not the user's */
+  if (during && *during) lua_pushfstring(L, "job %d canceled (during %s)", j->id, during);
+  else lua_pushfstring(L, "job %d canceled", j->id);
+  lua_error(L);
 }
 
 void lz_job_check_cancel(lua_State *L, lj_job *j) {

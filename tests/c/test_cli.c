@@ -261,7 +261,7 @@ static void test_sigint_cancels_script(void) {
   CHECK(st == 130, "exit status %d after Ctrl-C [%s]", st, p.ebuf);
   CHECK(took < 5, "exited %.2f s after Ctrl-C", took);
   CHECK(strstr(p.ebuf, "Ctrl-C: canceling job 1 (") != NULL, "says what it cancels: [%s]", p.ebuf);
-  CHECK(strstr(p.ebuf, "job 1 canceled") != NULL, "and that it was canceled: [%s]", p.ebuf);
+  CHECK(strstr(p.ebuf, "zoe: job 1 canceled") != NULL, "and that it was canceled, without a position: [%s]", p.ebuf);
   CHECK(strcmp(read_file(out, text, sizeof text), "written before\n") == 0, "partial output kept: [%s]", text);
 }
 

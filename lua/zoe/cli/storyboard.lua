@@ -99,7 +99,11 @@ return function(args)
     end
   end)
   if not ok then
-    if tostring(err):find("job %d+ canceled") then error(err, 0) end -- Ctrl-C: the loop reports it
+    if tostring(err):find("job %d+ canceled") then
+      -- Ctrl-C ends --watch, as its help says: not an error (the status still says Ctrl-C)
+      if o.watch then exit(130, "zoe storyboard: stopped watching " .. o.path) end
+      error(err, 0) -- the loop reports it
+    end
     exit(1, "zoe storyboard: " .. tostring(err))
   end
 end
