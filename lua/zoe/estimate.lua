@@ -8,8 +8,9 @@
 -- count, flops_per_unit}. The seconds come from what this machine measured: the op rates
 -- the runtime learns as it runs (zoe.offload_rates: ns per unit of each op's cost) and the
 -- stages the pipeline times itself (M.learn), both kept between runs in
--- ~/.cache/zoe/op-rates.json. A kind never timed here falls back on its flops at the speed
--- of this machine's f32 products (a rough figure; e.rough names such kinds).
+-- ~/.cache/zoe/op-rates.json. An op's rate is taken at the size the run will call it (its
+-- size class). A kind never timed here at a similar size falls back on its flops at the
+-- speed of this machine's f32 products (a rough figure; e.rough names such kinds).
 local zoe = require "zoe"
 
 local M = {}
@@ -75,16 +76,37 @@ function M.ns_per_flop()
   return ns_flop
 end
 
--- {seconds =, stages = {stage = seconds}, rough = {kind, ...}} of a work list
+-- The size class of an op's cost, as runtime/lua/loffload.c learns it ("wan_block@17"):
+-- factors of 4.
+function M.size_class(units) return math.floor(math.log(units, 2) / 2) end
+
+-- ns per unit of an op kind at 'units' a call, and whether it is rough: its own size class,
+-- else the nearest one timed within two classes (16x the cost). A kind's rate moves with
+-- size (zoe-tiny's DiT blocks run at a fraction of the speed per flop of Wan's), so one
+-- further off, or a rate of no size kept by an older version, is not used.
+local function op_rate(rates, kind, units)
+  local c = M.size_class(units)
+  if rates[kind .. "@" .. c] then return rates[kind .. "@" .. c], false end
+  local best, dist
+  for k, v in pairs(rates) do
+    local name, class = k:match("^(.+)@(%-?%d+)$")
+    local d = name == kind and math.abs(tonumber(class) - c)
+    if d and d <= 2 and (not dist or d < dist or (d == dist and v < best)) then best, dist = v, d end
+  end
+  return best, true
+end
+
+-- {seconds =, stages = {stage = seconds}, rough = {kind, ...}} of a work list. A kind
+-- with a ':' is a stage the pipeline times whole ("decode:NAME"); any other is an op.
 function M.time(work)
   local rates = M.rates()
   local out = {seconds = 0, stages = {}, rough = {}}
   for _, w in ipairs(work) do
-    local ns = rates[w.kind]
-    if not ns then
-      ns = (w.flops_per_unit or 1) * M.ns_per_flop()
-      out.rough[#out.rough + 1] = w.kind
-    end
+    local ns, rough
+    if w.kind:find(":", 1, true) then ns = rates[w.kind]
+    elseif w.units > 0 then ns, rough = op_rate(rates, w.kind, w.units) end
+    if not ns then ns, rough = (w.flops_per_unit or 1) * M.ns_per_flop(), true end
+    if rough then out.rough[#out.rough + 1] = w.kind end
     local s = w.units * w.count * ns / 1e9
     out.seconds = out.seconds + s
     out.stages[w.stage] = (out.stages[w.stage] or 0) + s

@@ -28,7 +28,7 @@
 #define OFFLOAD_NS 100000.0
 #define COST_THRESHOLD 1e6
 #define RATE_MIN_NS 10000
-#define NRATES 64
+#define NRATES 256 /* kinds, and kinds by size class */
 
 static double offload_ns = OFFLOAD_NS; /* predicted time from which tasks are offloaded */
 
@@ -63,13 +63,25 @@ static task_rate *rate_of(const char *name) {
 ** difference, and by at most 0.1 (10%): a run that was preempted for
 ** milliseconds on a busy machine does not send every small op of its kind away.
 */
-static void learn(const lz_task *t, int64_t ns) {
-  if (ns < RATE_MIN_NS || t->cost <= 0 || !t->name) return;
-  task_rate *r = rate_of(t->name);
+static void learn_into(task_rate *r, double x) {
   if (!r) return;
-  double x = log((double)ns / t->cost);
   if (r->n++ == 0) r->log_rate = x;
   else r->log_rate += fmax(-0.1, fmin(0.1, 0.1 * (x - r->log_rate)));
+}
+
+/*
+** Each run teaches its kind's rate (what decides offloading) and the rate of its size
+** class, "wan_block@17" (costs from 4^17 to 4^18), which zoe.estimate reads: per unit of
+** cost, a small model's blocks run several times slower than a large one's, so a run of
+** zoe-tiny must not set the time predicted for Wan.
+*/
+static void learn(const lz_task *t, int64_t ns) {
+  if (ns < RATE_MIN_NS || t->cost <= 0 || !t->name) return;
+  double x = log((double)ns / t->cost);
+  learn_into(rate_of(t->name), x);
+  char sized[sizeof rates[0].name];
+  if (snprintf(sized, sizeof sized, "%s@%d", t->name, (int)floor(log2(t->cost) / 2)) < (int)sizeof sized)
+    learn_into(rate_of(sized), x);
 }
 
 /* How long 't' will take, in ns; < 0 when its kind has not been timed yet. */

@@ -162,6 +162,34 @@ t.test("the time estimate: from the rates learned and kept, printed first for a 
   local e2 = zoe.pipeline.estimate{model = model, prompt = "x", steps = 3, seed = 1}
   t.ok(e2.seconds > 0 and e2.stages.denoise > 0 and e2.bytes > 0 and e2.memory.decode > 0, "pipeline.estimate")
   t.eq(e2.rough, {}, "every kind timed by the run before")
+  -- a DiT block's rate is learned by size class too, and that is the one the estimate reads
+  local sized = 0
+  for k in pairs(zoe.offload_rates()) do sized = sized + (k:match("^wan_block@%d+$") and 1 or 0) end
+  t.ok(sized >= 1, "wan_block timed by size class")
+end)
+
+-- zoe-tiny's DiT blocks run several times slower per flop than Wan's: a rate timed at one
+-- size serves sizes up to two classes (16x the cost) away, as a rough figure, and no further.
+t.test("the time estimate takes an op's rate at the size the run calls it", function()
+  local est = require "zoe.estimate"
+  local kind = ("test_op_%d"):format(math.random(1, 1e9))
+  local rates = est.rates
+  est.rates = function() return {[kind .. "@10"] = 2.0, [kind .. "@6"] = 9.0, [kind] = 50} end
+  local function time(units) return est.time {{stage = "denoise", kind = kind, units = units, count = 3, flops_per_unit = 1}} end
+  local e = time(4 ^ 10 * 2)
+  t.near(e.seconds, 3 * 2.0 * 4 ^ 10 * 2 / 1e9, 1e-9, "its own size class")
+  t.eq(e.rough, {})
+  e = time(4 ^ 12 * 2)
+  t.near(e.seconds, 3 * 2.0 * 4 ^ 12 * 2 / 1e9, 1e-9, "the nearest class, two away")
+  t.eq(e.rough, {kind})
+  e = time(4 ^ 7)
+  t.near(e.seconds, 3 * 9.0 * 4 ^ 7 / 1e9, 1e-9, "the nearer of two classes")
+  e = time(4 ^ 14)
+  est.rates = rates
+  t.near(e.seconds, 3 * 4 ^ 14 * est.ns_per_flop() / 1e9, 1e-9, "four classes away: the products' speed, not a rate of another size")
+  t.eq(e.rough, {kind})
+  t.eq(est.size_class(4 ^ 17), 17)
+  t.eq(est.size_class(4 ^ 18 - 1), 17)
 end)
 
 t.done()
