@@ -1,7 +1,8 @@
 # Zoetrope build. `make run` and `make test` are the only commands a fresh
 # Debian 12 machine needs: both install missing packages first (make deps).
 #
-#   make            build bin/zoe, lib/libzoe.a (the core), lib/zoe.so (Lua module)
+#   make            build bin/zoe, lib/libzoe.a and lib/libzoe.so (the C core, include/zoe.h),
+#                   lib/zoe.so (the Lua module)
 #   make deps       install the Debian packages that are missing (apt-get, as root)
 #   make run        run the default recipe (scripts/hello.lua)
 #   make test       C unit tests + Lua tests; ends with "N passed, N failed, N skipped"
@@ -13,7 +14,8 @@
 #   make bench-ltx  LTX-Video 2B at full size (random weights) against PyTorch (LTX_RANDOM=dir)
 #   make train-tiny / eval-tiny   train zoe-tiny again / its quality table
 #   make refit-tiny               after new zoe-tiny weights: its preview projection and cache calibration
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (also the header, zoe.pc for pkg-config, libzoe.so)
+#   make rock-check luarocks installs zoe from its rockspec into a tree of its own, then loads it
 
 PREFIX ?= /usr/local
 SAN ?=
@@ -22,10 +24,13 @@ CC ?= cc
 # Debian packages: build libraries, and the tools tests use (ffprobe, valgrind, redis-server).
 DEB_PACKAGES = build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev libuv1-dev \
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev ffmpeg libcjson-dev \
-  lua-luv-dev libedit-dev unicode-data libhiredis-dev redis-server
+  lua-luv-dev libedit-dev unicode-data libhiredis-dev redis-server luarocks
 
-PKGS = lua5.4 lua5.4-luv openblas libuv libedit libavcodec libavformat libavutil libswscale libavfilter libcjson \
-  hiredis
+# the C core's libraries, then the Lua binding's and the command's
+CORE_PKGS = openblas libuv libavcodec libavformat libavutil libswscale libavfilter libcjson
+PKGS = lua5.4 lua5.4-luv libedit hiredis $(CORE_PKGS)
+# the version, from the public header
+VERSION := $(shell sed -n 's/^\#define ZOE_VERSION "\(.*\)"/\1/p' include/zoe.h)
 
 # BUILD may be overridden (make BUILD=build/mine) so several builds can live side by side.
 ifeq ($(SAN),1)
@@ -42,10 +47,11 @@ LIB = $(BUILD)/lib
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CORE_LIBS = $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) -lm -lpthread
 
 
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-  -Wmissing-prototypes -fno-math-errno -fno-trapping-math -fPIC $(OPT) $(SANFLAGS) $(PKG_CFLAGS) \
+  -Wmissing-prototypes -fno-math-errno -fno-trapping-math -fPIC -fvisibility=hidden $(OPT) $(SANFLAGS) $(PKG_CFLAGS) \
   $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lm -lpthread $(LDLIBS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
@@ -64,12 +70,13 @@ BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 .PHONY: all deps run test bench bench-wan bench-cogvideox bench-ltx fuzz train-tiny eval-tiny refit-tiny tools-deps install clean FORCE
 .DEFAULT_GOAL := all
 
-all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/zoe.so
+all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/libzoe.so $(LIB)/zoe.so
 ifeq ($(BUILD),build/rel)
 	@mkdir -p bin lib
 	@ln -sf ../$(BIN)/zoe bin/zoe
 	@ln -sf ../$(LIB)/zoe.so lib/zoe.so
 	@ln -sf ../$(LIB)/libzoe.a lib/libzoe.a
+	@ln -sf ../$(LIB)/libzoe.so lib/libzoe.so
 endif
 
 deps:
@@ -99,6 +106,13 @@ $(LIB)/libzoe.a: $(CORE_OBJ)
 	@mkdir -p $(LIB)
 	rm -f $@ && ar rcs $@ $^
 
+# The core for C programs (include/zoe.h): built with -fvisibility=hidden, it exports
+# what zoe.h declares (ZOE_API) and nothing else.
+$(LIB)/libzoe.so: $(CORE_OBJ)
+	@mkdir -p $(LIB)
+	$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,libzoe.so.0 -o $(LIB)/libzoe.so.0 $^ $(CORE_LIBS)
+	ln -sf libzoe.so.0 $@
+
 $(LIB)/zoe.so: $(CORE_OBJ) $(LUA_OBJ)
 	@mkdir -p $(LIB)
 	$(CC) -shared $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -118,8 +132,21 @@ $(BIN)/bench/%: bench/%.c $(LIB)/libzoe.a $(FLAGS_STAMP)
 run: deps all
 	$(BIN)/zoe scripts/hello.lua
 
-test: deps all $(TEST_BIN)
-	@ZOE="$(BIN)/zoe" TEST_BIN_DIR="$(BIN)/tests" SAN="$(SAN)" sh tests/run.sh
+# examples/embed.c against the installed library only: installed into a prefix inside the
+# build folder, compiled with what pkg-config says (the header and -lzoe, nothing of the tree)
+STAGE = $(abspath $(BUILD))/stage
+$(STAGE)/lib/pkgconfig/zoe.pc: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/libzoe.so $(LIB)/zoe.so include/zoe.h
+	@rm -rf $(STAGE)
+	@$(MAKE) --no-print-directory install PREFIX=$(STAGE) BUILD=$(BUILD) SAN=$(SAN) >/dev/null
+
+$(BIN)/embed: examples/embed.c $(STAGE)/lib/pkgconfig/zoe.pc
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror $(SANFLAGS) -o $@ $< \
+	  $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs zoe) -lm -Wl,-rpath,$(STAGE)/lib
+
+test: deps all $(TEST_BIN) $(BIN)/embed
+	@ZOE="$(BIN)/zoe" TEST_BIN_DIR="$(BIN)/tests" SAN="$(SAN)" ZOE_EMBED="$(BIN)/embed" ZOE_STAGE="$(STAGE)" \
+	  sh tests/run.sh
 
 # the PyTorch sides of the benches (and training) run on Debian's torch
 TOOLS_DEB_PACKAGES = python3-torch python3-numpy sentencepiece
@@ -185,12 +212,32 @@ refit-tiny: tools-deps all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 $(DESTDIR)$(PREFIX)/share/lua/5.4 \
-	  $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/zoe
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/zoe
 	install -m 755 $(BIN)/zoe $(DESTDIR)$(PREFIX)/bin/zoe
 	install -m 644 $(LIB)/zoe.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/zoe.so
 	install -m 644 $(LIB)/libzoe.a $(DESTDIR)$(PREFIX)/lib/libzoe.a
+	install -m 755 $(LIB)/libzoe.so.0 $(DESTDIR)$(PREFIX)/lib/libzoe.so.0
+	ln -sf libzoe.so.0 $(DESTDIR)$(PREFIX)/lib/libzoe.so
+	install -m 644 include/zoe.h $(DESTDIR)$(PREFIX)/include/zoe.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(CORE_PKGS)|' zoe.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/zoe.pc
 	cp -r lua/zoe $(DESTDIR)$(PREFIX)/share/lua/5.4/
 	if [ -d models ]; then cp -r models $(DESTDIR)$(PREFIX)/share/zoe/; fi
+
+# luarocks' make build (zoe-VERSION-1.rockspec): the Lua module and library into the rock's
+# folders (LIBDIR, LUADIR, BINDIR as luarocks gives them)
+install-rock: $(LIB)/zoe.so
+	install -d $(LIBDIR) $(LUADIR)
+	install -m 644 $(LIB)/zoe.so $(LIBDIR)/zoe.so
+	cp -r lua/zoe $(LUADIR)/
+
+# the rockspec installs and loads with Debian's luarocks, into a tree inside the build folder
+ROCKTREE = $(abspath $(BUILD))/rocktree
+rock-check: deps
+	rm -rf $(ROCKTREE)
+	luarocks --lua-version=5.4 --tree=$(ROCKTREE) make zoe-$(VERSION)-1.rockspec
+	LUA_PATH="$(ROCKTREE)/share/lua/5.4/?.lua;$(ROCKTREE)/share/lua/5.4/?/init.lua;;" \
+	  LUA_CPATH="$(ROCKTREE)/lib/lua/5.4/?.so;;" lua5.4 tests/rock_check.lua
 
 clean:
 	rm -rf build bin lib

@@ -17,10 +17,6 @@
 #include "lua/lloop.h"
 #include "lua/lzlib.h"
 
-#ifndef ZOE_VERSION
-#define ZOE_VERSION "0.1.0"
-#endif
-
 static const char *usage =
     "usage: zoe [options] [script.lua [args...]]\n"
     "  zoe script.lua args   run a Lua script as a job (its arguments are in 'arg')\n"
@@ -145,7 +141,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
       lz_loop_set_verbose(true);
     } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
-      printf("zoe %s (%s)\n", ZOE_VERSION, LUA_RELEASE);
+      printf("zoe %s (%s)\n", zoe_version(), LUA_RELEASE);
       return 0;
     } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       fputs(usage, stdout);

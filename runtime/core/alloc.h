@@ -33,8 +33,7 @@ void zoe_free(void *p, size_t nbytes);
 
 void zoe_mem_get(zoe_mem_stats *out);
 void zoe_mem_reset_peak(void);
-/* Hand every cached block and every idle activation arena back to the system. */
-void zoe_mem_trim(void);
+/* zoe_mem_trim (every cached block and idle arena back to the system): include/zoe.h */
 /* Only the cached blocks. */
 void zoe_mem_trim_cache(void);
 void zoe_mem_add_mapped(int64_t delta);

@@ -11,38 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef enum zoe_dtype {
-  ZOE_F32,
-  ZOE_F16,
-  ZOE_BF16,
-  ZOE_I32,
-  ZOE_U8,
-  ZOE_I64,  /* storage only: read from checkpoints, converted before use */
-  ZOE_BOOL, /* storage only: one byte, 0 or 1 */
-  ZOE_F64,  /* storage only: reference fixtures keep Python floats as F64 */
-  ZOE_F8_E4M3, /* float8 e4m3fn (no infinities, max 448), widened like f16/bf16 */
-  ZOE_F8_E5M2, /* float8 e5m2 (IEEE-like, max 57344) */
-  /*
-  ** Quantized blocks (ggml's formats, runtime/core/quant.h): a run of elements is
-  ** stored as one block of bytes, so a tensor of these holds whole blocks, is
-  ** contiguous, and starts on a block. Only linear layers, dequantization (to)
-  ** and copies take them; other ops refuse them.
-  */
-  ZOE_Q4_0,
-  ZOE_Q4_1,
-  ZOE_Q5_0,
-  ZOE_Q5_1,
-  ZOE_Q8_0,
-  ZOE_Q2_K,
-  ZOE_Q3_K,
-  ZOE_Q4_K,
-  ZOE_Q5_K,
-  ZOE_Q6_K,
-  ZOE_NDTYPES
-} zoe_dtype;
+#include "../../include/zoe.h"
 
-/* Bytes per element; for quantized types, bytes per block (zoe_dtype_block elements). */
-size_t zoe_dtype_size(zoe_dtype dt);
 /* Elements per block: 32 or 256 for quantized types, 1 for the others. */
 static inline int64_t zoe_dtype_block(zoe_dtype dt) {
   return dt >= ZOE_Q4_0 && dt <= ZOE_Q8_0 ? 32 : dt >= ZOE_Q2_K && dt < ZOE_NDTYPES ? 256 : 1;
@@ -54,9 +24,6 @@ static inline size_t zoe_dtype_bytes(zoe_dtype dt, int64_t n) {
 }
 /* The alignment a typed load of this dtype needs (a block's f16 scales need 2). */
 size_t zoe_dtype_align(zoe_dtype dt);
-const char *zoe_dtype_name(zoe_dtype dt);           /* "f32", "bf16", ... */
-int zoe_dtype_from_name(const char *name, zoe_dtype *out); /* 0 or ZOE_EINVAL */
-bool zoe_dtype_is_float(zoe_dtype dt);
 
 static inline uint32_t zoe_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float zoe_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }

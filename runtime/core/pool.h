@@ -12,14 +12,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../../include/zoe.h"
+
 typedef void (*zoe_range_fn)(void *ctx, int64_t begin, int64_t end);
 
-/* Start the pool (idempotent). nthreads <= 0: ZOE_THREADS or the core count. */
-void zoe_pool_init(int nthreads);
-/* Change the thread count (also OpenBLAS's). */
-void zoe_pool_set_threads(int nthreads);
-int zoe_pool_threads(void);
-void zoe_pool_shutdown(void);
+/* zoe_pool_init, zoe_pool_set_threads, zoe_pool_threads, zoe_pool_shutdown: include/zoe.h */
 
 /*
 ** Run fn over [0, n) in ranges of at least 'grain' items, in parallel.

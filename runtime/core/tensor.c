@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "iter.h"
@@ -90,6 +91,20 @@ void zoe_tensor_release(zoe_tensor *t) {
 
 char *zoe_shape_str(const zoe_tensor *t, char *buf, size_t n) {
   return zoe_shape_str_n(t->ndim, t->shape, buf, n);
+}
+
+zoe_dtype zoe_tensor_dtype(const zoe_tensor *t) { return t->dtype; }
+int zoe_tensor_ndim(const zoe_tensor *t) { return t->ndim; }
+void *zoe_tensor_data(const zoe_tensor *t) { return zoe_data(t); }
+
+int64_t zoe_tensor_size(const zoe_tensor *t, int dim) {
+  int d;
+  return zoe_norm_dim(dim, t->ndim, "size", NULL, &d) ? 0 : t->shape[d];
+}
+
+int64_t zoe_tensor_stride(const zoe_tensor *t, int dim) {
+  int d;
+  return zoe_norm_dim(dim, t->ndim, "stride", NULL, &d) ? 0 : t->stride[d];
 }
 
 int64_t zoe_numel(const zoe_tensor *t) {
@@ -255,6 +270,12 @@ zoe_tensor *zoe_linspace(zoe_dtype dt, double start, double end, int64_t n, zoe_
     double v = i < half ? start + step * (double)i : end - step * (double)(n - 1 - i);
     zoe_store_elem(dt, zoe_data(t), i, v);
   }
+  return t;
+}
+
+zoe_tensor *zoe_tensor_from_data(zoe_dtype dt, int ndim, const int64_t *shape, const void *data, zoe_err *e) {
+  zoe_tensor *t = zoe_empty(dt, ndim, shape, e);
+  if (t && zoe_numel(t) > 0) memcpy(zoe_data(t), data, zoe_dtype_bytes(dt, zoe_numel(t)));
   return t;
 }
 

@@ -1,8 +1,9 @@
 /*
-** tensor.h: refcounted storage and the tensor, a strided view over it.
-** Views never copy. Every function that returns a tensor returns a new
-** reference the caller releases once (even when it is the input itself).
-** Dims are 0-based here; negative dims count from the end.
+** tensor.h: refcounted storage and the tensor, a strided view over it: the
+** layout, and what the core uses beside the public tensor API (include/zoe.h:
+** creation, views, copies, lifetime). Views never copy. Every function that
+** returns a tensor returns a new reference the caller releases once (even when
+** it is the input itself). Dims are 0-based here; negative dims count from the end.
 */
 #ifndef ZOE_TENSOR_H
 #define ZOE_TENSOR_H
@@ -14,8 +15,6 @@
 #include "dtype.h"
 #include "error.h"
 #include "shape.h"
-
-#define ZOE_MAX_DIMS 8
 
 typedef struct zoe_storage zoe_storage;
 struct zoe_storage {
@@ -29,7 +28,8 @@ struct zoe_storage {
 
 typedef struct zoe_lowrank zoe_lowrank;
 
-typedef struct zoe_tensor {
+/* the public type of include/zoe.h, whose fields the core reads directly */
+struct zoe_tensor {
   atomic_int refcount;
   zoe_dtype dtype;
   int ndim;
@@ -41,7 +41,7 @@ typedef struct zoe_tensor {
      fp8, LoRAs on a quantized weight: nn/lora.c), which zoe_linear applies; views and
      copies do not inherit them. */
   zoe_lowrank *lowrank;
-} zoe_tensor;
+};
 
 /* weight_scale * W + sum_i scale_i * B_i A_i, kept apart: A_i [r_i, in], B_i [out, r_i] (f32). Refcounted. */
 struct zoe_lowrank {
@@ -61,14 +61,7 @@ zoe_storage *zoe_storage_wrap(void *data, size_t nbytes, void (*release)(zoe_sto
 zoe_storage *zoe_storage_retain(zoe_storage *s);
 void zoe_storage_release(zoe_storage *s);
 
-/* ---- lifetime ---- */
-zoe_tensor *zoe_tensor_retain(const zoe_tensor *t);
-void zoe_tensor_release(zoe_tensor *t);
-
 /* ---- creation ---- */
-zoe_tensor *zoe_empty(zoe_dtype dt, int ndim, const int64_t *shape, zoe_err *e);
-zoe_tensor *zoe_zeros(zoe_dtype dt, int ndim, const int64_t *shape, zoe_err *e);
-zoe_tensor *zoe_full(zoe_dtype dt, int ndim, const int64_t *shape, double v, zoe_err *e);
 zoe_tensor *zoe_empty_like(const zoe_tensor *t, zoe_err *e); /* contiguous, same dtype */
 zoe_tensor *zoe_arange(zoe_dtype dt, double start, double end, double step, zoe_err *e);
 zoe_tensor *zoe_linspace(zoe_dtype dt, double start, double end, int64_t n, zoe_err *e);
@@ -77,38 +70,20 @@ zoe_tensor *zoe_tensor_view_of(zoe_storage *s, zoe_dtype dt, int ndim, const int
                                const int64_t *stride, int64_t offset, zoe_err *e);
 
 /* ---- queries ---- */
-int64_t zoe_numel(const zoe_tensor *t);
-bool zoe_is_contiguous(const zoe_tensor *t);
 static inline void *zoe_data(const zoe_tensor *t) { /* a quantized tensor's offset is a whole number of blocks */
   return (char *)t->storage->data + t->offset / zoe_dtype_block(t->dtype) * (int64_t)zoe_dtype_size(t->dtype);
 }
 bool zoe_same_shape(const zoe_tensor *a, const zoe_tensor *b);
-/* t's shape as text (zoe_shape_str_n, shape.h) into 'buf'; returns buf. */
-char *zoe_shape_str(const zoe_tensor *t, char *buf, size_t n);
 
 /* ---- views (no copy) ---- */
-zoe_tensor *zoe_view(const zoe_tensor *t, int ndim, const int64_t *shape, zoe_err *e);
-zoe_tensor *zoe_reshape(const zoe_tensor *t, int ndim, const int64_t *shape, zoe_err *e);
-zoe_tensor *zoe_permute(const zoe_tensor *t, const int *perm, zoe_err *e);
-zoe_tensor *zoe_transpose(const zoe_tensor *t, int d0, int d1, zoe_err *e);
-zoe_tensor *zoe_narrow(const zoe_tensor *t, int dim, int64_t start, int64_t len, zoe_err *e);
-zoe_tensor *zoe_select(const zoe_tensor *t, int dim, int64_t index, zoe_err *e);
 zoe_tensor *zoe_expand(const zoe_tensor *t, int ndim, const int64_t *shape, zoe_err *e);
 zoe_tensor *zoe_squeeze(const zoe_tensor *t, int dim, zoe_err *e);    /* dim must be size 1 */
 zoe_tensor *zoe_squeeze_all(const zoe_tensor *t, zoe_err *e);
-zoe_tensor *zoe_unsqueeze(const zoe_tensor *t, int dim, zoe_err *e);
 
 /*
 ** The same bytes seen as another dtype (torch's view(dtype)): the last dim must be
 ** contiguous; its size scales by the ratio of element sizes.
 */
 zoe_tensor *zoe_view_dtype(const zoe_tensor *t, zoe_dtype dt, zoe_err *e);
-
-/* ---- copies ---- */
-zoe_tensor *zoe_contiguous(const zoe_tensor *t, zoe_err *e); /* 't' itself when already so */
-zoe_tensor *zoe_clone(const zoe_tensor *t, zoe_err *e);
-zoe_tensor *zoe_to_dtype(const zoe_tensor *t, zoe_dtype dt, zoe_err *e);
-/* dst[...] = src[...], broadcasting src to dst's shape and converting dtype. */
-int zoe_copy_(zoe_tensor *dst, const zoe_tensor *src, zoe_err *e);
 
 #endif

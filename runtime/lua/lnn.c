@@ -7,7 +7,7 @@
 */
 #include <math.h>
 
-#include "../nn/t5.h"
+#include "../nn/nn.h"
 #include "lnn.h"
 #include "ltask.h"
 #include "lzlib.h"

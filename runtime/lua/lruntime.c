@@ -9,10 +9,6 @@
 #include "../ops/gemm.h"
 #include "lzlib.h"
 
-#ifndef ZOE_VERSION
-#define ZOE_VERSION "0.1.0"
-#endif
-
 static int z_mem(lua_State *L) {
   zoe_mem_stats m;
   if (lua_toboolean(L, 1)) lua_gc(L, LUA_GCCOLLECT);
@@ -100,7 +96,7 @@ static const luaL_Reg core_funcs[] = {
 
 int lz_open_runtime(lua_State *L) {
   luaL_setfuncs(L, core_funcs, 0);
-  lua_pushliteral(L, ZOE_VERSION);
+  lua_pushstring(L, zoe_version());
   lua_setfield(L, -2, "version");
   return 0;
 }

@@ -9,6 +9,8 @@
 
 #include <lua.h>
 
+#include "../../include/zoe.h"
+
 /* modules: zoe.tensor, zoe.nn, zoe.video, zoe.image, zoe.json, zoe.hiredis */
 int lz_open_tensor(lua_State *L); /* ltensor.c */
 int lz_open_nn(lua_State *L);     /* lnn.c */
@@ -28,8 +30,8 @@ int lz_open_pages(lua_State *L);     /* lpages.c: drop_pages */
 int lz_open_sandbox(lua_State *L);   /* lsandbox.c: memory_limited */
 void lz_open_loop(lua_State *L);     /* lloop.c: spawn, sleep, await, run, progress, uv, ... */
 
-/* the module itself (lzoe.c): the C core, and stock lua5.4's entry */
-int luaopen_zoe_core(lua_State *L);
-int luaopen_zoe(lua_State *L);
+/* the module itself (lzoe.c): the C core, and stock lua5.4's entry (zoe.so exports these) */
+ZOE_API int luaopen_zoe_core(lua_State *L);
+ZOE_API int luaopen_zoe(lua_State *L);
 
 #endif

@@ -57,11 +57,7 @@ zoe_tensor *zoe_softmax(const zoe_tensor *a, int dim, zoe_tensor *out, zoe_err *
 zoe_tensor *zoe_log_softmax(const zoe_tensor *a, int dim, zoe_tensor *out, zoe_err *e);
 
 /* ---- matrix products (all through gemm.h) ---- */
-/*
-** a [..., M, K] @ b [..., K, N] -> [..., M, N] with batch dims broadcast;
-** 1-D operands are treated as torch.matmul does.
-*/
-zoe_tensor *zoe_matmul(const zoe_tensor *a, const zoe_tensor *b, zoe_tensor *out, zoe_err *e);
+/* zoe_matmul (a @ b as torch.matmul, batch dims broadcast): include/zoe.h */
 
 /* ---- joining and gathering ---- */
 zoe_tensor *zoe_cat(const zoe_tensor *const *ts, int n, int dim, zoe_err *e);
