@@ -153,6 +153,61 @@ end
 
 -- ---- the REPL ----
 
+-- Cancel a job, saying so; err: on the error stream.
+local function cancel(io, job, err)
+  local what = M.describe(job)
+  if job:cancel() then io.print("canceling " .. what, err) end
+end
+
+-- What a finished line gave: its values, "canceled", or its error's traceback.
+local function show_outcome(io, job)
+  local st = job:status()
+  if st == "done" then
+    local r = table.pack(job:result())
+    if r.n > 0 then
+      local parts = {}
+      for i = 1, r.n do parts[i] = M.show(r[i]) end
+      io.print(table.concat(parts, "\t"))
+    end
+  elseif st == "canceled" then
+    io.print("canceled", true)
+  else -- an error without a position (a bad setting) in one line, as zoe prints it
+    local err = tostring(select(2, job:result()))
+    local debug = (os.getenv("ZOE_DEBUG") or "0") ~= "0"
+    io.print(not debug and not err:match("^[^\n]-:%d+:") and err or job:info().traceback or err, true)
+  end
+end
+
+-- The REPL's :commands (R.eof ends it).
+local function commands_of(io, R)
+  local commands = {}
+  function commands.help() io.print(HELP) end
+  function commands.jobs() io.print(M.jobs_table()) end
+  function commands.cancel(arg)
+    local id = tonumber(arg)
+    local any = false
+    for _, job in ipairs(zoe.jobs()) do
+      if not id or job:id() == id then
+        cancel(io, job)
+        any = true
+      end
+    end
+    if not any then io.print(id and ("no job " .. id) or "no jobs running", true) end
+  end
+  function commands.quit() R.eof() end
+  commands.q, commands.exit = commands.quit, commands.quit
+  return commands
+end
+
+-- A chunk compiled as lua.c does: as an expression first, then as statements. nil and
+-- "incomplete" when it needs more lines.
+local function compile(chunk)
+  local fn, err = load("return " .. chunk, "=stdin", "t")
+  if not fn then fn, err = load(chunk, "=stdin", "t") end
+  if not fn and err:sub(-5) == "<eof>" then return nil, "incomplete" end
+  return fn, err
+end
+
 function M.start(io)
   local R = {status = 0}
   local buffer  -- an incomplete chunk, waiting for more lines
@@ -176,41 +231,11 @@ function M.start(io)
   function R.finished(job)
     fg = nil
     io.focus(-1)
-    local st = job:status()
-    if st == "done" then
-      local r = table.pack(job:result())
-      if r.n > 0 then
-        local parts = {}
-        for i = 1, r.n do parts[i] = M.show(r[i]) end
-        io.print(table.concat(parts, "\t"))
-      end
-    elseif st == "canceled" then
-      io.print("canceled", true)
-    else -- an error without a position (a bad setting) in one line, as zoe prints it
-      local err = tostring(select(2, job:result()))
-      local debug = (os.getenv("ZOE_DEBUG") or "0") ~= "0"
-      io.print(not debug and not err:match("^[^\n]-:%d+:") and err or job:info().traceback or err, true)
-    end
+    show_outcome(io, job)
     prompt()
   end
 
-  local commands = {}
-  function commands.help() io.print(HELP) end
-  function commands.jobs() io.print(M.jobs_table()) end
-  function commands.cancel(arg)
-    local id = tonumber(arg)
-    local any = false
-    for _, job in ipairs(zoe.jobs()) do
-      if not id or job:id() == id then
-        local what = M.describe(job)
-        if job:cancel() then io.print("canceling " .. what) end
-        any = true
-      end
-    end
-    if not any then io.print(id and ("no job " .. id) or "no jobs running", true) end
-  end
-  function commands.quit() R.eof() end
-  commands.q, commands.exit = commands.quit, commands.quit
+  local commands = commands_of(io, R)
 
   function R.line(line)
     if not buffer then
@@ -225,9 +250,8 @@ function M.start(io)
       if line:match("^%s*$") then prompt() return end
     end
     local chunk = buffer and (buffer .. "\n" .. line) or line
-    local fn, err = load("return " .. chunk, "=stdin", "t")
-    if not fn then fn, err = load(chunk, "=stdin", "t") end
-    if not fn and err:sub(-5) == "<eof>" then -- incomplete: as lua.c, wait for more
+    local fn, err = compile(chunk)
+    if err == "incomplete" then
       buffer = chunk
       prompt()
       return
@@ -252,11 +276,7 @@ function M.start(io)
   -- Ctrl-C: cancels the running line; at the prompt it clears the input, and a
   -- second press within 2 s cancels the background jobs. Never the REPL itself.
   function R.interrupt(presses)
-    if fg then
-      local what = M.describe(fg)
-      if fg:cancel() then io.print("canceling " .. what, true) end
-      return
-    end
+    if fg then return cancel(io, fg, true) end
     io.clear_line()
     if buffer then
       buffer = nil
@@ -266,10 +286,7 @@ function M.start(io)
     if #jobs == 0 then
       if not done then io.print("(Ctrl-D or :quit exits)") end
     elseif presses >= 2 or done then
-      for _, job in ipairs(jobs) do
-        local what = M.describe(job)
-        if job:cancel() then io.print("canceling " .. what, true) end
-      end
+      for _, job in ipairs(jobs) do cancel(io, job, true) end
     else
       io.print(("%d job%s running (:jobs lists them): Ctrl-C again within 2 s cancels them")
         :format(#jobs, #jobs > 1 and "s" or ""), true)

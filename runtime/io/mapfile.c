@@ -49,7 +49,7 @@ zoe_mapping *zoe_map_file(const char *path, zoe_err *e) {
     /* Ask for huge pages (2 MiB): read through this mapping, the page cache keeps
        the file in 2 MiB folios and a fault maps one with a single entry. A text
        encoder streamed layer by layer maps and drops 9 GB per prompt: in 4 KiB
-       pages that page-table work alone took 0.45 s of a 1.6 s umT5 run. Pages the
+       pages that page-table work alone costs 0.45 s of a 1.6 s umT5 run. Pages the
        cache already holds keep their size; a kernel without it ignores the hint. */
     (void)madvise(p, m->size, MADV_HUGEPAGE);
     zoe_mem_add_mapped((int64_t)m->size);

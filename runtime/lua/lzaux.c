@@ -34,7 +34,7 @@ zoe_tensor *lz_checktensor(lua_State *L, int arg) {
 ** survived plus an eighth of it (torch7's fix, with a floor so small scripts
 ** never pay for it). An eighth, not torch7's doubling: a full collection costs
 ** about a millisecond while a big model's temporaries are hundreds of MB each, and
-** doubling let Wan's VAE at 832x480 peak 2 GB higher (11.7 GB against 9.6 GB).
+** doubling lets Wan's VAE at 832x480 peak 2 GB higher (11.7 GB against 9.6 GB).
 */
 #define GC_FLOOR ((int64_t)64 << 20)
 static int64_t gc_threshold = GC_FLOOR;

@@ -300,67 +300,107 @@ static int conv_pointwise(const zoe_tensor *x, zoe_gemm_arg w, const float *bias
   return 0;
 }
 
+/* Every argument checked against the others; *P gets how many frames 'prev' gives. */
+static int check_conv(const conv_args *a, int64_t *P, zoe_err *e) {
+  const char *op = a->op;
+  const zoe_tensor *x0 = a->x, *w0 = a->w;
+  int64_t N = x0->shape[0], Cin = x0->shape[1], T = x0->shape[2], H = x0->shape[3], W = x0->shape[4];
+  int kt = (int)w0->shape[2], kh = (int)w0->shape[3], kw = (int)w0->shape[4];
+  char sx[96], sw[96];
+  if (!is_float(x0->dtype) || !is_float(w0->dtype))
+    return zoe_errf(e, ZOE_EDTYPE, "%s: input and weight must be float tensors (f32, f16, bf16), got %s and %s", op,
+                    zoe_dtype_name(x0->dtype), zoe_dtype_name(w0->dtype));
+  if (w0->shape[1] != Cin) {
+    zoe_shape_str(a->shown_x, sx, sizeof sx);
+    zoe_shape_str(a->shown_w, sw, sizeof sw);
+    return zoe_errf(e, ZOE_ESHAPE, "%s: input has %lld channels, weight expects %lld (input %s, weight %s)", op,
+                    (long long)Cin, (long long)w0->shape[1], sx, sw);
+  }
+  for (int i = 0; i < 3; i++)
+    if (a->stride[i] < 1)
+      return zoe_errf(e, ZOE_EINVAL, "%s: strides must be positive, got %dx%dx%d", op, a->stride[0], a->stride[1],
+                      a->stride[2]);
+  for (int i = 0; i < 4; i++)
+    if (a->pad[i] < 0 || a->tpad < 0) return zoe_errf(e, ZOE_EINVAL, "%s: padding must not be negative", op);
+  *P = 0;
+  if (a->prev) {
+    const zoe_tensor *p = a->prev;
+    *P = p->shape[2];
+    if (p->ndim != 5 || p->shape[0] != N || p->shape[1] != Cin || p->shape[3] != H || p->shape[4] != W)
+      return zoe_errf(e, ZOE_ESHAPE, "%s: prev %s does not match the input %s (N, C, H and W must agree)", op,
+                      zoe_shape_str(p, sw, sizeof sw), zoe_shape_str(x0, sx, sizeof sx));
+    if (*P > a->tpad)
+      return zoe_errf(e, ZOE_EINVAL, "%s: prev has %lld frames, more than the %d frames of causal padding", op,
+                      (long long)*P, a->tpad);
+    if (!is_float(p->dtype))
+      return zoe_errf(e, ZOE_EDTYPE, "%s: prev must be a float tensor, got %s", op, zoe_dtype_name(p->dtype));
+  }
+  int64_t Tp = a->tpad + T, Hp = H + a->pad[0] + a->pad[1], Wp = W + a->pad[2] + a->pad[3];
+  if (Tp < kt || Hp < kh || Wp < kw) {
+    zoe_shape_str(a->shown_x, sx, sizeof sx);
+    if (a->out_ndim == 4)
+      return zoe_errf(e, ZOE_ESHAPE,
+                      "%s: kernel %dx%d is larger than the padded input %lldx%lld (input %s, padding %d,%d,%d,%d)", op,
+                      kh, kw, (long long)Hp, (long long)Wp, sx, a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+    return zoe_errf(e, ZOE_ESHAPE,
+                    "%s: kernel %dx%dx%d is larger than the padded input %lldx%lldx%lld (input %s, time padding %d, "
+                    "padding %dx%d)",
+                    op, kt, kh, kw, (long long)Tp, (long long)Hp, (long long)Wp, sx, a->tpad, a->pad[0], a->pad[2]);
+  }
+  return 0;
+}
+
+/* Where each padded input frame (n, t) starts: zeros, one of prev's frames, or one of x's. */
+static frame_src *frame_table(const conv_args *a, const zoe_tensor *x, const zoe_tensor *prev, int64_t P, int64_t Tp) {
+  int64_t N = x->shape[0];
+  frame_src *frames = malloc(sizeof *frames * (size_t)(N * Tp));
+  if (!frames) return NULL;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t t = 0; t < Tp; t++) {
+      frame_src *f = frames + n * Tp + t;
+      int64_t i = t - (a->tpad - P); /* index into prev then x */
+      const zoe_tensor *s = i < 0 ? NULL : i < P ? prev : x;
+      if (i >= P) i -= P;
+      f->p = s ? (const float *)zoe_data(s) + n * s->stride[0] + i * s->stride[2] : NULL;
+      f->cs = s ? s->stride[1] : 0;
+      f->hs = s ? s->stride[3] : 0;
+    }
+  return frames;
+}
+
+/* im2col tiles through the GEMM over frames_out frames of Ho x Wo pixels. */
+static int run_tiles(conv_ctx *c, int64_t frames_out) {
+  int64_t pixels = c->Ho * c->Wo, K = c->K;
+  /* as many pixels as fit with all of K, at least TILE_PIXELS (then K is cut in chunks) */
+  int64_t tile = COL_BYTES / (K * (int64_t)sizeof(float));
+  tile = tile < TILE_PIXELS ? TILE_PIXELS : tile > TILE_MAX ? TILE_MAX : tile;
+  /*
+  ** Several tiles per frame, for the threads. The tiling depends on the frame
+  ** alone, not on how many frames come at once nor on the thread count, so a
+  ** frame computes to the same bits whether the video is fed whole or chunk by
+  ** chunk, on any number of threads.
+  */
+  int64_t want = 8;
+  while (tile > TILE_MIN && (pixels + tile - 1) / tile < want) tile /= 2;
+  if (tile >= pixels) tile = pixels;
+  else if (tile > 16) tile -= tile % 16;
+  c->tile = tile;
+  c->tiles_per_frame = (pixels + tile - 1) / tile;
+  int64_t taps = (int64_t)c->kt * c->kh * c->kw;
+  c->chunk = COL_BYTES / (tile * taps * (int64_t)sizeof(float));
+  c->chunk = c->chunk < 1 ? 1 : c->chunk > c->Cin ? c->Cin : c->chunk;
+  return zoe_gemm_parallel_for(frames_out * c->tiles_per_frame, 1, conv_tiles, c);
+}
+
 static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
   const char *op = a->op;
   const zoe_tensor *x0 = a->x, *w0 = a->w;
   int64_t N = x0->shape[0], Cin = x0->shape[1], T = x0->shape[2], H = x0->shape[3], W = x0->shape[4];
   int64_t Cout = w0->shape[0];
   int kt = (int)w0->shape[2], kh = (int)w0->shape[3], kw = (int)w0->shape[4];
-  char sx[96], sw[96];
-  if (!is_float(x0->dtype) || !is_float(w0->dtype)) {
-    zoe_errf(e, ZOE_EDTYPE, "%s: input and weight must be float tensors (f32, f16, bf16), got %s and %s", op,
-             zoe_dtype_name(x0->dtype), zoe_dtype_name(w0->dtype));
-    return NULL;
-  }
-  if (w0->shape[1] != Cin) {
-    zoe_shape_str(a->shown_x, sx, sizeof sx);
-    zoe_shape_str(a->shown_w, sw, sizeof sw);
-    zoe_errf(e, ZOE_ESHAPE, "%s: input has %lld channels, weight expects %lld (input %s, weight %s)", op,
-             (long long)Cin, (long long)w0->shape[1], sx, sw);
-    return NULL;
-  }
-  for (int i = 0; i < 3; i++)
-    if (a->stride[i] < 1) {
-      zoe_errf(e, ZOE_EINVAL, "%s: strides must be positive, got %dx%dx%d", op, a->stride[0], a->stride[1],
-               a->stride[2]);
-      return NULL;
-    }
-  for (int i = 0; i < 4; i++)
-    if (a->pad[i] < 0 || a->tpad < 0) {
-      zoe_errf(e, ZOE_EINVAL, "%s: padding must not be negative", op);
-      return NULL;
-    }
   int64_t P = 0;
-  if (a->prev) {
-    const zoe_tensor *p = a->prev;
-    P = p->shape[2];
-    if (p->ndim != 5 || p->shape[0] != N || p->shape[1] != Cin || p->shape[3] != H || p->shape[4] != W) {
-      zoe_errf(e, ZOE_ESHAPE, "%s: prev %s does not match the input %s (N, C, H and W must agree)", op,
-               zoe_shape_str(p, sw, sizeof sw), zoe_shape_str(x0, sx, sizeof sx));
-      return NULL;
-    }
-    if (P > a->tpad) {
-      zoe_errf(e, ZOE_EINVAL, "%s: prev has %lld frames, more than the %d frames of causal padding", op,
-               (long long)P, a->tpad);
-      return NULL;
-    }
-    if (!is_float(p->dtype)) {
-      zoe_errf(e, ZOE_EDTYPE, "%s: prev must be a float tensor, got %s", op, zoe_dtype_name(p->dtype));
-      return NULL;
-    }
-  }
+  if (check_conv(a, &P, e)) return NULL;
   int64_t Tp = a->tpad + T, Hp = H + a->pad[0] + a->pad[1], Wp = W + a->pad[2] + a->pad[3];
-  if (Tp < kt || Hp < kh || Wp < kw) {
-    zoe_shape_str(a->shown_x, sx, sizeof sx);
-    if (a->out_ndim == 4)
-      zoe_errf(e, ZOE_ESHAPE, "%s: kernel %dx%d is larger than the padded input %lldx%lld (input %s, padding %d,%d,%d,%d)",
-               op, kh, kw, (long long)Hp, (long long)Wp, sx, a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
-    else
-      zoe_errf(e, ZOE_ESHAPE,
-               "%s: kernel %dx%dx%d is larger than the padded input %lldx%lldx%lld (input %s, time padding %d, padding %dx%d)",
-               op, kt, kh, kw, (long long)Tp, (long long)Hp, (long long)Wp, sx, a->tpad, a->pad[0], a->pad[2]);
-    return NULL;
-  }
   int64_t To = (Tp - kt) / a->stride[0] + 1, Ho = (Hp - kh) / a->stride[1] + 1, Wo = (Wp - kw) / a->stride[2] + 1;
   int64_t oshape5[5] = {N, Cout, To, Ho, Wo}, oshape4[4] = {N, Cout, Ho, Wo};
   const int64_t *oshape = a->out_ndim == 4 ? oshape4 : oshape5;
@@ -404,28 +444,18 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
     if (rc == 0) goto finish;
   }
 
-  frames = malloc(sizeof *frames * (size_t)(N * Tp));
+  frames = frame_table(a, x, prev, P, Tp);
   c = calloc(1, sizeof *c);
   if (!frames || !c) {
     zoe_errf(e, ZOE_ENOMEM, "%s: out of memory", op);
     goto fail;
   }
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t t = 0; t < Tp; t++) {
-      frame_src *f = frames + n * Tp + t;
-      int64_t i = t - (a->tpad - P); /* index into prev then x */
-      const zoe_tensor *s = i < 0 ? NULL : i < P ? prev : x;
-      if (i >= P) i -= P;
-      f->p = s ? (const float *)zoe_data(s) + n * s->stride[0] + i * s->stride[2] : NULL;
-      f->cs = s ? s->stride[1] : 0;
-      f->hs = s ? s->stride[3] : 0;
-    }
   *c = (conv_ctx){.frames = frames, .Tp = Tp, .Cin = Cin, .H = H, .W = W, .To = To, .Ho = Ho, .Wo = Wo,
                   .Cout = Cout, .K = K, .kt = kt, .kh = kh, .kw = kw, .st = a->stride[0], .sh = a->stride[1],
                   .sw = a->stride[2], .ptop = a->pad[0], .pleft = a->pad[2], .w = wa, .wf = zoe_data(wm), .bias = bptr,
                   .out = out, .on = on, .oc = oc, .ot = ot};
   atomic_init(&c->failed, 0);
-  int64_t pixels = Ho * Wo, frames_out = N * To;
+  int64_t frames_out = N * To;
   int rc;
   if (a->stride[1] == 1 && a->stride[2] == 1) {
     zoe__conv wc = {.frames = frames, .N = N, .Tp = Tp, .Cin = Cin, .H = H, .W = W, .To = To, .Ho = Ho,
@@ -443,25 +473,7 @@ static zoe_tensor *conv_run(const conv_args *a, zoe_err *e) {
     rc = zoe_parallel_for(frames_out * Ho, 1 + 65536 / (K * Wo + 1), direct_rows, c);
     goto ran;
   }
-  /* as many pixels as fit with all of K, at least TILE_PIXELS (then K is cut in chunks) */
-  int64_t tile = COL_BYTES / (K * (int64_t)sizeof(float));
-  tile = tile < TILE_PIXELS ? TILE_PIXELS : tile > TILE_MAX ? TILE_MAX : tile;
-  /*
-  ** Several tiles per frame, for the threads. The tiling depends on the frame
-  ** alone, not on how many frames come at once nor on the thread count, so a
-  ** frame computes to the same bits whether the video is fed whole or chunk by
-  ** chunk, on any number of threads.
-  */
-  int64_t want = 8;
-  while (tile > TILE_MIN && (pixels + tile - 1) / tile < want) tile /= 2;
-  if (tile >= pixels) tile = pixels;
-  else if (tile > 16) tile -= tile % 16;
-  c->tile = tile;
-  c->tiles_per_frame = (pixels + tile - 1) / tile;
-  int64_t taps = (int64_t)kt * kh * kw;
-  c->chunk = COL_BYTES / (tile * taps * (int64_t)sizeof(float));
-  c->chunk = c->chunk < 1 ? 1 : c->chunk > Cin ? Cin : c->chunk;
-  rc = zoe_gemm_parallel_for(frames_out * c->tiles_per_frame, 1, conv_tiles, c);
+  rc = run_tiles(c, frames_out);
 ran:
   if (atomic_load(&c->failed)) {
     zoe_errf(e, c->err.code, "%s: %s", op, c->err.msg);

@@ -333,7 +333,7 @@ function Model:cross_kv(embeddings) return self:dit().cross_kv(embeddings) end
 -- The caches of a prompt and its negative (each one [L, dim] tensor) as one batch: each
 -- comes back as its entry of the batch (views), and merge_kv gives a guided step the
 -- batch itself rather than concatenated copies. At Wan's 512 text tokens the caches of
--- two prompts take 0.38 GB for the 1.3B model; the merged copy took as much again.
+-- two prompts take 0.38 GB for the 1.3B model, and a joined copy would take as much again.
 function Model:cross_kv_pair(cond, uncond)
   if not (uncond and T.is_tensor(cond) and T.is_tensor(uncond)) then
     return self:cross_kv(cond), uncond and self:cross_kv(uncond) or nil

@@ -78,101 +78,103 @@ local function caption(s)
   return ("%s %s%s"):format(s.name, what, s.caption)
 end
 
-function M.render(board, opts)
-  local out = opts.out
-  local model = zoe.models.load(board.model)
-  local p = plan.resolve(board, model)
-  files.mkdir_p(out .. "/shots")
-  local lock <close> = files.lock(out)
-  local cache = cache_mod.open(out)
-  cache:clean()
-  clean_temporaries(out)
-  local n = #p.shots
-  local state, fresh, inflight = {}, {}, {}
-  for i = 1, n do state[i] = {} end
+-- The state of one render: the board, its plan, the cache, and per shot what was found
+-- or made (state[i].key, .fields, .entry, .rendered).
+local function new_run(board, opts, model, p, cache)
+  local r = {board = board, opts = opts, out = opts.out, model = model, plan = p, cache = cache,
+             state = {}, fresh = {}, inflight = {}, done = 0, rendered = 0}
+  for i = 1, #p.shots do r.state[i] = {} end
+  return r
+end
 
-  -- 1. what the cache has (a continued shot's key needs its parent's video)
+-- 1. What the cache has (a continued shot's key needs its parent's video): the shots to render.
+local function look_up(r)
   local to_render = {}
-  for i, s in ipairs(p.shots) do
-    local st, prev = state[i], state[i - 1]
+  for i, s in ipairs(r.plan.shots) do
+    local st, prev = r.state[i], r.state[i - 1]
     if s.continuity == "cut" then
-      st.key, st.fields = plan.key(s, model, board, nil)
+      st.key, st.fields = plan.key(s, r.model, r.board, nil)
     elseif prev.entry then
-      st.key, st.fields = plan.key(s, model, board, prev.entry.output_hash)
+      st.key, st.fields = plan.key(s, r.model, r.board, prev.entry.output_hash)
     end -- else its parent renders first: its key is known only then
-    st.entry = st.key and not opts.force and cache:lookup(st.key) or nil
+    st.entry = st.key and not r.opts.force and r.cache:lookup(st.key) or nil
     if not st.entry then to_render[#to_render + 1] = s end
   end
+  return to_render
+end
 
-  -- 2. every prompt still needed, encoded before any shot renders
-  local texts = opts.text_cache or {}
-  model.text_cache = texts
-  local forget <close> = setmetatable({}, {__close = function() model.text_cache = nil end})
+-- 2. Every prompt still needed, into model.text_cache before any shot renders; then the
+-- text encoder may go.
+local function encode_prompts(r, to_render)
+  local texts = r.model.text_cache
   for k, s in ipairs(to_render) do
     progress {stage = "encode prompts", step = k, steps = #to_render}
-    if not texts[s.prompt_expanded] then texts[s.prompt_expanded] = prompt.encode(model, s.prompt_expanded) end
-    if s.cfg ~= 1 and not texts[s.negative] then texts[s.negative] = prompt.encode(model, s.negative) end
+    if not texts[s.prompt_expanded] then texts[s.prompt_expanded] = prompt.encode(r.model, s.prompt_expanded) end
+    if s.cfg ~= 1 and not texts[s.negative] then texts[s.negative] = prompt.encode(r.model, s.negative) end
   end
-  local release = opts.release_text_encoder
-  if release == nil then release = memory_is_tight(model) end
-  if #to_render > 0 and release then model:release_text_encoder() end
+  local release = r.opts.release_text_encoder
+  if release == nil then release = memory_is_tight(r.model) end
+  if #to_render > 0 and release then r.model:release_text_encoder() end
+end
 
-  -- 3. the shots, chain by chain
-  local done, rendered = 0, 0
-  local board_waits -- the board's own job waits here for a shot to finish
-  local function wake_board()
-    if board_waits then
-      local wake = board_waits
-      board_waits = nil
-      wake()
-    end
+-- The board's own job waits for a shot to finish; a finished shot wakes it.
+local function wake_board(r)
+  if r.board_waits then
+    local wake = r.board_waits
+    r.board_waits = nil
+    wake()
   end
-  local function render_shot(i)
-    local s, st = p.shots[i], state[i]
+end
+
+-- Shot i: from the cache, from another job rendering the same shot, or rendered now.
+local function render_shot(r, i)
+  local s, st, opts, cache = r.plan.shots[i], r.state[i], r.opts, r.cache
+  if s.continuity == "continue" then
+    st.key, st.fields = plan.key(s, r.model, r.board, r.state[i - 1].entry.output_hash)
+    st.entry = not opts.force and cache:lookup(st.key) or nil
+  end
+  st.entry = st.entry or r.fresh[st.key]
+  while not st.entry and r.inflight[st.key] do -- the same shot twice in a board: render it once
+    zoe.await(function(cb) table.insert(r.inflight[st.key], cb) end)
+    st.entry = r.fresh[st.key] or cache:lookup(st.key)
+  end
+  if not st.entry then
+    r.inflight[st.key] = {}
+    local staging = cache:staging(st.key)
+    local spec = {
+      model = r.board.model, prompt = s.prompt, vars = s.vars, negative = s.negative,
+      width = s.width, height = s.height, frames = s.frames, fps = s.fps, steps = s.steps,
+      sampler = s.sampler, schedule = s.schedule, shift = s.shift, cfg = s.cfg, seed = s.seed, out = staging,
+      -- what the shot is making, while it renders (kept after: its last step)
+      preview = ("%s/shots/%s.preview.png"):format(r.out, s.name),
+      lora = s.lora,
+    }
+    local run = zoe.pipeline.text2video
     if s.continuity == "continue" then
-      st.key, st.fields = plan.key(s, model, board, state[i - 1].entry.output_hash)
-      st.entry = not opts.force and cache:lookup(st.key) or nil
+      spec.image, run = last_frame(r.state[i - 1].entry.file), zoe.pipeline.image2video
     end
-    st.entry = st.entry or fresh[st.key]
-    while not st.entry and inflight[st.key] do -- the same shot twice in a board: render it once
-      zoe.await(function(cb) table.insert(inflight[st.key], cb) end)
-      st.entry = fresh[st.key] or cache:lookup(st.key)
-    end
-    if not st.entry then
-      inflight[st.key] = {}
-      local staging = cache:staging(st.key)
-      local spec = {
-        model = board.model, prompt = s.prompt, vars = s.vars, negative = s.negative,
-        width = s.width, height = s.height, frames = s.frames, fps = s.fps, steps = s.steps,
-        sampler = s.sampler, schedule = s.schedule, shift = s.shift, cfg = s.cfg, seed = s.seed, out = staging,
-        -- what the shot is making, while it renders (kept after: its last step)
-        preview = ("%s/shots/%s.preview.png"):format(out, s.name),
-        lora = s.lora,
-      }
-      local run = zoe.pipeline.text2video
-      if s.continuity == "continue" then
-        spec.image, run = last_frame(state[i - 1].entry.file), zoe.pipeline.image2video
-      end
-      local ok, err = pcall(function()
-        local _, record = run(spec)
-        record.output = nil -- the staging name
-        st.entry = cache:commit(st.key, staging, {shot = i, frames = record.frames, fields = st.fields, record = record})
-      end)
-      local waiters = inflight[st.key]
-      inflight[st.key] = nil
-      if ok then fresh[st.key] = st.entry end
-      for _, wake in ipairs(waiters) do wake() end
-      if not ok then error(("shot %d: %s"):format(i, tostring(err)), 0) end
-      st.rendered = true
-      rendered = rendered + 1
-    end
-    files.link_or_copy(st.entry.file, ("%s/shots/%s.mp4"):format(out, s.name))
-    done = done + 1
-    if opts.on_shot then opts.on_shot(i, st) end
-    wake_board()
+    local ok, err = pcall(function()
+      local _, record = run(spec)
+      record.output = nil -- the staging name
+      st.entry = cache:commit(st.key, staging, {shot = i, frames = record.frames, fields = st.fields, record = record})
+    end)
+    local waiters = r.inflight[st.key]
+    r.inflight[st.key] = nil
+    if ok then r.fresh[st.key] = st.entry end
+    for _, wake in ipairs(waiters) do wake() end
+    if not ok then error(("shot %d: %s"):format(i, tostring(err)), 0) end
+    st.rendered = true
+    r.rendered = r.rendered + 1
   end
+  files.link_or_copy(st.entry.file, ("%s/shots/%s.mp4"):format(r.out, s.name))
+  r.done = r.done + 1
+  if opts.on_shot then opts.on_shot(i, st) end
+  wake_board(r)
+end
 
-  local chains = chains_of(p.shots)
+-- 3. The shots, chain by chain, in up to opts.jobs jobs; the first failure cancels the rest.
+local function render_chains(r)
+  local chains = chains_of(r.plan.shots)
   local queue, workers = 1, {}
   local function worker()
     while queue <= #chains do
@@ -180,30 +182,30 @@ function M.render(board, opts)
       queue = queue + 1
       for _, i in ipairs(chain) do
         local me = zoe.current and zoe.current()
-        if me then me:name("shot " .. p.shots[i].name) end
-        render_shot(i)
+        if me then me:name("shot " .. r.plan.shots[i].name) end
+        render_shot(r, i)
       end
     end
   end
   local stop <close> = setmetatable({}, {__close = function()
     for _, job in ipairs(workers) do job:cancel() end
   end})
-  for k = 1, math.max(1, math.min(opts.jobs or 2, #chains)) do
+  for k = 1, math.max(1, math.min(r.opts.jobs or 2, #chains)) do
     workers[k] = zoe.spawn(worker)
     workers[k]:on("done", function(job)
       if job:status() == "failed" then
         for _, other in ipairs(workers) do other:cancel() end
       end
-      wake_board()
+      wake_board(r)
     end)
   end
   -- one progress line for the board, from the board's job, as shots finish
   while zoe.current and zoe.current() do -- (outside a job, job:wait below runs the loop)
-    progress {stage = "shots", step = done, steps = n}
+    progress {stage = "shots", step = r.done, steps = #r.plan.shots}
     local running = false
     for _, job in ipairs(workers) do running = running or job:status() == "running" end
     if not running then break end
-    zoe.await(function(wake) board_waits = wake end)
+    zoe.await(function(wake) r.board_waits = wake end)
   end
   local first_error
   for _, job in ipairs(workers) do
@@ -213,71 +215,66 @@ function M.render(board, opts)
   workers = {}
   if first_error then
     collectgarbage() -- the writers of canceled shots drop their temporary files ...
-    cache:clean() -- ... and what is left of them goes too
+    r.cache:clean() -- ... and what is left of them goes too
     error(first_error, 0)
   end
-
-  return M.finish {board = board, plan = p, model = model, out = out, state = state, rendered = rendered, opts = opts}
 end
 
--- Steps 4 to 6, once every shot's entry is in state[i].entry (state[i].key, .fields,
--- .rendered): also what a farm's submitter (queue/submit.lua) ends with, so a run on
--- many machines assembles the same bytes as one here.
-function M.finish(ctx)
-  local board, p, model, out, state, rendered, opts = ctx.board, ctx.plan, ctx.model, ctx.out, ctx.state,
-    ctx.rendered, ctx.opts
-  local n = #p.shots
-  -- 4. shots of an earlier, longer version of the board go
+-- 4. Shots of an earlier, longer version of the board go.
+local function remove_stale_shots(out, n)
   for _, name in ipairs(files.list(out .. "/shots")) do
     local k = tonumber(name:match("^(%d+)%.mp4$") or name:match("^(%d+)%.preview%.png$"))
     if k and k > n then files.remove(out .. "/shots/" .. name) end
   end
+end
 
-  -- 5. the assembled video and the contact sheet, when what they are made of changed
-  local manifest_path = out .. "/manifest.json"
-  local old = read_json(manifest_path) or {}
+-- 5. The assembled video and the contact sheet, when what they are made of changed.
+-- Returns the final video's manifest entry and the contact sheet's key.
+local function assemble_outputs(r, old)
+  local p, out = r.plan, r.out
   local parts, hashes, labels = {}, {}, {}
   for i, s in ipairs(p.shots) do
     parts[i] = {file = ("%s/shots/%s.mp4"):format(out, s.name), skip_first = s.skip_first,
                 fade_in = s.fade_in, fade_out = s.fade_out, label = caption(s)}
-    hashes[i] = state[i].entry.output_hash
+    hashes[i] = r.state[i].entry.output_hash
     labels[i] = parts[i].label
   end
   local meta = {zoe_storyboard_shots = table.concat(hashes, ",")}
-  if board.title then meta.title = board.title end
-  local final_key = zoe.hash(zoe.json.encode({fps = p.fps, shots = hashes, meta = meta,
-    parts = (function()
-      local t = {}
-      for i, q in ipairs(parts) do t[i] = {q.skip_first or false, q.fade_in, q.fade_out} end
-      return t
-    end)()}))
+  if r.board.title then meta.title = r.board.title end
+  local fades = {}
+  for i, q in ipairs(parts) do fades[i] = {q.skip_first or false, q.fade_in, q.fade_out} end
+  local final_key = zoe.hash(zoe.json.encode({fps = p.fps, shots = hashes, meta = meta, parts = fades}))
   local final_path = out .. "/final.mp4"
   local final = old.final
-  if opts.force or not (final and final.key == final_key and files.exists(final_path)
-                        and zoe.hash_file(final_path) == final.hash) then
+  if r.opts.force or not (final and final.key == final_key and files.exists(final_path)
+                          and zoe.hash_file(final_path) == final.hash) then
     progress {stage = "assemble"}
     local frames = assemble.final(parts, final_path, {fps = p.fps, metadata = meta})
     final = {file = "final.mp4", key = final_key, frames = frames, hash = zoe.hash_file(final_path)}
   end
   local contact_key = zoe.hash(zoe.json.encode({shots = hashes, labels = labels}))
   local contact_path = out .. "/contact.png"
-  if opts.force or old.contact_key ~= contact_key or not files.exists(contact_path) then
+  if r.opts.force or old.contact_key ~= contact_key or not files.exists(contact_path) then
     progress {stage = "contact sheet"}
     assemble.contact(parts, contact_path)
   end
+  return final, contact_key
+end
 
-  -- 6. the manifest, last
+-- 6. The manifest, last; returns what M.render gives.
+local function write_manifest(r, manifest_path, final, contact_key)
+  local p, out, n = r.plan, r.out, #r.plan.shots
   local manifest = {
-    title = board.title, model = board.model, model_name = model.name, weights_hash = model:hash(),
+    title = r.board.title, model = r.board.model, model_name = r.model.name, weights_hash = r.model:hash(),
     width = p.width, height = p.height, fps = p.fps,
     final = final, contact = "contact.png", contact_key = contact_key,
-    rendered = rendered, reused = n - rendered,
+    rendered = r.rendered, reused = n - r.rendered,
     shots = {},
   }
-  local result = {out = out, final = final_path, contact = contact_path, manifest = manifest_path,
-                  frames = final.frames, rendered = rendered, reused = n - rendered, shots = {}}
+  local result = {out = out, final = out .. "/final.mp4", contact = out .. "/contact.png", manifest = manifest_path,
+                  frames = final.frames, rendered = r.rendered, reused = n - r.rendered, shots = {}}
   for i, s in ipairs(p.shots) do
-    local st = state[i]
+    local st = r.state[i]
     manifest.shots[i] = {
       index = i, file = "shots/" .. s.name .. ".mp4", cache = "cache/" .. st.key .. ".mp4",
       key = st.key, output_hash = st.entry.output_hash, frames = st.entry.frames,
@@ -288,6 +285,36 @@ function M.finish(ctx)
                        output_hash = st.entry.output_hash, frames = st.entry.frames, rendered = st.rendered or false}
   end
   files.write_atomic(manifest_path, zoe.json.encode(manifest, {indent = true}) .. "\n")
+  return result
+end
+
+function M.render(board, opts)
+  local out = opts.out
+  local model = zoe.models.load(board.model)
+  local p = plan.resolve(board, model)
+  files.mkdir_p(out .. "/shots")
+  local lock <close> = files.lock(out)
+  local cache = cache_mod.open(out)
+  cache:clean()
+  clean_temporaries(out)
+  local r = new_run(board, opts, model, p, cache)
+  local to_render = look_up(r)
+  model.text_cache = opts.text_cache or {}
+  local forget <close> = setmetatable({}, {__close = function() model.text_cache = nil end})
+  encode_prompts(r, to_render)
+  render_chains(r)
+  return M.finish(r)
+end
+
+-- Steps 4 to 6, once every shot's entry is in r.state[i].entry (r.state[i].key, .fields,
+-- .rendered; r also has board, plan, model, out, rendered, opts): also what a farm's
+-- submitter (queue/submit.lua) ends with, so a run on many machines assembles the same
+-- bytes as one here.
+function M.finish(r)
+  remove_stale_shots(r.out, #r.plan.shots)
+  local manifest_path = r.out .. "/manifest.json"
+  local final, contact_key = assemble_outputs(r, read_json(manifest_path) or {})
+  local result = write_manifest(r, manifest_path, final, contact_key)
   progress {stage = "done"}
   return result
 end
