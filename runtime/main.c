@@ -130,7 +130,7 @@ static int run_main(lua_State *L, int status, const char *name, int nargs) {
     lua_settop(L, 0);
     return 1;
   }
-  return lz_loop_main(L, nargs, name);
+  return lz_job_main(L, nargs, name);
 }
 
 int main(int argc, char **argv) {

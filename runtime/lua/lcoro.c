@@ -184,10 +184,10 @@ static int co_close(lua_State *L) {
   return lua_gettop(L);
 }
 
-void lz_open_coroutines(lua_State *L) {
+int lz_open_coroutines(lua_State *L) {
   if (lua_getglobal(L, "coroutine") != LUA_TTABLE) {
     lua_pop(L, 1);
-    return;
+    return 0;
   }
   lua_getfield(L, -1, "resume");
   bool done = lua_tocfunction(L, -1) == co_resume;
@@ -206,4 +206,5 @@ void lz_open_coroutines(lua_State *L) {
     }
   }
   lua_pop(L, 1);
+  return 0;
 }

@@ -11,7 +11,7 @@
 
 #include "../io/gguf.h"
 #include "lzlib.h"
-#include "lzoe.h"
+#include "lzaux.h"
 
 #define LZ_GGUF_WRITER "zoe.GGUFWriter"
 

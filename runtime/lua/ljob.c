@@ -26,35 +26,6 @@ const char *lz_job_status(const lj_job *j) {
   return state_names[j->state];
 }
 
-void lz_job_push(lua_State *L, lj_job *j) { lua_rawgeti(L, LUA_REGISTRYINDEX, j->ref); }
-
-static void wait_text(const lj_job *j, char *b, size_t n) {
-  b[0] = '\0';
-  if (j->state != LJ_RUNNING) return;
-  switch (j->wait) {
-    case LJ_W_TASK: snprintf(b, n, "in %s (compute thread)", j->what); break;
-    case LJ_W_TIMER: snprintf(b, n, "sleeping"); break;
-    case LJ_W_JOB: snprintf(b, n, "waiting for job %d", j->waiting_on ? j->waiting_on->id : 0); break;
-    case LJ_W_AWAIT: snprintf(b, n, "waiting for a callback"); break;
-    case LJ_W_NONE:
-    case LJ_W_SLICE: break;
-  }
-}
-
-/* "job 3 (f@x.lua:12), in matmul (compute thread)" or "job 3 (shot 2), at denoise 3/20" */
-void lz_job_describe(const lj_job *j, char *b, size_t n) {
-  char w[80];
-  wait_text(j, w, sizeof w);
-  int k = snprintf(b, n, "job %d (%s)", j->id, j->name);
-  if (k < 0 || (size_t)k >= n) return;
-  if (j->has_progress && j->progress.steps > 0)
-    k += snprintf(b + k, n - (size_t)k, ", at %s %lld/%lld", j->progress.stage, (long long)j->progress.step,
-                  (long long)j->progress.steps);
-  else if (j->has_progress)
-    k += snprintf(b + k, n - (size_t)k, ", at %s", j->progress.stage);
-  if (w[0] && k >= 0 && (size_t)k < n) snprintf(b + k, n - (size_t)k, ", %s", w);
-}
-
 /* "f@script.lua:12" for a Lua function, "job" otherwise */
 static void default_name(lua_State *L, int fn, char *b, size_t n) {
   lua_Debug ar;
@@ -67,11 +38,14 @@ static void job_metatable(lua_State *L);
 
 lj_job *lz_job_new(lua_State *L, int fn, int nargs, const char *name) {
   lz_loop_init(L);
+  /* the main job is made before zoe is loaded: what the job needs is set up here */
+  lz_loop_on_job_end(lz_job_finished);
+  lz_open_coroutines(L);
   luaL_checkstack(L, nargs + 4, "zoe.spawn: too many arguments");
   lj_job *j = lua_newuserdatauv(L, sizeof *j, 1);
   memset(j, 0, sizeof *j);
   j->ref = j->task_ref = LUA_NOREF;
-  job_metatable(L); /* the main job is made before zoe is loaded */
+  job_metatable(L);
   lua_setmetatable(L, -2);
   lua_createtable(L, 0, 4);
   j->co = j->nest[0] = lua_newthread(L);
@@ -332,7 +306,7 @@ static int j_id(lua_State *L) {
 static int j_info(lua_State *L) {
   lj_job *j = checkjob(L, 1);
   char w[80];
-  wait_text(j, w, sizeof w);
+  lz_job_wait_text(j, w, sizeof w);
   lua_createtable(L, 0, 10);
   lua_pushinteger(L, j->id);
   lua_setfield(L, -2, "id");
@@ -470,8 +444,26 @@ static void job_metatable(lua_State *L) {
   lua_setfield(L, -2, "__gc");
 }
 
-void lz_open_job(lua_State *L) {
+int lz_open_job(lua_State *L) {
   job_metatable(L);
   lua_pop(L, 1);
   luaL_setfuncs(L, job_funcs, 0);
+  return 0;
+}
+
+/* ---- the command's main job ---- */
+
+int lz_job_main(lua_State *L, int nargs, const char *name) {
+  lz_loop_init(L);
+  int fn = lua_gettop(L) - nargs;
+  lj_job *j = lz_job_new(L, fn, nargs, name);
+  j->observed = true;
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the job outlives its end: its outcome is read after */
+  lua_settop(L, fn - 1);
+  int rc = lz_loop_run_main(L, j, ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  lz_jobs_report_unobserved(L);
+  if (!rc && lz_loop_unobserved_failures()) rc = 1;
+  if (lz_loop_interrupted() && rc != 1) rc = 130;
+  return rc;
 }

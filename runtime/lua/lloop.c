@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../loop/clock.h"
+#include "../loop/oprate.h"
 #include "../loop/sigint.h"
 
 /* A job runs at most this long before the loop turns (input, signals, timers, other jobs). */
@@ -214,6 +215,41 @@ void lz_job_check_yield(lua_State *L, lj_job *j, const char *who) {
 ** time slice so that a job busy in Lua, at any coroutine depth, cannot keep
 ** the loop from turning.
 */
+/* ---- job records the scheduler reads ---- */
+
+void lz_job_push(lua_State *L, lj_job *j) { lua_rawgeti(L, LUA_REGISTRYINDEX, j->ref); }
+
+void lz_job_wait_text(const lj_job *j, char *b, size_t n) {
+  b[0] = '\0';
+  if (j->state != LJ_RUNNING) return;
+  switch (j->wait) {
+    case LJ_W_TASK: snprintf(b, n, "in %s (compute thread)", j->what); break;
+    case LJ_W_TIMER: snprintf(b, n, "sleeping"); break;
+    case LJ_W_JOB: snprintf(b, n, "waiting for job %d", j->waiting_on ? j->waiting_on->id : 0); break;
+    case LJ_W_AWAIT: snprintf(b, n, "waiting for a callback"); break;
+    case LJ_W_NONE:
+    case LJ_W_SLICE: break;
+  }
+}
+
+/* "job 3 (f@x.lua:12), in matmul (compute thread)" or "job 3 (shot 2), at denoise 3/20" */
+void lz_job_describe(const lj_job *j, char *b, size_t n) {
+  char w[80];
+  lz_job_wait_text(j, w, sizeof w);
+  int k = snprintf(b, n, "job %d (%s)", j->id, j->name);
+  if (k < 0 || (size_t)k >= n) return;
+  if (j->has_progress && j->progress.steps > 0)
+    k += snprintf(b + k, n - (size_t)k, ", at %s %lld/%lld", j->progress.stage, (long long)j->progress.step,
+                  (long long)j->progress.steps);
+  else if (j->has_progress)
+    k += snprintf(b + k, n - (size_t)k, ", at %s", j->progress.stage);
+  if (w[0] && k >= 0 && (size_t)k < n) snprintf(b + k, n - (size_t)k, ", %s", w);
+}
+
+static lz_job_end_fn job_end;
+
+void lz_loop_on_job_end(lz_job_end_fn fn) { job_end = fn; }
+
 static void job_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lj_job *j = lz_job_of(L);
@@ -228,12 +264,12 @@ static void job_hook(lua_State *L, lua_Debug *ar) {
 static void cancel_before_start(lj_job *j) {
   lua_pushfstring(j->co, "job %d canceled before it started", j->id);
   j->cancel_delivered = true;
-  lz_job_finished(lp.LL, j, LUA_ERRRUN, 0);
+  job_end(lp.LL, j, LUA_ERRRUN, 0);
 }
 
 static void maybe_reap(lj_job *j) {
   if (!j->task || zoe_now_ns() - lp.turn_start > SLICE_NS) return;
-  double ns = lz_task_predict(j->task);
+  double ns = zoe_oprate_predict(j->task->name, j->task->cost);
   if (ns < REAP_SPIN_NS) zoe_compute_reap(&j->work, REAP_SPIN_NS);
 }
 
@@ -255,7 +291,7 @@ static void resume(lj_job *j) {
   int status = lua_resume(co, lp.LL, nargs, &nres);
   lp.running = outer;
   if (status != LUA_YIELD) {
-    lz_job_finished(lp.LL, j, status, nres);
+    job_end(lp.LL, j, status, nres);
     return;
   }
   if (j->wait == LJ_W_NONE || j->wait == LJ_W_SLICE) { /* the hook, or a plain coroutine.yield */
@@ -279,9 +315,16 @@ static void drain(void) {
 
 static void timer_cancel(lj_timer *t);
 
+void lz_loop_take_back(lz_task *t) {
+  lj_job *j = t->flight;
+  zoe_compute_drop(&j->work);
+  j->task = NULL;
+  t->flight = NULL;
+}
+
 void lz_loop_forget(lj_job *j) {
   if (j->state >= LJ_DONE) return;
-  if (j->task) lz_offload_take_back(j->task);
+  if (j->task) lz_loop_take_back(j->task);
   if (j->timer) timer_cancel(j->timer); /* closed on the loop's next turn, if there is one */
   j->timer = NULL;
   lz_loop_remove(j);
@@ -575,7 +618,6 @@ void lz_loop_init(lua_State *L) {
     lp.uv_ready = true;
   }
   lp.M = lp.LL = M;
-  lz_open_coroutines(L);
   if (!lp.display_ready) {
     zoe_display_init(&lp.display, zoe_display_auto());
     lp.display_ready = true;
@@ -634,6 +676,7 @@ bool lz_error_positioned(const char *msg) {
 }
 
 bool lz_loop_interactive(void) { return lp.printer != NULL; }
+int lz_loop_unobserved_failures(void) { return lp.unobserved; }
 void lz_loop_count_unobserved(int delta) { lp.unobserved += delta; }
 
 /* ---- Ctrl-C ---- */
@@ -680,13 +723,10 @@ void lz_loop_run(void) {
   lp.depth--;
 }
 
-int lz_loop_main(lua_State *L, int nargs, const char *name) {
-  lz_loop_init(L);
-  int fn = lua_gettop(L) - nargs;
-  lj_job *j = lz_job_new(L, fn, nargs, name);
-  j->observed = true;
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* the job outlives its end: its outcome is read below */
-  lua_settop(L, fn - 1);
+bool lz_loop_interrupted(void) { return lp.interrupted; }
+
+int lz_loop_run_main(lua_State *L, lj_job *j, int ref) {
+  int top = lua_gettop(L);
   lp.LL = lp.M;
   lp.depth++;
   uv_run(lp.uv, UV_RUN_DEFAULT);
@@ -715,8 +755,7 @@ int lz_loop_main(lua_State *L, int nargs, const char *name) {
     lz_loop_print(lp.interrupted ? "interrupted" : "the main job never finished: it waits for something that cannot happen");
     rc = lp.interrupted ? 130 : 1;
   }
-  lua_settop(L, fn - 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+  lua_settop(L, top);
   for (lj_job *k = lp.first; k; k = k->next) {
     char d[160];
     lz_job_describe(k, d, sizeof d);
@@ -725,9 +764,6 @@ int lz_loop_main(lua_State *L, int nargs, const char *name) {
     lua_pop(L, 1);
     if (!rc) rc = 1;
   }
-  lz_jobs_report_unobserved(L);
-  if (!rc && lp.unobserved) rc = 1;
-  if (lp.interrupted && rc != 1) rc = 130;
   return rc;
 }
 
@@ -736,7 +772,7 @@ void lz_loop_close(lua_State *L) {
   if (!lp.uv_ready) return;
   for (lj_job *j = lp.first; j; j = j->next) {
     lz_job_cancel(j);
-    if (j->task) lz_offload_take_back(j->task);
+    if (j->task) lz_loop_take_back(j->task);
   }
   zoe_compute_stop();
   if (lp.sigint_on) zoe_sigint_stop(&lp.sigint);
@@ -764,11 +800,8 @@ static const luaL_Reg loop_funcs[] = {
   {NULL, NULL},
 };
 
-void lz_open_loop(lua_State *L) {
+int lz_open_loop(lua_State *L) {
   luaL_setfuncs(L, loop_funcs, 0);
-  lz_open_offload(L);
-  lz_open_job(L);
-  lz_open_progress(L);
   /* zoe.uv is luv on our loop; require "luv" gives the same */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, open_uv);
@@ -778,4 +811,5 @@ void lz_open_loop(lua_State *L) {
     lua_setfield(L, -3, "luv");
   }
   lua_pop(L, 2);
+  return 0;
 }

@@ -18,7 +18,9 @@
 
 #include "../loop/compute.h"
 #include "../loop/progress.h"
-#include "lzoe.h"
+#include "../core/pool.h"
+#include "ltask.h"
+#include "lzlib.h"
 
 #define LZ_JOB "zoe.Job"
 
@@ -72,6 +74,17 @@ struct lj_job {
   char what[48];         /* what it waits for, for messages and :jobs */
 };
 
+/* ---- job records, read by the scheduler and the job objects (lloop.c) ---- */
+/* Push the job's userdata (unfinished jobs only). */
+void lz_job_push(lua_State *L, lj_job *j);
+/* "job 3 (f@x.lua:12) in matmul" */
+void lz_job_describe(const lj_job *j, char *buf, size_t n);
+/* What a running job waits for ("in matmul (compute thread)", "sleeping", ...; "" when nothing). */
+void lz_job_wait_text(const lj_job *j, char *buf, size_t n);
+/* The scheduler calls this when a job's coroutine ends (ljob.c sets lz_job_finished). */
+typedef void (*lz_job_end_fn)(lua_State *L, lj_job *j, int status, int nres);
+void lz_loop_on_job_end(lz_job_end_fn fn);
+
 /* ---- the loop (lloop.c) ---- */
 /* Create the loop state for L's Lua state (idempotent); raises on failure. */
 void lz_loop_init(lua_State *L);
@@ -117,38 +130,25 @@ void lz_loop_forget(lj_job *j);
 /* A failure was reported with nobody watching (+1), or was observed after all (-1). */
 void lz_loop_count_unobserved(int delta);
 
-/* ---- the coroutine library of jobs (lcoro.c) ---- */
-/* Replace coroutine.resume, wrap and close in L's global 'coroutine' table. */
-void lz_open_coroutines(lua_State *L);
-
-/* ---- offloading tasks (loffload.c) ---- */
-/* The offload hook and zoe.offload_us / zoe.offload_rates, into the table on the top. */
-void lz_open_offload(lua_State *L);
-/* How long 't' will take, in ns, from what its kind took so far; < 0 when not known yet. */
-double lz_task_predict(const lz_task *t);
 /* Take an offloaded task back from the compute thread, blocking (lua_close during a task). */
-void lz_offload_take_back(lz_task *t);
+void lz_loop_take_back(lz_task *t);
 
 /* ---- jobs (ljob.c) ---- */
 /* Make a job running the function at stack index 'fn' with the 'nargs' values above it; pushes the job. */
 lj_job *lz_job_new(lua_State *L, int fn, int nargs, const char *name);
-/* Called by the scheduler when the coroutine ended (status from lua_resume, 'nres' results on co). */
+/* When the coroutine ended (status from lua_resume, 'nres' results on co): the scheduler's
+   end-of-job hook, set by lz_open_job. */
 void lz_job_finished(lua_State *L, lj_job *j, int status, int nres);
-/* Push the job's userdata (unfinished jobs only). */
-void lz_job_push(lua_State *L, lj_job *j);
 const char *lz_job_status(const lj_job *j);
 /* Push the outcome of the finished job at 'idx': its results, or raise its error; marks it observed. */
 int lz_job_push_outcome(lua_State *L, int idx);
 /* Call the job's listeners for 'event' with the value on the top of the stack (popped). */
 void lz_job_emit(lua_State *L, lj_job *j, const char *event);
-void lz_open_job(lua_State *L);
 /* Print the failed jobs nobody waited for (the end of the command). */
 void lz_jobs_report_unobserved(lua_State *L);
-/* "job 3 (f@x.lua:12) in matmul" */
-void lz_job_describe(const lj_job *j, char *buf, size_t n);
-
-/* ---- zoe.progress (lprogress.c) ---- */
-void lz_open_progress(lua_State *L);
+/* Run the command's job: make it from the function below 'nargs' values, run the loop
+   until nothing is left, report; returns the exit status (ljob.c). */
+int lz_job_main(lua_State *L, int nargs, const char *name);
 
 /* ---- for main.c and the REPL ---- */
 /* -v: a failed main job prints its traceback even for an error without a position. */
@@ -161,15 +161,22 @@ void lz_loop_set_display(zoe_display_mode mode);
 void lz_loop_watch_sigint(lua_State *L);
 /* The REPL takes Ctrl-C over (NULL gives it back). */
 void lz_loop_on_sigint(void (*fn)(int presses));
-/* Spawn the function below 'nargs' values as the main job and run the loop until all is done.
-** Returns 0 (success), 1 (an error, printed) or 130 (canceled by Ctrl-C). */
-int lz_loop_main(lua_State *L, int nargs, const char *name);
+/*
+** Run the loop until all is done for the command's main job 'j' (the registry holds its
+** userdata at 'ref'), printing its failure and the jobs that never finished. Returns 0
+** (success), 1 (an error, printed) or 130 (canceled by Ctrl-C). lz_job_main calls it.
+*/
+int lz_loop_run_main(lua_State *L, lj_job *j, int ref);
+/* Whether Ctrl-C interrupted the command. */
+bool lz_loop_interrupted(void);
 /* Run the loop until nothing keeps it alive (the REPL's input does while it reads). */
 void lz_loop_run(void);
 /* Cancel what is left, wait for the compute thread, close our handles. Call before lua_close. */
 void lz_loop_close(lua_State *L);
 /* After lua_close: close the loop when nothing is left on it. */
 void lz_loop_shutdown(void);
+/* Errors nobody saw (failed jobs never waited for, luv callback errors) since the start. */
+int lz_loop_unobserved_failures(void);
 /* Where unobserved failures are reported: stderr by default, the REPL prints them above its prompt. */
 void lz_loop_set_printer(void (*print)(const char *text));
 void lz_loop_print(const char *text);

@@ -8,7 +8,7 @@
 
 #include "../nn/nn.h"
 #include "lzlib.h"
-#include "lzoe.h"
+#include "lzaux.h"
 
 #define MAX_TERMS 64
 

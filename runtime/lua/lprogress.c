@@ -89,4 +89,7 @@ static const luaL_Reg progress_funcs[] = {
   {NULL, NULL},
 };
 
-void lz_open_progress(lua_State *L) { luaL_setfuncs(L, progress_funcs, 0); }
+int lz_open_progress(lua_State *L) {
+  luaL_setfuncs(L, progress_funcs, 0);
+  return 0;
+}

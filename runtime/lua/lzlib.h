@@ -28,7 +28,11 @@ int lz_open_tokenizer(lua_State *L); /* ltokenizer.c: tokenizer */
 int lz_open_hash(lua_State *L);      /* lhash.c: hash, hash_file */
 int lz_open_pages(lua_State *L);     /* lpages.c: drop_pages */
 int lz_open_sandbox(lua_State *L);   /* lsandbox.c: memory_limited */
-void lz_open_loop(lua_State *L);     /* lloop.c: spawn, sleep, await, run, progress, uv, ... */
+int lz_open_loop(lua_State *L);      /* lloop.c: sleep, await, run, uv, ... (first of the loop's) */
+int lz_open_job(lua_State *L);       /* ljob.c: spawn, jobs, current, and zoe.Job */
+int lz_open_offload(lua_State *L);   /* loffload.c: the offload hook; offload_us, _rates, _stats */
+int lz_open_progress(lua_State *L);  /* lprogress.c: progress */
+int lz_open_coroutines(lua_State *L); /* lcoro.c: coroutine.resume, wrap, close for jobs (globals) */
 
 /* the module itself (lzoe.c): the C core, and stock lua5.4's entry (zoe.so exports these) */
 ZOE_API int luaopen_zoe_core(lua_State *L);

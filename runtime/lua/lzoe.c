@@ -8,11 +8,6 @@
 #include "../core/pool.h"
 #include "lzlib.h"
 
-static int open_loop(lua_State *L) {
-  lz_open_loop(L);
-  return 0;
-}
-
 /* zoe.NAME for a module; NULL: the opener fills the zoe table itself */
 static const struct {
   const char *name;
@@ -27,7 +22,11 @@ static const struct {
   {NULL, lz_open_pages},
   {NULL, lz_open_sandbox},
   {"tensor", lz_open_tensor},
-  {NULL, open_loop},
+  {NULL, lz_open_loop},
+  {NULL, lz_open_job},
+  {NULL, lz_open_offload},
+  {NULL, lz_open_progress},
+  {NULL, lz_open_coroutines},
   {"nn", lz_open_nn},
   {"video", lz_open_video},
   {"image", lz_open_image},
