@@ -414,20 +414,11 @@ static int read_gguf(zoe_weights *w, zoe_err *e) {
 }
 
 static zoe_weights *gguf_open(const char *path, zoe_mapping *m, zoe_err *e) {
-  zoe_weights *w = zoe_weights_new(path, "gguf", m, e);
-  if (w && read_gguf(w, e)) {
-    zoe_weights_release(w);
-    return NULL;
-  }
-  return w;
+  return zoe_weights_read(path, "gguf", m, read_gguf, e);
 }
 
 zoe_weights *zoe_gguf_open_memory(const void *data, size_t size, const char *name, zoe_err *e) {
-  zoe_mapping *m = zoe_map_memory(data, size, e);
-  if (!m) return NULL;
-  zoe_weights *w = gguf_open(name, m, e);
-  zoe_map_release(m);
-  return w;
+  return zoe_weights_open_memory(data, size, name, &zoe_gguf_format, e);
 }
 
 static bool gguf_detect(const unsigned char *b, size_t size) { return size >= 4 && memcmp(b, "GGUF", 4) == 0; }

@@ -246,20 +246,11 @@ static int pth_read(zoe_weights *w, zoe_err *e) {
 }
 
 static zoe_weights *pth_open(const char *path, zoe_mapping *m, zoe_err *e) {
-  zoe_weights *w = zoe_weights_new(path, "pth", m, e);
-  if (w && pth_read(w, e)) {
-    zoe_weights_release(w);
-    return NULL;
-  }
-  return w;
+  return zoe_weights_read(path, "pth", m, pth_read, e);
 }
 
 zoe_weights *zoe_pth_open_memory(const void *data, size_t size, const char *name, zoe_err *e) {
-  zoe_mapping *m = zoe_map_memory(data, size, e);
-  if (!m) return NULL;
-  zoe_weights *w = pth_open(name, m, e);
-  zoe_map_release(m);
-  return w;
+  return zoe_weights_open_memory(data, size, name, &zoe_pth_format, e);
 }
 
 /* A zip: torch.save since PyTorch 1.6. */

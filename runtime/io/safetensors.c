@@ -156,20 +156,11 @@ static int st_read(zoe_weights *w, zoe_err *e) {
 }
 
 static zoe_weights *st_open(const char *path, zoe_mapping *m, zoe_err *e) {
-  zoe_weights *w = zoe_weights_new(path, "safetensors", m, e);
-  if (w && st_read(w, e)) {
-    zoe_weights_release(w);
-    return NULL;
-  }
-  return w;
+  return zoe_weights_read(path, "safetensors", m, st_read, e);
 }
 
 zoe_weights *zoe_st_open_memory(const void *data, size_t size, const char *name, zoe_err *e) {
-  zoe_mapping *m = zoe_map_memory(data, size, e);
-  if (!m) return NULL;
-  zoe_weights *w = st_open(name, m, e);
-  zoe_map_release(m);
-  return w;
+  return zoe_weights_open_memory(data, size, name, &zoe_st_format, e);
 }
 
 /*

@@ -25,6 +25,25 @@ zoe_weights *zoe_weights_new(const char *path, const char *format, zoe_mapping *
   return w;
 }
 
+zoe_weights *zoe_weights_read(const char *path, const char *format, zoe_mapping *m,
+                              int (*read)(zoe_weights *w, zoe_err *e), zoe_err *e) {
+  zoe_weights *w = zoe_weights_new(path, format, m, e);
+  if (w && read(w, e)) {
+    zoe_weights_release(w);
+    return NULL;
+  }
+  return w;
+}
+
+zoe_weights *zoe_weights_open_memory(const void *data, size_t size, const char *name, const zoe_wformat *f,
+                                     zoe_err *e) {
+  zoe_mapping *m = zoe_map_memory(data, size, e);
+  if (!m) return NULL;
+  zoe_weights *w = f->open(name, m, e);
+  zoe_map_release(m);
+  return w;
+}
+
 zoe_weights *zoe_weights_retain(zoe_weights *w) {
   if (w) atomic_fetch_add_explicit(&w->refcount, 1, memory_order_relaxed);
   return w;

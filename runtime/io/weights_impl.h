@@ -42,6 +42,9 @@ zoe_weights *zoe_weights_new(const char *path, const char *format, zoe_mapping *
 /* Append an entry (name copied); returns it zeroed but for the name and shard -1, or NULL. */
 zoe_wentry *zoe_weights_add(zoe_weights *w, const char *name, size_t name_len, zoe_err *e);
 int zoe_weights_add_meta(zoe_weights *w, const char *key, const char *value, zoe_err *e);
+/* A new object over 'm' filled by 'read' (a reader's table of contents); NULL on failure. */
+zoe_weights *zoe_weights_read(const char *path, const char *format, zoe_mapping *m,
+                              int (*read)(zoe_weights *w, zoe_err *e), zoe_err *e);
 /* Sort the entries by name; a name listed twice is an error. */
 int zoe_weights_finish(zoe_weights *w, zoe_err *e);
 /* No two non-empty byte spans may overlap (begin/nbytes as set by the reader). */
@@ -68,5 +71,9 @@ extern const zoe_wformat zoe_pth_legacy_format; /* pth.c: before 1.6, refused */
 extern const zoe_wformat zoe_st_index_format;   /* safetensors.c: *.safetensors.index.json */
 extern const zoe_wformat zoe_gguf_format;       /* gguf.c: ggml's GGUF */
 extern const zoe_wformat zoe_st_format;         /* safetensors.c: the fallback, last */
+
+/* A format's reader over bytes in memory (tests, fuzzers): the caller keeps them alive. */
+zoe_weights *zoe_weights_open_memory(const void *data, size_t size, const char *name, const zoe_wformat *f,
+                                     zoe_err *e);
 
 #endif
