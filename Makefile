@@ -181,9 +181,9 @@ $(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json: | tools-deps
 	/usr/bin/python3 tools/cogvideox_random.py $(COGVIDEOX_RANDOM)
 
 # ours, then the same stages in PyTorch (tools/cogvideox_torch.py) on the same files and threads,
-# then the ratio of each stage and the pipeline's peak memory
+# then the ratio of each stage and the pipeline's peak memory; one 5B transformer forward too
 bench-cogvideox: deps tools-deps all $(COGVIDEOX_RANDOM)/CogVideoX-2b/model_index.json
-	ZOE="$(BIN)/zoe" sh bench/bench_cogvideox.sh $(COGVIDEOX_RANDOM)/CogVideoX-2b
+	ZOE="$(BIN)/zoe" sh bench/bench_cogvideox.sh $(COGVIDEOX_RANDOM)/CogVideoX-2b $(COGVIDEOX_RANDOM)/CogVideoX-5b
 # LTX-Video 2B at full size on random weights (about 21 GB on disk, made once: the diffusers
 # layout with T5 v1.1 XXL, and the same weights as an official single file; a copy beside
 # the repository, ../ltx-random, is used when there)

@@ -4,10 +4,13 @@
 # then each stage's ratio: PyTorch's seconds over zoe's (above 1: zoe is faster); zoe's
 # whole-pipeline memory runs last, so that the timed stages of both sides run minutes apart.
 # The load average goes beside the numbers: the build machine is shared.
-# usage: ZOE=bin/zoe sh bench/bench_cogvideox.sh MODEL_DIR
+# With a second folder (CogVideoX-5B), one 5B transformer forward on each side too: PyTorch on
+# the released bf16 weights under autocast, as f32 would need 22 GB.
+# usage: ZOE=bin/zoe sh bench/bench_cogvideox.sh MODEL_DIR [MODEL_DIR_5B]
 set -u
 ZOE=${ZOE:-bin/zoe}
 dir=${1:-../cogvideox-random/CogVideoX-2b}
+dir5=${2:-}
 threads=${ZOE_THREADS:-$(nproc)}
 zoe_out=$(mktemp)
 torch_out=$(mktemp)
@@ -15,13 +18,18 @@ trap 'rm -f "$zoe_out" "$torch_out"' EXIT
 echo "load before: $(uptime)"
 "$ZOE" bench/cogvideox.lua "$dir" t5 dit vae | tee "$zoe_out"
 /usr/bin/python3 tools/bench_cogvideox_torch.py "$dir" "$threads" | tee "$torch_out"
+if [ -n "$dir5" ] && [ -d "$dir5" ]; then
+  "$ZOE" bench/cogvideox.lua "$dir5" dit | sed 's/^RESULT dit /RESULT dit5 /' | tee -a "$zoe_out"
+  /usr/bin/python3 tools/bench_cogvideox_torch.py "$dir5" "$threads" dit_bf16w | sed 's/^RESULT dit_bf16w /RESULT dit5_bf16w /' | tee -a "$torch_out"
+fi
 echo "load after the timed stages: $(uptime)"
 "$ZOE" bench/cogvideox.lua "$dir" pipeline | grep -v '^zoe bench-cogvideox'
 result() { awk -v k="$2" '$1 == "RESULT" && $2 == k {print $3}' "$1"; }
 echo
 echo "zoe against PyTorch 1.13 ($threads threads): PyTorch's seconds / zoe's"
 for pair in "t5 t5_bf16 T5-XXL one prompt (226 tokens), PyTorch bf16" "dit dit_f32 transformer forward, PyTorch f32" \
-            "dit dit_bf16 transformer forward, PyTorch bf16 autocast" "vae vae_f32 VAE decode 17 frames, PyTorch f32"; do
+            "dit dit_bf16 transformer forward, PyTorch bf16 autocast" "vae vae_f32 VAE decode 17 frames, PyTorch f32" \
+            "dit5 dit5_bf16w 5B transformer forward, PyTorch bf16 weights + autocast"; do
   set -- $pair
   z=$(result "$zoe_out" "$1")
   t=$(result "$torch_out" "$2")
