@@ -21,14 +21,15 @@ PREFIX ?= /usr/local
 SAN ?=
 CC ?= cc
 
-# Debian packages: build libraries, and the tools tests use (ffprobe, valgrind, redis-server).
+# Debian packages: build libraries, and the tools tests use (ffprobe, valgrind, redis-server, curl and chromium for zoe serve).
 DEB_PACKAGES = build-essential pkg-config liblua5.4-dev lua5.4 libopenblas-dev libuv1-dev \
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev ffmpeg libcjson-dev \
-  lua-luv-dev libedit-dev unicode-data libhiredis-dev redis-server luarocks
+  lua-luv-dev libedit-dev unicode-data libhiredis-dev redis-server luarocks libh2o-dev libssl-dev \
+  curl chromium chromium-driver
 
 # the C core's libraries, then the Lua binding's and the command's
 CORE_PKGS = openblas libuv libavcodec libavformat libavutil libswscale libavfilter libcjson
-PKGS = lua5.4 lua5.4-luv libedit hiredis $(CORE_PKGS)
+PKGS = lua5.4 lua5.4-luv libedit hiredis libh2o $(CORE_PKGS)
 # the version, from the public header
 VERSION := $(shell sed -n 's/^\#define ZOE_VERSION "\(.*\)"/\1/p' include/zoe.h)
 

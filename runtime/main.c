@@ -26,6 +26,7 @@ static const char *usage =
     "  zoe convert IN OUT --type T   write weights as GGUF (zoe convert --help)\n"
     "  zoe worker --queue redis://HOST:PORT/NAME   render a farm's jobs (zoe worker --help)\n"
     "  zoe queue status|cancel redis://...          the farm's workers and runs\n"
+    "  zoe serve [--port N] [--out DIR] [--models DIR]   the web page and JSON API (zoe serve --help)\n"
     "  -q, --quiet           no progress display\n"
     "  --json                progress and job events as JSON lines on stdout (print goes to stderr)\n"
     "  -v, --verbose         errors in settings with their Lua traceback too (also ZOE_DEBUG=1)\n"
@@ -186,7 +187,7 @@ int main(int argc, char **argv) {
   if (rc == 0 && script) {
     create_arg_table(L, argv, argc, script);
     /* a command written in Lua: "zoe storyboard ARGS" runs require("zoe.cli.storyboard")({ARGS}) */
-    static const char *const commands[] = {"storyboard", "convert", "worker", "queue"};
+    static const char *const commands[] = {"storyboard", "convert", "worker", "queue", "serve"};
     const char *command = NULL;
     for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
       if (strcmp(argv[script], commands[k]) == 0) command = commands[k];

@@ -18,6 +18,7 @@ int lz_open_video(lua_State *L);  /* lvideo.c */
 int lz_open_image(lua_State *L);  /* lvideo.c */
 int lz_open_json(lua_State *L);   /* ljson.c */
 int lz_open_hiredis(lua_State *L); /* lhiredis.c: an asynchronous Redis connection on the loop */
+int lz_open_http(lua_State *L);   /* lhttp.c: listen (an HTTP server on the loop) */
 
 /* functions in the zoe table itself */
 int lz_open_runtime(lua_State *L);   /* lruntime.c: version, mem, threads, precision, gemm_backend */

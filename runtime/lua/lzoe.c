@@ -32,6 +32,7 @@ static const struct {
   {"image", lz_open_image},
   {"json", lz_open_json},
   {"hiredis", lz_open_hiredis},
+  {"http", lz_open_http},
 };
 
 int luaopen_zoe_core(lua_State *L) {
