@@ -100,6 +100,7 @@ static void send_text(h2o_req_t *req, int status, const char *type, const char *
   add_header(req, "content-type", type);
   add_header(req, "cache-control", "no-store");
   h2o_iovec_t copy = h2o_strdup(&req->pool, body, len);
+  req->res.content_length = copy.len; /* not chunked: a client knows the end at once */
   h2o_send_inline(req, copy.base, copy.len);
 }
 

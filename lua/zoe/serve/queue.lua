@@ -59,8 +59,8 @@ function M:watch(e, job)
         e.result = res.result
       end
     else
-      local _, err = pcall(j.result, j)
-      e.error = tostring(err):gsub("^[^\n]*%.lua:%d+: ", "")
+      local err = j:info().error
+      e.error = err and tostring(err):gsub("^[^\n]*%.lua:%d+: ", "") or status
       e.output = nil
       if e.preview_file then remove_if_exists(e.preview_file) end
     end
