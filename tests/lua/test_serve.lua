@@ -249,6 +249,67 @@ t.test("cancel a running job: it ends canceled, no video left", function()
   t.eq(code, 404)
 end)
 
+t.test("a storyboard: its shots render, and the same board again comes from the cache", function()
+  local board = {title = "Two shapes", style = "on a navy background",
+                 characters = {hero = "a red circle", rival = "a blue square"},
+                 shots = {{prompt = "{hero} moving right", caption = "the hero runs", steps = 4},
+                          {prompt = "{rival} moving right", continuity = "continue", steps = 4}}}
+  local runs = {}
+  for i = 1, 2 do
+    local code, e = post(srv, "/api/jobs", {storyboard = board})
+    t.eq(code, 202)
+    until_(function() local s = job(srv, e.id).state return s ~= "queued" and s ~= "running" end, "the storyboard")
+    runs[i] = job(srv, e.id)
+    t.eq(runs[i].state, "done", runs[i].error)
+  end
+  t.eq(runs[1].result.rendered, 2)
+  t.eq(runs[2].result.rendered, 0)
+  t.eq(runs[2].result.reused, 2, "both shots from the cache")
+  t.eq(runs[2].result.final, "/outputs/board-two-shapes/final.mp4")
+  local code, body = curl(srv, runs[2].result.final)
+  t.eq(code, 200)
+  t.eq(body, read(root .. "/out/board-two-shapes/final.mp4"))
+  local _, outs = api(srv, "/api/outputs")
+  local found
+  for _, o in ipairs(outs.outputs) do if o.storyboard then found = o end end
+  t.ok(found and #found.shots == 2, "the board is in the outputs with its shots")
+  t.eq(found.shots[1].cached, true, "the last run took shot 1 from the cache")
+end)
+
+t.test("in one process: the REPL's jobs are in /api/jobs, the API's renders are jobs", function()
+  local serve = require "zoe.serve"
+  local app = serve.start{port = 0, out = root .. "/out"}
+  local base = ("http://127.0.0.1:%d"):format(app:port())
+  -- curl as a child, awaited: this process's loop must keep turning to answer it
+  local function get(path, body)
+    local outf = root .. "/inproc.json"
+    local args = {"-s", "-o", outf, base .. path}
+    if body then for _, a in ipairs {"-H", "Content-Type: application/json", "-d", body} do args[#args + 1] = a end end
+    local h
+    zoe.await(function(cb) h = uv.spawn("curl", {args = args}, function() cb() end) end)
+    h:close()
+    return zoe.json.decode(read(outf))
+  end
+  local mine = zoe.spawn(function() zoe.sleep(3000) end)
+  mine:name("a job of the REPL")
+  local listed = get("/api/jobs").jobs
+  local seen
+  for _, j in ipairs(listed) do if j.id == mine:id() then seen = j end end
+  t.ok(seen and seen.external and seen.name == "a job of the REPL", "the other job is listed")
+  local e = get("/api/jobs", zoe.json.encode {prompt = "a red circle", steps = 2})
+  local as_job
+  for _, j in ipairs(zoe.jobs()) do if j:id() == e.id then as_job = j end end
+  t.ok(as_job, "the API's render is one of zoe.jobs()")
+  t.eq(as_job:name(), "serve video " .. e.id)
+  local out = get("/api/jobs/" .. mine:id() .. "/cancel", "{}")
+  t.eq(out.canceled, mine:id())
+  pcall(mine.wait, mine)
+  t.eq(mine:status(), "canceled")
+  pcall(as_job.wait, as_job)
+  t.eq(as_job:status(), "done")
+  app:close()
+end)
+
 t.test("Ctrl-C stops the server: running job canceled, nothing half-written", function()
   local _, e = post(srv, "/api/jobs", {prompt = PROMPT, steps = 400, seed = 2})
   until_(function()

@@ -53,7 +53,8 @@ end
 function M.nearest(word, known)
   local best, hint = 3, ""
   for _, k in ipairs(known) do
-    local d = distance(word:lower(), k:lower())
+    -- the distance is at least the difference in length: most names need no table
+    local d = math.abs(#word - #k) < best and distance(word:lower(), k:lower()) or best
     if d < best then best, hint = d, (" (did you mean '%s'?)"):format(k) end
   end
   return hint
