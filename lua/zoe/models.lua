@@ -194,13 +194,37 @@ end
 
 local loaded = setmetatable({}, {__mode = "v"})
 
+-- The parts as files ({dit =, t5 =, vae =, tokenizer =}): the family named (family =), else
+-- those of models.families that take files (describe_files), in order; the first whose
+-- describe_files gives a description loads them. With one such family its error is the
+-- user's; with several, an error names each family's reason.
+local function load_files(spec, opts)
+  if spec.family then
+    local fam = models.family(spec.family, "zoe.models.load")
+    if not fam.describe_files then
+      error(("zoe.models.load: family '%s' takes folders, not files"):format(spec.family), 0)
+    end
+    return fam.load(fam.describe_files(spec), opts)
+  end
+  local takers = {}
+  for _, name in ipairs(models.families) do
+    local fam = models.family(name, "zoe.models.load")
+    if fam.describe_files then takers[#takers + 1] = {name = name, fam = fam} end
+  end
+  if #takers == 0 then error("zoe.models.load: no family takes single files; give a folder", 0) end
+  if #takers == 1 then return takers[1].fam.load(takers[1].fam.describe_files(spec), opts) end
+  local why = {}
+  for _, k in ipairs(takers) do
+    local ok, desc = pcall(k.fam.describe_files, spec)
+    if ok and desc then return k.fam.load(desc, opts) end
+    why[#why + 1] = ("%s: %s"):format(k.name, (tostring(desc):gsub("^zoe%.models%.load: ", "")))
+  end
+  error("zoe.models.load: no family takes these files (" .. table.concat(why, "; ") .. ")", 0)
+end
+
 function models.load(spec, opts)
   if type(spec) == "table" and (type(spec.dit) == "string" or type(spec.transformer) == "string") then
-    -- the parts as files ({dit =, t5 =, vae =, tokenizer =}): their family tells them by their keys
-    local fam = models.family(spec.family or "wan", "zoe.models.load")
-    if not fam.describe_files then error(("zoe.models.load: family '%s' takes folders, not files"):format(fam), 2) end
-    local desc = fam.describe_files(spec)
-    return fam.load(desc, opts or {})
+    return load_files(spec, opts or {})
   end
   if type(spec) == "table" then return spec end -- already a model
   if type(spec) ~= "string" then error("zoe.models.load: give a model name or a folder", 2) end

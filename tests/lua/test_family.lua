@@ -127,6 +127,23 @@ t.test("a registered family recognizes its folders; model.lua and config.json ma
   t.eq(cfg.family, "toy")
 end)
 
+t.test("files go to the family that takes them; when none does, each family says why", function()
+  toy.describe_files = function(spec)
+    if not spec.dit:match("%.toy$") then error("zoe.models.load: " .. spec.dit .. " is not a toy file", 0) end
+    return {name = "toy-files", dir = "."}
+  end
+  local m = models.load{dit = "x.toy", t5 = "x.toy", vae = "x.toy", tokenizer = "t.json"}
+  t.eq(m.family, "toy")
+  t.eq(m.name, "toy-files")
+  local other = {dit = root .. "/none.bin", t5 = root .. "/none.bin", vae = root .. "/none.bin", tokenizer = "t.json"}
+  t.raises(function() models.load(other) end, "zoe.models.load: no family takes these files (wan: ")
+  t.raises(function() models.load(other) end, "; toy: " .. root .. "/none.bin is not a toy file)")
+  other.family = "toy"
+  t.raises(function() models.load(other) end, "none.bin is not a toy file")
+  t.raises(function() models.load{family = "cogvideox", dit = "x.toy"} end, "family 'cogvideox' takes folders, not files")
+  toy.describe_files = nil
+end)
+
 t.test("a model.lua must name its family; an unknown family lists the known ones", function()
   t.raises(function() models.load(folder("nofam", {["model.lua"] = 'return {name = "x"}'})) end,
     "model.lua: name the model's family")
