@@ -67,25 +67,19 @@ static int g_writer(lua_State *L) {
     else kv->num = luaL_checkinteger(L, -1);
     lua_pop(L, 4);
   }
+  static const char *const tensor_keys[] = {"name", "dtype", "shape", NULL};
   for (size_t i = 0; i < s->n; i++) {
     lua_geti(L, 3, (lua_Integer)i + 1);
     luaL_argcheck(L, lua_istable(L, -1), 3, "each tensor is {name =, dtype =, shape =}");
+    lz_opts o = lz_opts_check(L, -1, "gguf_writer: a tensor", tensor_keys);
     zoe_gguf_tensor_info *t = &s->info[i];
-    lua_getfield(L, -1, "name");
-    t->name = luaL_checkstring(L, -1);
-    lua_getfield(L, -2, "dtype");
-    if (zoe_dtype_from_name(luaL_checkstring(L, -1), &t->dtype))
-      return luaL_error(L, "gguf_writer: unknown dtype '%s'", lua_tostring(L, -1));
-    lua_getfield(L, -3, "shape");
-    luaL_checktype(L, -1, LUA_TTABLE);
-    t->ndim = (int)luaL_len(L, -1);
-    luaL_argcheck(L, t->ndim >= 1 && t->ndim <= ZOE_MAX_DIMS, 3, "1 to 8 dims");
-    for (int d = 0; d < t->ndim; d++) {
-      lua_geti(L, -1, d + 1);
-      t->shape[d] = luaL_checkinteger(L, -1);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 4);
+    t->name = lz_opt_string(&o, "name", NULL); /* the strings stay alive in argument 3 */
+    const char *dtype = lz_opt_string(&o, "dtype", NULL);
+    if (!t->name || !dtype) return luaL_error(L, "gguf_writer: tensor %d needs a name and a dtype", (int)i + 1);
+    if (zoe_dtype_from_name(dtype, &t->dtype)) return luaL_error(L, "gguf_writer: unknown dtype '%s'", dtype);
+    t->ndim = lz_opt_ints(&o, "shape", t->shape, 1, ZOE_MAX_DIMS);
+    if (!t->ndim) return luaL_error(L, "gguf_writer: tensor '%s' needs a shape", t->name);
+    lua_pop(L, 1);
   }
   wbox *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->w = NULL;

@@ -94,5 +94,23 @@ t.test("the command: usage, errors, and no file left on failure", function()
   t.raises(function() convert.convert(src .. ".missing", out, "q8_0") end, "missing")
 end)
 
+t.test("gguf_writer: each tensor's table is checked by name, and a misspelt key is named", function()
+  local path = tmp .. ".spec.gguf"
+  t.raises(function() zoe.gguf_writer(path, {}, {{name = "x", dtype = "f32", shpae = {2}}}) end,
+    "gguf_writer: a tensor: unknown option 'shpae' (did you mean 'shape'?)")
+  t.raises(function() zoe.gguf_writer(path, {}, {{name = "x", shape = {2}}}) end, "tensor 1 needs a name and a dtype")
+  t.raises(function() zoe.gguf_writer(path, {}, {{name = "x", dtype = "f32"}}) end, "tensor 'x' needs a shape")
+  local w <close> = zoe.gguf_writer(path, {{"general.architecture", "str", "test"}},
+                                    {{name = "x", dtype = "f32", shape = {2, 3}}})
+  local want = zoe.tensor.arange(6):to("f32"):view(2, 3)
+  w:write(want)
+  w:close()
+  local x = zoe.load(path).x
+  t.eq(x:shape(), {2, 3})
+  t.eq((x - want):abs():max():item(), 0)
+  t.eq(x[2][3]:item(), 5)
+  os.remove(path)
+end)
+
 os.remove(out)
 t.done()
