@@ -1,6 +1,6 @@
 -- What the binding costs per op: small ops (where the binding's own work, not the kernel,
 -- is the time) and the ops a model step is made of, each the best of N repetitions of a
--- batch, in microseconds per op. Written against the API every revision since the typed
+-- batch, in CPU microseconds per op. Written against the API every revision since the typed
 -- tasks shares, so tools/bench_revs.sh can run it on builds of two revisions in one run.
 -- usage: zoe bench/binding_ops.lua [REPS]   prints "RESULT name us_per_op"
 local zoe = require "zoe"
@@ -8,13 +8,18 @@ local T, nn = zoe.tensor, zoe.nn
 
 local reps = tonumber(arg[1]) or 7
 
+-- CPU time (os.clock: every thread of the process), which a loaded machine moves far less
+-- than wall time: a small op runs on this thread, and its cost here is the binding's work
+-- (argument checks, the task, its collection) besides the kernel's.
 local function best_us(batch, fn)
   fn() -- warm up: caches, arenas, the loop's op rates
   local best = math.huge
   for _ = 1, reps do
-    local t0 = zoe.uv.hrtime()
+    collectgarbage()
+    local t0 = os.clock()
     for _ = 1, batch do fn() end
-    best = math.min(best, (zoe.uv.hrtime() - t0) / 1e3 / batch)
+    collectgarbage() -- what the ops left for the collector is part of their cost
+    best = math.min(best, (os.clock() - t0) * 1e6 / batch)
   end
   return best
 end
@@ -39,6 +44,5 @@ local cases = {
 }
 for _, c in ipairs(cases) do
   local us = best_us(c[2], c[3])
-  collectgarbage()
   print(("RESULT %s %.3f"):format((c[1]:gsub(" ", "_")), us))
 end
