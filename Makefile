@@ -13,6 +13,7 @@
 #   make bench-cogvideox  CogVideoX-2B at full size (random weights) against PyTorch
 #   make bench-ltx  LTX-Video 2B at full size (random weights) against PyTorch (LTX_RANDOM=dir)
 #   make train-tiny / eval-tiny   train zoe-tiny again / its quality table
+#   make eval-cache / bench-wan-cache   step caches: zoe-tiny's speed and quality / Wan2.1's speed
 #   make refit-tiny               after new zoe-tiny weights: its preview projection and cache calibration
 #   make install PREFIX=/usr/local   (also the header, zoe.pc for pkg-config, libzoe.so)
 #   make rock-check luarocks installs zoe from its rockspec into a tree of its own, then loads it
@@ -68,7 +69,7 @@ TEST_BIN = $(TEST_SRC:tests/c/%.c=$(BIN)/tests/%)
 BENCH_SRC = $(sort $(wildcard bench/*.c))
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BIN)/bench/%)
 
-.PHONY: all deps run test bench bench-wan bench-cogvideox bench-ltx fuzz train-tiny eval-tiny refit-tiny tools-deps install clean FORCE
+.PHONY: all deps run test bench bench-wan bench-cogvideox bench-ltx bench-wan-cache fuzz train-tiny eval-tiny eval-cache refit-tiny tools-deps install clean FORCE
 .DEFAULT_GOAL := all
 
 all: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/libzoe.so $(LIB)/zoe.so
@@ -204,6 +205,17 @@ train-tiny: tools-deps
 
 eval-tiny: tools-deps all
 	/usr/bin/python3 tools/eval/eval_zoe.py --zoe $(BIN)/zoe
+
+# the step caches' table in docs/SAMPLING.md: eval-tiny's pairs, uncached and with each policy
+# (EVAL_N pairs x 13 settings: about 10 s a pair on two free cores)
+EVAL_N ?= 240
+eval-cache: tools-deps all
+	/usr/bin/python3 tools/eval/eval_cache.py --zoe $(BIN)/zoe --n $(EVAL_N)
+
+# a step cache's skip pattern (teacache 0.2 on zoe-tiny) on the full-size Wan2.1, 20 steps,
+# against uncached in the same process (docs/SAMPLING.md; about 40 minutes on two cores)
+bench-wan-cache: deps tools-deps all $(WAN_RANDOM)/Wan2.1_VAE.pth
+	$(BIN)/zoe bench/cache_wan.lua $(WAN_RANDOM) teacache 0.2
 
 # after new zoe-tiny weights: what is fitted on them beside the model, again (the preview
 # projection in config.json, the step caches' cache_calibration.json)

@@ -7,7 +7,7 @@
 local zoe = require "zoe"
 
 local ROUNDS = tonumber(arg and arg[1] or "3")
-local SETTINGS = arg and arg[2] or "teacache:0.1,0.2,0.3 magcache:0.02,0.03,0.06 easycache:0.1,0.2,0.3 first_block:0.1,0.2,0.3"
+local SETTINGS = arg and arg[2] or "teacache:0.1,0.2,0.4 magcache:0.02,0.05,0.1 easycache:0.1,0.2,0.4 first_block:0.1,0.2,0.3"
 local PROMPTS = {
   {"a red circle moving right and a green square moving up on a white background", 11},
   {"an orange triangle growing on a navy background", 12},

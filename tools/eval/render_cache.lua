@@ -29,7 +29,7 @@ if done then
 end
 for _, c in ipairs(configs) do
   assert(os.execute(("mkdir -p '%s/%s'"):format(out, c.id)))
-  res[c.id] = res[c.id] or {id = c.id, evaluations = 0, uncached = 0, denoise = 0, total = 0, psnr = {}}
+  res[c.id] = res[c.id] or {id = c.id, evaluations = 0, uncached = 0, denoise = 0, cpu = 0, total = 0, psnr = {}}
 end
 res.pairs_done = res.pairs_done or 0
 
@@ -50,15 +50,20 @@ for i = res.pairs_done + 1, #pairs_ do
   local frames = {}
   for k = 0, #configs - 1 do
     local c = configs[(i - 1 + k) % #configs + 1]
+    local cpu0, cpu
     local f, record = zoe.pipeline.text2video{model = model, prompt = p.prompt, seed = p.seed, crf = 10,
       out = ("%s/%s/%04d.mp4"):format(out, c.id, i), cache = c.cache, cache_threshold = c.cache_threshold,
-      preview = false}
+      preview = false, on_step = function(state)
+        if state.step == 1 then cpu0 = os.clock() end
+        if state.step == state.steps then cpu = os.clock() - cpu0 end
+      end}
     frames[c.id] = f
     local r = res[c.id]
     local e = record.evaluations
     r.evaluations = r.evaluations + (e and e.evaluations or 2 * record.recipe.steps)
     r.uncached = r.uncached + (e and e.uncached or 2 * record.recipe.steps)
     r.denoise = r.denoise + record.timings.denoise
+    r.cpu = (r.cpu or 0) + cpu
     r.total = r.total + record.timings.total
     if i == 1 and record.recipe.cache then r.skipped = record.recipe.cache.skipped end
   end
