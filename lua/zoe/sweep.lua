@@ -8,6 +8,10 @@
 -- sweep prompts give them as prompts = {...}); the rest are shared. Each combination
 -- goes to out/NNN.mp4 (when out is given) and the sheet to out/sheet.png, one row per
 -- combination captioned with what varied. Returns a list of {settings, frames, record}.
+--
+-- With queue = "redis://HOST:PORT/NAME" each combination is a job for the farm's workers
+-- (docs/DISTRIBUTED.md): out is then a folder every worker sees, settings must be data, and
+-- the frames returned are read back from the files (queue/sweep.lua).
 local zoe = require "zoe"
 
 local function is_list(v) return type(v) == "table" and #v > 0 and not v.text end
@@ -17,17 +21,16 @@ return function(spec)
   for k, v in pairs(spec) do
     if k == "prompts" then
       axes[#axes + 1] = {key = "prompt", values = v}
-    elseif k ~= "out" and k ~= "every" and k ~= "scale" and is_list(v) and k ~= "prompt" then
+    elseif k ~= "out" and k ~= "every" and k ~= "scale" and k ~= "queue" and is_list(v) and k ~= "prompt" then
       axes[#axes + 1] = {key = k, values = v}
-    elseif k ~= "out" and k ~= "every" and k ~= "scale" then
+    elseif k ~= "out" and k ~= "every" and k ~= "scale" and k ~= "queue" then
       base[k] = v
     end
   end
   table.sort(axes, function(a, b) return a.key < b.key end)
   if #axes == 0 then error("zoe.sweep: give at least one setting as a list, e.g. cfg = {3, 5, 7}", 2) end
-  local out = spec.out
-  if out then assert(os.execute(("mkdir -p '%s'"):format(out))) end
-  local results, labels, videos = {}, {}, {}
+  -- every combination (the last axis fastest), with a label saying what varied
+  local combos = {}
   local index = {}
   for i = 1, #axes do index[i] = 1 end
   while true do
@@ -38,12 +41,7 @@ return function(spec)
       s[axis.key] = v
       parts[#parts + 1] = ("%s=%s"):format(axis.key, tostring(v))
     end
-    local n = #results + 1
-    if out then s.out = ("%s/%03d.mp4"):format(out, n) end
-    local frames, record = zoe.pipeline.text2video(s)
-    results[n] = {settings = s, frames = frames, record = record, label = table.concat(parts, " ")}
-    labels[n], videos[n] = results[n].label, frames
-    -- next combination (the last axis fastest)
+    combos[#combos + 1] = {settings = s, label = table.concat(parts, " ")}
     local i = #axes
     while i >= 1 do
       index[i] = index[i] + 1
@@ -52,6 +50,17 @@ return function(spec)
       i = i - 1
     end
     if i == 0 then break end
+  end
+  if spec.queue then return require("zoe.queue.sweep").run(combos, spec) end
+  local out = spec.out
+  if out then assert(os.execute(("mkdir -p '%s'"):format(out))) end
+  local results, labels, videos = {}, {}, {}
+  for n, c in ipairs(combos) do
+    local s = c.settings
+    if out then s.out = ("%s/%03d.mp4"):format(out, n) end
+    local frames, record = zoe.pipeline.text2video(s)
+    results[n] = {settings = s, frames = frames, record = record, label = c.label}
+    labels[n], videos[n] = c.label, frames
   end
   if out then
     zoe.video.contact_sheet(videos, out .. "/sheet.png", {labels = labels, every = spec.every or 2, scale = spec.scale})

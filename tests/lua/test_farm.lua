@@ -5,7 +5,7 @@
 -- claims its job); with redis-server SIGKILLed and restarted mid-run; with a worker's
 -- connections cut. Then: a bad recipe is failed with its message, not retried; a job whose
 -- workers keep dying is failed; a run is canceled everywhere; a job written by hand in the
--- documented format (what zoe serve submits) is rendered.
+-- documented format (what zoe serve submits) is rendered; a sweep runs on the farm.
 local t = require "testlib"
 local zoe = require "zoe"
 local redis = require "zoe.queue.redis"
@@ -112,6 +112,13 @@ t.test("three workers render a six-shot board: the same bytes as one process", f
   t.eq(s.runs[1].done, 6)
   t.eq(s.runs[1].jobs, 6)
   t.eq(s.pending, 0, "every job acknowledged")
+  local text = tostring(zoe.queue.status(URL)) -- as the REPL shows it
+  t.ok(text:find("'farm 1': 6/6 done, 0 running, 0 queued, 0 failed", 1, true), text)
+  local p = io.popen(("%s queue status %s"):format(q(ZOE), URL))
+  local cli = p:read("a")
+  p:close()
+  t.ok(cli:find("workers (3):", 1, true) and cli:find(workers[2].name, 1, true), cli)
+  t.ok(cli:find("6/6 done", 1, true), cli)
   -- again: everything is in the cache, nothing is queued
   result = submit(b, "plain"):wait()
   t.eq(result.rendered, 0)
@@ -268,6 +275,27 @@ t.test("a job whose workers keep dying is failed after three deliveries", functi
   t.eq(state, "failed: its workers died 3 times rendering it")
   t.eq(#r:call("XPENDING", K.jobs, jobfmt.GROUP, id, id, "1"), 0, "acknowledged")
   t.eq(files.exists(job.out .. "/cache/" .. job.key .. ".mp4"), false, "never rendered")
+end)
+
+t.test("zoe.sweep{queue =}: one job per setting, the same files as a sweep in one process", function()
+  local spec = {model = "zoe-tiny", prompt = "a green diamond moving down on a black background", seed = 3,
+    width = 32, height = 32, frames = 5, cfg = {1, 4}, steps = {2, 3}}
+  local here = {}
+  for k, v in pairs(spec) do here[k] = v end
+  here.out = root .. "/sweep-ref"
+  local ref = zoe.sweep(here)
+  spec.out, spec.queue = root .. "/sweep", URL
+  local got = zoe.spawn(function() return zoe.sweep(spec) end):wait()
+  t.eq(#got, 4)
+  for n = 1, 4 do
+    t.eq(got[n].label, ref[n].label)
+    t.eq(files.read(("%s/sweep/%03d.mp4"):format(root, n)), files.read(("%s/sweep-ref/%03d.mp4"):format(root, n)),
+      got[n].label .. ": the same bytes")
+    t.eq(got[n].record.recipe.steps, ref[n].settings.steps)
+  end
+  t.eq(got[3].label, "cfg=4 steps=2")
+  local a, b = zoe.image.read(root .. "/sweep/sheet.png"), zoe.image.read(root .. "/sweep-ref/sheet.png")
+  t.eq({a:size(1), a:size(2), a:size(3)}, {b:size(1), b:size(2), b:size(3)}, "the same sheet, one row per setting")
 end)
 
 t.test("zoe queue cancel stops a run everywhere", function()

@@ -7,7 +7,7 @@
 --                                       --  the model's weights hash, checked by the worker)
 --    "mode": "text2video" | "image2video",
 --    "settings": {model, prompt, vars, negative, width, height, frames, fps, steps,
---                 sampler, schedule, shift, cfg, seed, lora},
+--                 sampler, schedule, shift, cfg, seed, lora, ...}, -- text2video's, as data
 --    "after": {"id": "02", "key": KEY2, "output_hash": H},  -- image2video: starts from the
 --                                       --  last frame of out/cache/<KEY2>.mp4
 --    "entry": {"shot": 3},              -- what the cache record holds besides the render's
@@ -35,10 +35,6 @@ function M.keys(name)
   }
 end
 
-local SETTINGS = {"model", "prompt", "vars", "negative", "width", "height", "frames", "fps", "steps",
-  "sampler", "schedule", "shift", "cfg", "seed", "lora"}
-M.SETTINGS = SETTINGS
-
 local function fail(fmt, ...) error(fmt:format(...), 0) end
 
 -- Checks a decoded job; returns it, or raises saying what is wrong.
@@ -53,10 +49,10 @@ function M.check(job)
     fail("job field 'mode' must be \"text2video\" or \"image2video\"")
   end
   if type(job.settings) ~= "table" or type(job.fields) ~= "table" then fail("job fields 'settings' and 'fields' must be objects") end
-  local known = {}
-  for _, k in ipairs(SETTINGS) do known[k] = true end
-  for k in pairs(job.settings) do
-    if not known[k] then fail("job setting '%s' is not one a worker takes", tostring(k)) end
+  for k, v in pairs(job.settings) do -- the pipeline checks the names; a job carries data only
+    if type(k) ~= "string" or k == "out" or k == "image" or type(v) == "function" or type(v) == "userdata" then
+      fail("job setting '%s' cannot be queued (settings are the pipeline's, as data)", tostring(k))
+    end
   end
   if job.mode == "image2video" and (type(job.after) ~= "table" or type(job.after.key) ~= "string") then
     fail("an image2video job names the video it starts from in 'after'")
