@@ -12,7 +12,12 @@ local files = require "zoe.storyboard.files"
 local server = require "redis_server"
 local uv = zoe.uv
 
-local ZOE = os.getenv("ZOE") or arg[-1]
+local function interpreter() -- arg[-1] may be an option (zoe -q script.lua): the lowest index is the program
+  local k = -1
+  while arg[k - 1] do k = k - 1 end
+  return arg[k]
+end
+local ZOE = os.getenv("ZOE") or interpreter()
 local srv, why = server.start{appendonly = true}
 if not srv then
   print("skipped: " .. why)
@@ -129,8 +134,8 @@ do
     zoe.pipeline.text2video(s)
   end
   local farm_first, here_first = median(to_first), median(local_first)
-  print(("overhead per job (median of 8): XADD -> claimed %.1f ms, XADD -> first step %.1f ms; "
-    .. "start -> first step in one process %.1f ms; overhead %.1f ms"):format(median(to_claim), farm_first,
+  print(("overhead per job (median of 8): XADD -> a worker holds it %.1f ms; XADD -> its first step %.1f ms, "
+    .. "against start -> first step in one process %.1f ms (difference %.1f ms)"):format(median(to_claim), farm_first,
     here_first, farm_first - here_first))
   r:close()
 end
