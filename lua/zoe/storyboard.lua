@@ -86,12 +86,12 @@ function storyboard.render(b, opts)
 end
 
 function storyboard.watch(path, opts)
-  opts = check_opts(opts, {"out", "force", "jobs", "trusted", "release_text_encoder", "on_render", "debounce_ms"},
-    "zoe.storyboard.watch")
+  opts = check_opts(opts, {"out", "force", "jobs", "trusted", "release_text_encoder", "on_render", "debounce_ms",
+    "queue"}, "zoe.storyboard.watch")
   if type(path) ~= "string" then error("zoe.storyboard.watch: give the path of a storyboard file", 2) end
   local function load(p) return storyboard.load(p, {trusted = opts.trusted}) end
   local function render(board, extra)
-    local o = {out = opts.out, jobs = opts.jobs, release_text_encoder = opts.release_text_encoder}
+    local o = {out = opts.out, jobs = opts.jobs, release_text_encoder = opts.release_text_encoder, queue = opts.queue}
     for k, v in pairs(extra) do o[k] = v end
     return storyboard.render(board, o)
   end

@@ -235,6 +235,25 @@ t.test("a job written by hand in the documented format is rendered into its fold
   t.eq(zoe.video.info(job.out .. "/cache/" .. job.key .. ".mp4").frames, 5)
 end)
 
+t.test("zoe.queue.render: one video through the farm, as a front end submits it", function()
+  local s = {model = "zoe-tiny", prompt = "a yellow triangle growing on a gray background", width = 32, height = 32,
+    frames = 5, steps = 3, seed = 11}
+  local steps = {}
+  local got = zoe.spawn(function()
+    return zoe.queue.render(s, {queue = URL, out = root .. "/one", on_event = function(id, f)
+      if f.type == "progress" then steps[#steps + 1] = tonumber(f.step) end
+    end})
+  end):wait()
+  t.eq(got.file, root .. "/one/001.mp4")
+  t.eq(got.record.recipe.seed, 11)
+  t.eq(steps, {1, 2, 3}, "the submitter saw every step")
+  local here = {}
+  for k, v in pairs(s) do here[k] = v end
+  here.out = root .. "/one-ref.mp4"
+  zoe.pipeline.text2video(here)
+  t.eq(files.read(got.file), files.read(here.out), "the same bytes as here")
+end)
+
 t.test("a bad recipe is failed with its message, not retried", function()
   local job, id = job_for("bad", {sampler = "no-such-sampler"})
   local state = until_(function()

@@ -89,7 +89,7 @@ return function(args)
   local ok, err = pcall(function()
     if o.watch then
       zoe.storyboard.watch(o.path, {out = o.out, force = o.force, jobs = o.jobs, trusted = o.trusted,
-        release_text_encoder = o.release_text_encoder, on_render = function(result, e)
+        release_text_encoder = o.release_text_encoder, queue = o.queue, on_render = function(result, e)
           if result then print(summary(result)) print("watching " .. o.path .. " (Ctrl-C stops)")
           else print("storyboard: " .. e) end
         end})

@@ -4,6 +4,9 @@
 --
 --   sweep.run(combos, spec) -> results as zoe.sweep returns them, the frames read back
 --   from the files (combos: {{settings =, label =}, ...} in the sweep's order)
+--   sweep.videos(combos, {queue =, out =, model =, title =, on_event = fn(id, fields)})
+--     -> {{file =, record =}, ...}: the same jobs without the sheet, for any front end
+--     (zoe.queue.render, zoe serve --queue)
 local zoe = require "zoe"
 local redis = require "zoe.queue.redis"
 local jobfmt = require "zoe.queue.job"
@@ -18,12 +21,12 @@ local function now_ms()
   return s * 1000 + us // 1000
 end
 
-function M.run(combos, spec)
+function M.videos(combos, spec)
   if type(spec.out) ~= "string" then
-    error("zoe.sweep: with queue, give out = a folder every worker sees (the results go there)", 0)
+    error("with queue, give out = a folder every worker sees (the results go there)", 0)
   end
   if type(spec.model) ~= "string" then
-    error("zoe.sweep: with queue, give the model by name or folder (workers load it themselves)", 0)
+    error("with queue, give the model by name or folder (workers load it themselves)", 0)
   end
   local out = jobfmt.absolute(spec.out:gsub("/+$", ""))
   files.mkdir_p(out)
@@ -35,7 +38,8 @@ function M.run(combos, spec)
   submit.ensure_group(r, K)
   local run = jobfmt.new_run_id()
   local since = r:call("XADD", K.events, "MAXLEN", "~", "100000", "*", "type", "submitted", "run", run)
-  r:call("HSET", K.runs, run, zoe.json.encode {title = "sweep", out = out, jobs = #combos, submitted = now_ms()})
+  r:call("HSET", K.runs, run, zoe.json.encode {title = spec.title or "sweep", out = out, jobs = #combos,
+    submitted = now_ms()})
   local finished = false
   local cancel_on_exit <close> = setmetatable({}, {__close = function()
     if not finished then zoe.spawn(function() pcall(submit.cancel, r, K, run) r:close() end) else r:close() end
@@ -67,23 +71,35 @@ function M.run(combos, spec)
     local entry = cache:lookup(keys[n])
     if entry then completed(n, entry) end
   end
+  local function seen(id, f) if spec.on_event then spec.on_event(id, f) end end
   submit.follow(r, K, run, since, function() return done == #combos end, {
-    done = function(id) local n = tonumber(id) if n and keys[n] then look(n) end end,
+    claimed = seen,
+    progress = seen,
+    done = function(id, f) seen(id, f) local n = tonumber(id) if n and keys[n] then look(n) end end,
     failed = function(id, f)
-      error(("zoe.sweep: setting %s: %s (worker %s)"):format(id, tostring(f.error), tostring(f.worker)), 0)
+      error(("setting %s: %s (worker %s)"):format(id, tostring(f.error), tostring(f.worker)), 0)
     end,
-    canceled = function() error(("zoe.sweep: run %s was canceled"):format(run), 0) end,
-    cancel = function() error(("zoe.sweep: run %s was canceled"):format(run), 0) end,
+    canceled = function() error(("run %s was canceled"):format(run), 0) end,
+    cancel = function() error(("run %s was canceled"):format(run), 0) end,
     poll = function() for n = 1, #combos do if not entries[n] then look(n) end end end,
   })
   finished = true
+  local out_list = {}
+  for n = 1, #combos do out_list[n] = {file = ("%s/%03d.mp4"):format(out, n), record = entries[n].record} end
+  return out_list, run
+end
+
+function M.run(combos, spec)
+  local ok, got = pcall(M.videos, combos, spec)
+  if not ok then error("zoe.sweep: " .. tostring(got), 0) end
   local results, labels, videos = {}, {}, {}
   for n, c in ipairs(combos) do
-    local file = ("%s/%03d.mp4"):format(out, n)
-    results[n] = {settings = c.settings, frames = zoe.video.read(file), record = entries[n].record, label = c.label,
+    local file = got[n].file
+    results[n] = {settings = c.settings, frames = zoe.video.read(file), record = got[n].record, label = c.label,
       file = file}
     labels[n], videos[n] = c.label, zoe.video.read(file, {dtype = "u8"})
   end
+  local out = jobfmt.absolute(spec.out:gsub("/+$", ""))
   zoe.video.contact_sheet(videos, out .. "/sheet.png", {labels = labels, every = spec.every or 2, scale = spec.scale})
   return results
 end
