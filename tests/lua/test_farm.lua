@@ -352,6 +352,12 @@ for _, w in ipairs(workers) do
   until_(function() return w.ended.code ~= nil end, "a worker's end")
   w.handle:close()
 end
+t.test("the workers' logs hold no sanitizer report", function()
+  for k, w in ipairs(workers) do
+    local log = files.read(w.log) or ""
+    t.eq(log:find("Sanitizer", 1, true) or log:find("runtime error", 1, true), nil, "worker " .. k .. ": " .. log)
+  end
+end)
 srv:stop()
 os.execute("rm -rf " .. q(root))
 t.done()
