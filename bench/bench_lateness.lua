@@ -4,7 +4,8 @@
 -- thread ran), since the loop can be late by at most one op when every heavy op leaves the
 -- loop thread. Two runs: a 60-step zoe-tiny render, and one Wan2.1 DiT forward at 320x192x17
 -- on the full-size random checkpoint (ZOE_WAN_RANDOM, build/wan-random or ../wan-random;
--- skipped, saying so, when none is there). Nothing passes or fails on time.
+-- skipped, saying so, when none is there); and how soon job:cancel() ends a zoe-tiny render.
+-- Nothing passes or fails on time.
 local zoe = require "zoe"
 local uv = zoe.uv
 
@@ -52,6 +53,24 @@ end
 measure(tiny(4))
 zoe.offload_stats(true)
 report("zoe-tiny render, 60 steps (64x64x17)", measure(tiny(60)))
+
+-- cancel latency: job:cancel() at step 5 of a 400-step render, to the job's end (a REPL's
+-- :cancel and Ctrl-C do the same from the loop), against the longest op of that run
+do
+  local step = 0
+  local j = zoe.spawn(function()
+    zoe.pipeline.text2video{model = "zoe-tiny", prompt = "a red circle moving right on a white background",
+      seed = 1, steps = 400, out = tmp .. "/cancel.mp4", on_step = function(s) step = s.step end}
+  end)
+  while step < 5 and j:status() == "running" do zoe.sleep(1) end
+  local at, t0 = step, now_ms()
+  j:cancel()
+  pcall(j.wait, j)
+  local st = zoe.offload_stats(true)
+  print(("%-44s job:cancel() at step %d: the job ended %.1f ms later (%s, at step %d); longest single op %.1f ms")
+    :format("zoe-tiny render, canceled", at, now_ms() - t0, j:status(), step,
+      math.max(st.longest_offloaded_ms, st.longest_inline_ms)))
+end
 os.execute("rm -rf " .. tmp)
 
 -- the checkpoint make bench-wan writes (WAN_RANDOM), or one shared beside the repository
