@@ -31,7 +31,10 @@ static void *capped(void *ud, void *ptr, size_t osize, size_t nsize) {
 static int restore_and_finish(lua_State *L, cap *c, int status, int base) {
   lua_setallocf(L, c->real, c->ud);
   if (status != LUA_OK) { /* the call's own allocator may be capped too: the message keeps it */
-    if (status == LUA_ERRMEM) lua_pushfstring(L, "using more than %d MB of memory", (int)(c->limit >> 20));
+    if (status == LUA_ERRMEM && c->limit >= (1 << 20))
+      lua_pushfstring(L, "using more than %d MB of memory", (int)(c->limit >> 20));
+    else if (status == LUA_ERRMEM)
+      lua_pushfstring(L, "using more than %I bytes of memory", (lua_Integer)c->limit);
     return lua_error(L);
   }
   return lua_gettop(L) - base;

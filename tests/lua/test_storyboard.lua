@@ -180,6 +180,11 @@ t.test("the data-only sandbox refuses code; --trusted runs it", function()
     t.raises(function() zoe.storyboard.load(root .. "/big.lua") end, "using more than 256 MB of memory; a storyboard loads as data")
   end
   t.ok(collectgarbage("count") < 256 * 1024, "the memory came back")
+  -- the cap itself: results and errors pass through; a small cap is told in bytes
+  t.eq({zoe.memory_limited(1e6, function(a, b) return a + b, "ok" end, 1, 2)}, {3, "ok"})
+  t.eq(select(2, pcall(zoe.memory_limited, 1e6, function() error("boom", 0) end)), "boom")
+  t.eq(select(2, pcall(zoe.memory_limited, 1e6, string.rep, "z", 2e6)), "using more than 1000000 bytes of memory")
+  t.eq(select(2, pcall(zoe.memory_limited, 3 * 2 ^ 20, string.rep, "z", 4 * 2 ^ 20)), "using more than 3 MB of memory")
   write(root .. "/bytecode.lua", string.dump(function() return {} end))
   t.raises(function() zoe.storyboard.load(root .. "/bytecode.lua") end, "attempt to load a binary chunk")
   write(root .. "/trusted.lua", ("return zoe.storyboard{model = %q, shots = {{prompt = os.getenv('ZOE_TEST_COLOUR') or 'a red circle'}}}")
