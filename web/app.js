@@ -219,9 +219,13 @@ function renderQueue() {
   $('queue-empty').classList.toggle('hidden', shown.length > 0);
 }
 
+// An entry only moves forward: the reply to a submission can arrive after the stream
+// already told that the job ended (a storyboard whose shots are all cached ends at once).
+const RANK = { queued: 0, running: 1, done: 2, failed: 2, canceled: 2 };
 let queueTimer = null;
 function upsert(e) {
   const before = jobs.get(e.id);
+  if (before && (RANK[e.state] ?? 0) < (RANK[before.state] ?? 0)) return;
   jobs.set(e.id, Object.assign(before || {}, e));
   if (!queueTimer) queueTimer = setTimeout(() => { queueTimer = null; renderQueue(); }, 50);
 }

@@ -4,6 +4,7 @@
 -- token when listening elsewhere, and Ctrl-C stopping it with nothing half-written.
 local t = require "testlib"
 local zoe = require "zoe"
+local tiny = require "tiny_wan"
 local files = require "zoe.storyboard.files"
 local uv = zoe.uv
 
@@ -340,9 +341,17 @@ t.test("elsewhere than 127.0.0.1 a token is needed on every request, the stream 
   t.eq((curl(s, "/outputs/" .. first.output .. "?token=" .. s.token)), 200)
   uv.kill(s.pid, "sigint")
   t.eq((s.wait()), 130)
-  local s2 = start({"--out", root .. "/out", "--host", "127.0.0.2", "--token", "sesame"}, "tok2")
+  -- with --models: its models are listed first, and recipes may name them
+  files.mkdir_p(root .. "/models/tiny-test")
+  tiny.write(root .. "/models/tiny-test")
+  local s2 = start({"--out", root .. "/out", "--host", "127.0.0.2", "--token", "sesame", "--models", root .. "/models"},
+    "tok2")
   t.eq(s2.token, nil, "a given token is not printed")
-  t.eq((curl(s2, "/api/models", {headers = {"Authorization: Bearer sesame"}})), 200)
+  local code, v = api(s2, "/api/models", {headers = {"Authorization: Bearer sesame"}})
+  t.eq(code, 200)
+  t.eq(v.models[1], "tiny-test")
+  code, v = api(s2, "/api/models/tiny-test", {headers = {"Authorization: Bearer sesame"}})
+  t.eq(v.defaults.width, 32)
   t.eq((curl(s2, "/api/models", {headers = {"Authorization: Bearer sesam"}})), 401)
   uv.kill(s2.pid, "sigint")
   s2.wait()

@@ -185,6 +185,33 @@ t.test("a second job is canceled from its button", function()
   t.eq(js("return document.querySelectorAll('#gallery video').length"), 1, "no video from the canceled job")
 end)
 
+t.test("a storyboard from its tab: the final cut plays, its shots say rendered, then cached", function()
+  click("#tab-board")
+  t.eq(js("return document.getElementById('recipe').classList.contains('hidden')"), true)
+  -- the example board with 4 steps a shot, to stay quick
+  js([[const b = JSON.parse(document.getElementById('f-board').value);
+    for (const s of b.shots) s.steps = 4;
+    document.getElementById('f-board').value = JSON.stringify(b);]])
+  for run = 1, 2 do
+    click("#board button[type=submit]")
+
+    local badges = until_(function()
+      local r = js([[const done = [...document.querySelectorAll('#queue .job[data-state=done]')]
+          .filter((c) => c.querySelector('.title').textContent.startsWith('storyboard'));
+        const card = [...document.querySelectorAll('#gallery .card')].find((c) => c.dataset.name.endsWith('/final.mp4'));
+        if (done.length < ]] .. run .. [[ || !card) return null;
+        const v = card.querySelector('video');
+        return {badges: [...card.querySelectorAll('.shots .badge')].map((b) => b.textContent).join(','),
+                ready: v.readyState, src: v.getAttribute('src')}]])
+      return r ~= zoe.json.null and r.ready >= 2 and r
+    end, "the storyboard, run " .. run, 120)
+    t.ok(badges.src:find("/outputs/board%-two%-shapes/final%.mp4"), badges.src)
+    t.eq(badges.badges, run == 1 and "shot 1 rendered,shot 2 rendered,shot 3 rendered"
+      or "shot 1 cached,shot 2 cached,shot 3 cached")
+  end
+  click("#tab-recipe")
+end)
+
 t.test("phone-sized: nothing wider than the window", function()
   wd("POST", S .. "/window/rect", {width = 390, height = 844})
   zoe.sleep(300)
