@@ -3,7 +3,9 @@
 --   1. overhead per job: from XADD to the worker's first denoising step, against the same
 --      job's time from its start to its first step in this process (both warm), medians of 8;
 --   2. throughput: 12 jobs through 1, 2 and 3 worker processes (from the first XADD to the
---      last "done" event), against the same 12 rendered one after another in one process.
+--      last "done" event), against the same 12 rendered one after another in one process;
+--   3. cancel: from `zoe queue cancel` (the cancel event) to the worker's "canceled" event,
+--      a render in the middle of its steps, median of 3.
 -- Ratios within this run only; other work on the machine moves them.
 local zoe = require "zoe"
 local redis = require "zoe.queue.redis"
@@ -180,6 +182,44 @@ do
     stop_workers(ws)
     r:close()
   end
+end
+
+-- 3. cancel latency
+do
+  local submit = require "zoe.queue.submit"
+  local name = "cancel"
+  local url = srv:url(name)
+  local K = jobfmt.keys(name)
+  local r = redis.open(url)
+  r:call("XGROUP", "CREATE", K.jobs, jobfmt.GROUP, "0", "MKSTREAM")
+  local ws = start_workers(url, 1)
+  local out = root .. "/cancel"
+  files.mkdir_p(out)
+  local lat = {}
+  for k = 1, 3 do
+    local run = "c" .. k
+    local since = r:call("XADD", K.events, "*", "type", "mark")
+    r:call("XADD", K.jobs, "*", "run", run, "job", jobfmt.encode(job_of(run, "001", out, settings(7000 + k, 2000))))
+    local t0, last = nil, since
+    while true do
+      local got = r:call("XREAD", "COUNT", "100", "BLOCK", "1000", "STREAMS", K.events, last)
+      for _, e in ipairs(got and redis.entries(got[1][2]) or {}) do
+        last = e.id
+        local f = e.fields
+        if f.run == run and f.type == "progress" and not t0 and tonumber(f.step) >= 3 then
+          t0 = now_ms()
+          submit.cancel(r, K, run)
+        elseif f.run == run and f.type == "canceled" then
+          lat[#lat + 1] = now_ms() - t0
+        end
+      end
+      if #lat == k then break end
+    end
+  end
+  stop_workers(ws)
+  r:close()
+  print(("cancel: zoe queue cancel -> the worker's render stopped and acknowledged, median of 3: %.1f ms"):format(
+    median(lat)))
 end
 
 srv:stop()

@@ -254,6 +254,29 @@ t.test("zoe.queue.render: one video through the farm, as a front end submits it"
   t.eq(files.read(got.file), files.read(here.out), "the same bytes as here")
 end)
 
+t.test("zoe serve --queue: a recipe from the page renders on the farm, shown as a local one", function()
+  local out = root .. "/serve"
+  files.mkdir_p(out)
+  local changes, steps = {}, {}
+  local q = require("zoe.serve.queue").new(out, function(e, kind)
+    changes[#changes + 1] = kind
+    if e.progress and e.progress.stage == "denoise" then steps[#steps + 1] = e.progress.step end
+  end, URL)
+  local spec = {model = "zoe-tiny", prompt = "a pink square moving right on a beige background", width = 32,
+    height = 32, frames = 5, steps = 3, seed = 21}
+  local e = q:submit_video(spec)
+  until_(function() return e.state ~= "queued" and e.state ~= "running" end, "the page's entry finished")
+  t.eq(e.state, "done", tostring(e.error))
+  t.eq(e.record.recipe.seed, 21)
+  t.eq(e.record.output, e.output)
+  local here = {}
+  for k, v in pairs(spec) do here[k] = v end
+  here.out = root .. "/serve-ref.mp4"
+  zoe.pipeline.text2video(here)
+  t.eq(files.read(out .. "/" .. e.output), files.read(here.out), "the same bytes as here")
+  t.ok(#steps >= 1 and steps[#steps] == 3, "the page saw the farm's steps: " .. table.concat(steps, ","))
+end)
+
 t.test("a bad recipe is failed with its message, not retried", function()
   local job, id = job_for("bad", {sampler = "no-such-sampler"})
   local state = until_(function()

@@ -11,6 +11,8 @@ usage: zoe serve [options]
   --out DIR       where videos, previews and records go (default out)
   --models DIR    a folder of models, searched before the shipped ones
   --max-body N    the largest request body in bytes (default 1048576)
+  --queue URL     render on a farm: redis://HOST:PORT/NAME, whose zoe worker processes
+                  see --out under the same path (docs/DISTRIBUTED.md)
   -h, --help      this help
 The page is http://HOST:PORT/ (with ?token=T when there is a token).]]
 
@@ -43,6 +45,10 @@ local function parse(args)
     elseif key == "--token" then o.token = arg_value()
     elseif key == "--out" then o.out = arg_value()
     elseif key == "--models" then o.models = arg_value()
+    elseif key == "--queue" then
+      o.queue = arg_value()
+      local okq, err = require("zoe.queue.redis").parse(o.queue)
+      if not okq then fail(err) end
     elseif key == "--max-body" then
       o.max_body = math.tointeger(tonumber(arg_value()))
       if not o.max_body or o.max_body < 1024 then fail("--max-body takes a number of bytes >= 1024") end

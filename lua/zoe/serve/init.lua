@@ -215,7 +215,7 @@ end
 function M.start(opts)
   local root = zoe.models.root()
   local app = setmetatable({out = opts.out, subs = {}}, App)
-  app.queue = queue.new(opts.out, function(e, kind) app:broadcast(e, kind) end)
+  app.queue = queue.new(opts.out, function(e, kind) app:broadcast(e, kind) end, opts.queue)
   app.server = zoe.http.listen{
     host = opts.host, port = opts.port, token = opts.token, max_body = opts.max_body,
     web = opts.web or root .. "/web", out = opts.out,

@@ -8,10 +8,12 @@ local zoe = require "zoe"
 local M = {}
 M.__index = M
 
--- out: the output folder; on_change(entry, kind): kind is "job", "preview" or "done"
-function M.new(out, on_change)
+-- out: the output folder; on_change(entry, kind): kind is "job", "preview" or "done";
+-- farm: a redis://HOST:PORT/NAME queue (zoe serve --queue): recipes and storyboards go to
+-- its workers as the farm's jobs (docs/DISTRIBUTED.md), and out must be a folder they see
+function M.new(out, on_change, farm)
   return setmetatable({out = out, entries = {}, order = {}, last_job = nil, on_change = on_change,
-                       seq = 0}, M)
+                       seq = 0, farm = farm}, M)
 end
 
 local function now() return zoe.uv.hrtime() / 1e9 end
@@ -101,6 +103,15 @@ function M:submit_video(spec)
     settings.out = self.out .. "/" .. base .. ".mp4"
     entry.preview_file = self.out .. "/" .. base .. ".preview.png"
     entry.output = base .. ".mp4"
+    if self.farm then -- the same job any front end submits; its progress shown as a local one
+      settings.out = nil
+      local got = zoe.queue.render(settings, {queue = self.farm, out = self.out .. "/farm", on_event = function(_, f)
+        if f.type == "progress" then zoe.progress {stage = f.stage, step = tonumber(f.step), steps = tonumber(f.steps)} end
+      end})
+      assert(zoe.uv.fs_link(got.file, self.out .. "/" .. entry.output) or zoe.uv.fs_copyfile(got.file, self.out .. "/" .. entry.output))
+      got.record.output = entry.output
+      return {record = got.record}
+    end
     local _, record = zoe.pipeline.text2video(settings)
     record.output = entry.output -- a name in the output folder, not this machine's path
     return {record = record}
@@ -114,7 +125,7 @@ function M:submit_board(board, slug)
   return self:add(e, function(entry)
     local dir = self.out .. "/board-" .. slug
     entry.output = "board-" .. slug .. "/final.mp4"
-    local r = zoe.storyboard.render(board, {out = dir})
+    local r = zoe.storyboard.render(board, {out = dir, queue = self.farm})
     local shots = {}
     for i, s in ipairs(r.shots) do
       shots[i] = {index = s.index, url = "/outputs/" .. s.file:sub(#self.out + 2), key = s.key,
