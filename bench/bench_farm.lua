@@ -199,7 +199,7 @@ do
   for k = 1, 3 do
     local run = "c" .. k
     local since = r:call("XADD", K.events, "*", "type", "mark")
-    r:call("XADD", K.jobs, "*", "run", run, "job", jobfmt.encode(job_of(run, "001", out, settings(7000 + k, 2000))))
+    r:call("XADD", K.jobs, "*", "run", run, "job", jobfmt.encode(job_of(run, "001", out, settings(7000 + k, 1000))))
     local t0, last = nil, since
     while true do
       local got = r:call("XREAD", "COUNT", "100", "BLOCK", "1000", "STREAMS", K.events, last)
@@ -211,6 +211,8 @@ do
           submit.cancel(r, K, run)
         elseif f.run == run and f.type == "canceled" then
           lat[#lat + 1] = now_ms() - t0
+        elseif f.run == run and (f.type == "failed" or f.type == "done") then
+          error("the job to cancel ended by itself: " .. tostring(f.error or f.type))
         end
       end
       if #lat == k then break end
