@@ -21,6 +21,7 @@ import zlib
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,6 +34,7 @@ from tokenizer import Tokenizer  # noqa: E402
 from wan import T5Encoder, WanModel, WanVAE_  # noqa: E402
 from world import World  # noqa: E402
 from zoe_tiny import first_frame_mask  # noqa: E402
+import geometry  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("ZOE_THREADS", "2")))
 
@@ -41,25 +43,40 @@ torch.set_num_threads(int(os.environ.get("ZOE_THREADS", "2")))
 # ------------------------------------------------------------------------------------------------
 C = dict(
     n_clips=5000,            # rendered training clips
+    seed0=0,                 # the first scene seed (each stage renders its own clips)
     i2v_fraction=0.5,        # share of clips that also get the first-frame conditioning latent
     heldout_mod=10,          # prompts with crc32 % heldout_mod == 0 never appear in training
     vae=dict(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0),
     vae_steps=1500, vae_batch=4, vae_frames=9, vae_lr=5e-4,
     vae_crop_frac=0.4, vae_crop_batch=8, vae_crop_frames=5, vae_crop=32, vae_kl=1e-6, vae_obj_weight=5.0, vae_latent_noise=0.1,
+    vae_edge=0.0,            # weight of an L1 term on Sobel edges (object-weighted): corners of small shapes
     t5=dict(vocab=None, dim=128, dim_attn=128, dim_ffn=256, num_heads=4, num_layers=3, num_buckets=32,
             shared_pos=False, dropout=0.0),
     dit=dict(model_type="t2v", patch_size=[1, 2, 2], text_len=32, in_dim=None, dim=256, ffn_dim=1024,
              freq_dim=256, text_dim=128, out_dim=None, num_heads=4, num_layers=8, window_size=[-1, -1],
              qk_norm=True, cross_attn_norm=True, eps=1e-6),
     dit_steps=3000, dit_batch=32, dit_lr=4e-4, dit_warmup=200, dit_min_lr=0.1, ema=0.999,
-    dit_resume=None,         # a dit.pt in the work folder to go on from (see the dit2 stage)
-    dit2=dict(dit_steps=1800, dit_lr=2e-4, dit_warmup=50),   # the second DiT run, from the first's weights
+    dit_budget_s=None,       # wall seconds the DiT may take: the LR schedule runs on the larger of the
+                             # step and time fractions and stops at 1, so a busy machine still decays
+    init_from=None,          # a model folder (f16 safetensors) whose T5 and DiT to start from
+    dit_out="dit.pt",        # where the DiT stage saves its weights, in the work folder
+    aux_block=None,          # the DiT block whose output a geometry head reads (None: no head)
+    aux_weight=1.0,          # weight of the geometry loss (tools/train/geometry.py)
+    obj_weight=0.0,          # extra diffusion-loss weight near objects (0: uniform)
+    stage=None,              # the stage of STAGES being run (None: steps run by hand with --stages)
+    latent_norm=None,        # [mean, std] per latent channel to keep (None: measured on the clips)
     text_dropout=0.1, i2v_prob=0.6, train_shift=3.0,
     sampling=dict(sampler="euler", steps=20, shift=3.0, cfg=4.0),
 )
-QUICK = dict(n_clips=1200, vae_steps=400, dit_steps=500, dit=dict(dim=192, ffn_dim=768, num_layers=6),
-             dit2=dict(dit_steps=100, dit_lr=2e-4, dit_warmup=10))
+# The recipe: stages of at most 75 minutes on 2 cores. Each later stage starts from the model
+# folder the stage before wrote (f16 weights, a fresh optimizer with a short warm-up) and renders
+# clips of its own (other seeds), so each stage can run on its own: make train-tiny STAGE=N.
+STAGES = {
+    1: dict(steps=["tok", "data", "vae", "encode", "dit", "export"], set=dict(seed0=0)),
+    2: dict(steps=["from_model", "data", "encode", "dit", "export"], set=dict(seed0=1_000_000)),
+    3: dict(steps=["from_model", "data", "encode", "dit", "export"], set=dict(seed0=2_000_000)),
+}
 
 LOG = None
 
@@ -84,24 +101,31 @@ def stage_tok(work):
 
 
 def stage_data(work, world):
-    """Render n_clips clips (seeds 0.. skipping held-out prompts) -> work/data.npz."""
+    """Render n_clips clips (seeds seed0.. skipping held-out prompts) and their geometry labels ->
+    work/clips.npy, labels.npy, prompts.json."""
     t0 = time.time()
     n = C["n_clips"]
     clips = np.empty((n, world.T, world.H, world.W, 3), np.uint8)
+    labels = None
     prompts, seeds = [], []
-    seed = 0
+    seed = C["seed0"]
     while len(prompts) < n:
         scene = world.sample_scene(seed)
         p = world.prompt(scene)
         if not heldout(p, C["heldout_mod"]):
+            lab = geometry.scene_labels(world, scene)
+            if labels is None:
+                labels = np.empty((n,) + lab.shape, np.float16)
+            labels[len(prompts)] = lab
             clips[len(prompts)] = world.render(scene)
             prompts.append(p)
             seeds.append(seed)
         seed += 1
     np.save(os.path.join(work, "clips.npy"), clips)
+    np.save(os.path.join(work, "labels.npy"), labels)
     with open(os.path.join(work, "prompts.json"), "w") as f:
         json.dump(dict(prompts=prompts, seeds=seeds), f)
-    log(f"data: {n} clips rendered in {time.time() - t0:.0f}s (seeds 0..{seed - 1})")
+    log(f"data: {n} clips rendered in {time.time() - t0:.0f}s (seeds {C['seed0']}..{seed - 1})")
 
 
 def to_video(clips_u8):
@@ -192,6 +216,15 @@ def init_vae(vae):
         dec.head[2].bias.fill_(-1.0)
 
 
+def sobel(v):
+    """|horizontal| + |vertical| Sobel response of each frame and channel, [B, C, T, H, W]."""
+    b, c, t, h, w = v.shape
+    k = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]], dtype=v.dtype) / 4
+    x = v.transpose(1, 2).reshape(b * t * c, 1, h, w)
+    g = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), torch.stack([k, k.t()])[:, None])
+    return g.abs().sum(1).view(b, t, c, h, w).transpose(1, 2)
+
+
 def world_size(clips):
     return clips.shape[2]
 
@@ -208,6 +241,8 @@ def stage_vae(work):
     S = C["vae_steps"]
     T = clips.shape[1]
     hist = []
+    losses = open(os.path.join(work, "vae_losses.tsv"), "w", buffering=1)
+    losses.write("step\tl1\twmse\tkl\tpost_std\tmu_std\n")
     for step in range(S):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, S, C["vae_lr"], 20, 0.05)
@@ -224,14 +259,14 @@ def stage_vae(work):
         if rng.random() < 0.5:   # horizontal flips: more layouts for free
             batch = batch[:, :, :, ::-1]
         x = to_video(np.ascontiguousarray(batch))
-        with torch.cpu.amp.autocast(dtype=torch.bfloat16):
-            mu, logvar = vae.encode_seq(x)
-            mu, logvar = mu.float(), logvar.float().clamp(-30, 20)
-            # posterior sample plus a noise floor (a fraction of the latent's spread), so that the
-            # decoder tolerates the small errors a denoiser makes
-            floor = C["vae_latent_noise"] * mu.detach().std(dim=(0, 2, 3, 4), keepdim=True)
-            z = mu + torch.randn_like(mu) * torch.sqrt(torch.exp(logvar) + floor ** 2)
-            y = vae.decode_seq(z).float()
+        # f32: torch 1.13's bf16 Conv3d backward is slower here than f32 (4x on the crops)
+        mu, logvar = vae.encode_seq(x)
+        logvar = logvar.clamp(-30, 20)
+        # posterior sample plus a noise floor (a fraction of the latent's spread), so that the
+        # decoder tolerates the small errors a denoiser makes
+        floor = C["vae_latent_noise"] * mu.detach().std(dim=(0, 2, 3, 4), keepdim=True)
+        z = mu + torch.randn_like(mu) * torch.sqrt(torch.exp(logvar) + floor ** 2)
+        y = vae.decode_seq(z)
         # objects are ~10% of the pixels: weight pixels that differ from the clip's background
         # (its median colour) so that shapes are learned early, not only the background
         bg = x.flatten(2).median(dim=2).values[:, :, None, None, None]
@@ -241,15 +276,19 @@ def stage_vae(work):
         l2 = (wgt * (y - x).pow(2)).mean()
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()
         loss = l1 + l2 + C["vae_kl"] * kl
+        if C["vae_edge"] > 0:
+            loss = loss + C["vae_edge"] * (wgt * (sobel(y) - sobel(x)).abs()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 10.0)
         opt.step()
         hist.append([(y - x).abs().mean().item(), l2.item(), kl.item(), torch.exp(0.5 * logvar).mean().item(), mu.std().item()])
+        losses.write(f"{step}\t" + "\t".join(f"{v:.5f}" for v in hist[-1]) + "\n")
         if step % 25 == 0 or step == S - 1:
             h = np.mean(hist[-25:], 0)
             log(f"vae step {step:5d}/{S} {cs}x{cs}x{Tw} l1 {h[0]:.4f} wmse {h[1]:.5f} kl {h[2]:.3f} post_std {h[3]:.3f} "
                 f"mu_std {h[4]:.3f} ({time.time() - t0:.0f}s)")
+    losses.close()
     torch.save(vae.state_dict(), os.path.join(work, "vae.pt"))
     log(f"vae: {S} steps in {time.time() - t0:.0f}s")
 
@@ -271,8 +310,11 @@ def stage_encode(work):
             mu, _ = vae.encode_seq(x)
         mus.append(mu.float())
     mu = torch.cat(mus)
-    mean = mu.mean(dim=(0, 2, 3, 4))
-    std = mu.std(dim=(0, 2, 3, 4))
+    if C["latent_norm"]:   # later stages keep the normalization the DiT was trained with
+        mean, std = (torch.tensor(v) for v in C["latent_norm"])
+    else:
+        mean = mu.mean(dim=(0, 2, 3, 4))
+        std = mu.std(dim=(0, 2, 3, 4))
     n_i2v = int(n * C["i2v_fraction"])
     ys = []
     for i in range(0, n_i2v, B):
@@ -296,8 +338,45 @@ def ema_update(ema, model, decay):
                 pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
 
 
+class GeluTanhF32(nn.Module):
+    """The DiT's GELU (tanh approximation) computed in f32: the same function, and on this CPU
+    torch 1.13's bf16 GELU and its backward cost a fifth of a training step."""
+
+    def forward(self, x):
+        return F.gelu(x.float(), approximate="tanh")
+
+
+def patch_embedding_as_linear(conv):
+    """The patch embedding (a Conv3d whose kernel is its stride) as the linear layer it is, with
+    the same weights: torch 1.13's bf16 Conv3d backward costs a sixth of a training step here."""
+    p = conv.kernel_size
+
+    def forward(x):
+        b, c, f, h, w = x.shape
+        u = x.view(b, c, f // p[0], p[0], h // p[1], p[1], w // p[2], p[2])
+        u = u.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(b, f // p[0], h // p[1], w // p[2], -1)
+        return F.linear(u, conv.weight.flatten(1), conv.bias).permute(0, 4, 1, 2, 3)
+    conv.forward = forward
+
+
+def faster_training(dit):
+    """Training-time replacements that compute the same DiT faster on this CPU (the parameters
+    and their names do not change, so the exported weights are the same model)."""
+    for m in list(dit.modules()):
+        for name, child in m.named_children():
+            if isinstance(child, nn.GELU) and child.approximate == "tanh":
+                setattr(m, name, GeluTanhF32())
+    patch_embedding_as_linear(dit.patch_embedding)
+
+
+def load_model_weights(folder):
+    """T5 and DiT state dicts (f32) of an exported model folder."""
+    return ({k: v.float() for k, v in st.load(os.path.join(folder, "t5.safetensors")).items()},
+            {k: v.float() for k, v in st.load(os.path.join(folder, "dit.safetensors")).items()})
+
+
 def stage_dit(work):
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     lat = torch.load(os.path.join(work, "latents.pt"))
     z, y = lat["z"], lat["y"]
     n, zc, fl, h, w = z.shape
@@ -310,34 +389,55 @@ def stage_dit(work):
     ids_all, mask_all = torch.tensor(ids_all), torch.tensor(mask_all)
     e_ids, e_mask = tok.batch([""], L)
     e_ids, e_mask = torch.tensor(e_ids[0]), torch.tensor(e_mask[0])
+    use_aux = C["aux_block"] is not None
+    labels = None
+    if use_aux or C["obj_weight"] > 0:
+        labels = torch.from_numpy(np.load(os.path.join(work, "labels.npy")))
     log(f"dit: longest prompt {int(mask_all.sum(1).max())} tokens (text_len {L})")
     torch.manual_seed(2)
     rng = np.random.default_rng(2)
     t5 = T5Encoder(**C["t5"])
     t5.init_weights()
     dit = WanModel(**C["dit"])
-    params = list(t5.parameters()) + list(dit.parameters())
+    if C["init_from"]:
+        t5_sd, dit_sd = load_model_weights(C["init_from"])
+        t5.load_state_dict(t5_sd)
+        dit.load_state_dict(dit_sd)
+        rng = np.random.default_rng(C.get("data_seed", 3))
+        log(f"dit: starts from {C['init_from']}")
+    faster_training(dit)
+    head = None
+    feats = {}
+    if use_aux:   # training only: reads a middle block's output, not exported
+        head = geometry.GeometryHead(C["dit"]["dim"], C["dit"]["patch_size"])
+        dit.blocks[C["aux_block"]].register_forward_hook(lambda m, i, o: feats.__setitem__("x", o))
+    params = list(t5.parameters()) + list(dit.parameters()) + (list(head.parameters()) if head else [])
     log(f"dit: DiT {sum(p.numel() for p in dit.parameters()) / 1e6:.2f}M params, "
         f"T5 {sum(p.numel() for p in t5.parameters()) / 1e6:.2f}M params")
     opt = torch.optim.AdamW(params, lr=C["dit_lr"], betas=(0.9, 0.99), weight_decay=0.01)
-    if C["dit_resume"]:   # go on from an earlier run's weights and EMA (a fresh optimizer, warmed up again)
-        prev = torch.load(os.path.join(work, C["dit_resume"]))
-        t5.load_state_dict(prev["t5_raw"])
-        dit.load_state_dict(prev["dit_raw"])
-        rng = np.random.default_rng(3)   # other batches than the first run's
-        log(f"dit: resumed from {C['dit_resume']}")
     ema_t5 = {k: v.detach().clone() for k, v in t5.state_dict().items()}
     ema_dit = {k: v.detach().clone() for k, v in dit.state_dict().items()}
-    if C["dit_resume"]:
-        ema_t5, ema_dit = prev["t5"], prev["dit"]
+    warm = C["init_from"] is not None
     msk1 = first_frame_mask(fl, h, w)
     S, B = C["dit_steps"], C["dit_batch"]
+    p = C["dit"]["patch_size"]
+    grid = (fl // p[0], h // p[1], w // p[2])
     rope_cache = {}
     hist = []
     sh = C["train_shift"]
+    losses = open(os.path.join(work, C["dit_out"].replace(".pt", "_losses.tsv")), "w", buffering=1)
+    losses.write("step\tloss\tgeo_dense\tgeo_object\tgrad_norm\tlr\n")
+    budget = C["dit_budget_s"]
+    done = S
     for step in range(S):
+        at = step
+        if budget:
+            at = max(step, int(S * (time.time() - t0) / budget))
+            if at >= S:
+                done = step
+                break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, S, C["dit_lr"], C["dit_warmup"], C["dit_min_lr"])
+            g["lr"] = lr_at(at, S, C["dit_lr"], C["dit_warmup"], C["dit_min_lr"])
         idx = torch.from_numpy(rng.integers(0, n, B))
         x0 = z[idx]
         is_i2v = torch.from_numpy((rng.random(B) < C["i2v_prob"]) & (idx.numpy() < n_i2v))
@@ -355,38 +455,45 @@ def stage_dit(work):
         s5 = sig.view(B, 1, 1, 1, 1)
         xt = (1 - s5) * x0 + s5 * noise
         target = noise - x0
+        lab = labels[idx].float() if labels is not None else None
         with torch.cpu.amp.autocast(dtype=torch.bfloat16):
             ctx = t5(ids, mask) * mask[..., None]
             pred = dit(torch.cat([xt, extra], 1), sig * 1000, ctx, rope_cache=rope_cache)
-        loss = F.mse_loss(pred.float(), target)
+            aux_pred = head(feats.pop("x"), grid) if head is not None else None
+        err = (pred.float() - target).pow(2)
+        if C["obj_weight"] > 0:
+            err = err * geometry.object_weight(lab, C["obj_weight"])
+        loss = err.mean()
+        diff = loss.item()
+        aux_d = aux_o = 0.0
+        if aux_pred is not None:
+            aux, aux_d, aux_o = geometry.geometry_loss(aux_pred, lab)
+            loss = loss + C["aux_weight"] * aux
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        d = C["ema"] if C["dit_resume"] else min(C["ema"], (1 + step) / (10 + step))
+        d = C["ema"] if warm else min(C["ema"], (1 + step) / (10 + step))
         ema_update(ema_t5, t5, d)
         ema_update(ema_dit, dit, d)
-        hist.append([loss.item(), gn.item()])
+        hist.append([diff, gn.item(), aux_d, aux_o])
+        losses.write(f"{step}\t{diff:.5f}\t{aux_d:.5f}\t{aux_o:.5f}\t{gn.item():.4f}\t{opt.param_groups[0]['lr']:.3e}\n")
         if step % 100 == 0 or step == S - 1:
             hh = np.mean(hist[-100:], 0)
-            log(f"dit step {step:5d}/{S} loss {hh[0]:.4f} grad {hh[1]:.3f} lr {opt.param_groups[0]['lr']:.2e} "
-                f"({time.time() - t0:.0f}s)")
+            log(f"dit step {step:5d}/{S} loss {hh[0]:.4f} grad {hh[1]:.3f} "
+                + (f"geo {hh[2]:.4f}/{hh[3]:.4f} " if head is not None else "")
+                + f"lr {opt.param_groups[0]['lr']:.2e} ({time.time() - t0:.0f}s wall, {time.process_time() - c0:.0f}s cpu, "
+                f"load {os.getloadavg()[0]:.2f})")
+    losses.close()
     torch.save(dict(t5=ema_t5, dit=ema_dit, t5_raw=t5.state_dict(), dit_raw=dit.state_dict()),
-               os.path.join(work, "dit.pt"))
-    log(f"dit: {S} steps in {time.time() - t0:.0f}s")
-
-
-def stage_dit2(work):
-    """A second DiT run from the first one's weights and EMA (a fresh optimizer, a short warm-up,
-    a lower learning rate, other batches): the first run's loss was still falling at its end."""
-    shutil.copyfile(os.path.join(work, "dit.pt"), os.path.join(work, "dit_first.pt"))
-    C.update(C["dit2"], dit_resume="dit_first.pt")
-    stage_dit(work)
+               os.path.join(work, C["dit_out"]))
+    log(f"dit: {done} steps in {time.time() - t0:.0f}s wall, {time.process_time() - c0:.0f}s cpu"
+        + (f" (time budget {budget}s)" if budget else ""))
 
 
 def stage_export(work, out, world_path):
     os.makedirs(out, exist_ok=True)
-    d = torch.load(os.path.join(work, "dit.pt"))
+    d = torch.load(os.path.join(work, C["dit_out"]))
     vae = torch.load(os.path.join(work, "vae.pt"))
     lat = torch.load(os.path.join(work, "latents.pt"))
     meta = {"format": "pt", "model": "zoe-tiny"}
@@ -413,6 +520,9 @@ def stage_export(work, out, world_path):
         tokenizer=dict(file="tokenizer.json", text_len=C["dit"]["text_len"], pad_id=0, eos_id=1, unk_id=2),
         weights=dict(t5="t5.safetensors", dit="dit.safetensors", vae="vae.safetensors", dtype="F16"),
     )
+    if C["stage"]:   # the next stage checks that it starts from this one
+        cfg["training"] = dict(stage=C["stage"], stages=len(STAGES),
+                               note="written by make train-tiny STAGE=%d (tools/train/train_tiny.py)" % C["stage"])
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
         f.write("\n")
@@ -423,49 +533,99 @@ def stage_export(work, out, world_path):
     log(f"export: wrote {out}")
 
 
+def stage_from_model(work, out):
+    """Later stages start from the model folder the stage before wrote: its tokenizer, VAE,
+    latent normalization and configuration; the DiT and T5 start from its weights."""
+    with open(os.path.join(out, "config.json")) as f:
+        cfg = json.load(f)
+    have = cfg.get("training", {}).get("stage")
+    if have != C["stage"] - 1:
+        raise SystemExit(f"train-tiny: stage {C['stage']} starts from stage {C['stage'] - 1}'s result, but {out} "
+                         f"holds {'stage %s' % have if have else 'no staged result'}; run STAGE={C['stage'] - 1} first")
+    os.makedirs(os.path.join(work, "tok"), exist_ok=True)
+    shutil.copyfile(os.path.join(out, "tokenizer.json"), os.path.join(work, "tok", "tokenizer.json"))
+    torch.save({k: v.float() for k, v in st.load(os.path.join(out, "vae.safetensors")).items()},
+               os.path.join(work, "vae.pt"))
+    for k in ("t5", "dit", "vae"):
+        C[k] = cfg[k]
+    C["latent_norm"] = [cfg["latent"]["mean"], cfg["latent"]["std"]]
+    C["init_from"] = out
+    log(f"from_model: {out} (stage {have})")
+
+
+class Clock:
+    """Wall and CPU time (all threads of this process) and the machine's load, per stage: the
+    machine is shared, so wall time alone says little."""
+
+    def __init__(self):
+        self.t0, self.c0, self.loads = time.time(), time.process_time(), []
+
+    def sample(self):
+        self.loads.append(os.getloadavg()[0])
+
+    def summary(self):
+        self.sample()
+        return dict(wall_s=round(time.time() - self.t0), cpu_s=round(time.process_time() - self.c0),
+                    load_mean=round(float(np.mean(self.loads)), 2))
+
+
 def main():
     global LOG
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "zoe-tiny"))
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--world", default=os.path.join(ROOT, "models", "zoe-tiny", "world.json"))
-    ap.add_argument("--stages", default="tok,data,vae,encode,dit,dit2,export")
-    ap.add_argument("--quick", action="store_true", help="a short run to find problems")
+    ap.add_argument("--stage", type=int, help="one stage of the recipe (STAGES), from the result of the one before")
+    ap.add_argument("--stages", help="steps to run, e.g. tok,data,vae,encode,dit,export (default: the stage's)")
     ap.add_argument("--set", action="append", default=[], help="override a config value, e.g. dit_steps=100")
+    ap.add_argument("--list-stages", action="store_true", help="print the stage numbers")
     a = ap.parse_args()
-    if a.quick:
-        for k, v in QUICK.items():
-            if isinstance(v, dict):
-                C[k].update(v)
-            else:
-                C[k] = v
+    if a.list_stages:
+        print(" ".join(str(k) for k in sorted(STAGES)))
+        return
+    if a.stage is None and a.stages is None:
+        ap.error("give --stage N (1.." + str(len(STAGES)) + ") or --stages")
+    work = a.work
+    steps = []
+    if a.stage is not None:
+        if a.stage not in STAGES:
+            ap.error(f"no stage {a.stage}: the recipe has stages 1..{len(STAGES)}")
+        C.update(STAGES[a.stage]["set"], stage=a.stage)
+        steps = STAGES[a.stage]["steps"]
+        work = os.path.join(a.work, f"stage{a.stage}")
+    if a.stages:
+        steps = a.stages.split(",")
     for kv in a.set:
         k, v = kv.split("=", 1)
         C[k] = json.loads(v)
-    os.makedirs(a.work, exist_ok=True)
-    LOG = os.path.join(a.work, "train.log")
+    os.makedirs(work, exist_ok=True)
+    LOG = os.path.join(work, "train.log")
     world = World(a.world)
-    stages = a.stages.split(",")
-    t0 = time.time()
-    if "tok" in stages:
-        stage_tok(a.work)
-    tok_path = os.path.join(a.work, "tok", "tokenizer.json")
+    clock = Clock()
+    if "tok" in steps:
+        stage_tok(work)
+    if "from_model" in steps:
+        stage_from_model(work, a.out)
+    tok_path = os.path.join(work, "tok", "tokenizer.json")
     C["t5"]["vocab"] = len(Tokenizer(tok_path).vocab)
-    C["vae"]["z_dim"] = C["vae"]["z_dim"]
     C["dit"]["in_dim"] = 2 * C["vae"]["z_dim"] + 4
     C["dit"]["out_dim"] = C["vae"]["z_dim"]
     C["dit"]["text_dim"] = C["t5"]["dim"]
     log("config " + json.dumps(C))
-    for name in ("data", "vae", "encode", "dit", "dit2"):
-        if name in stages:
-            s = time.time()
-            {"data": lambda: stage_data(a.work, world), "vae": lambda: stage_vae(a.work),
-             "encode": lambda: stage_encode(a.work), "dit": lambda: stage_dit(a.work),
-             "dit2": lambda: stage_dit2(a.work)}[name]()
-            log(f"stage {name}: {time.time() - s:.0f}s")
-    if "export" in stages:
-        stage_export(a.work, a.out, a.world)
-    log(f"total {time.time() - t0:.0f}s ({(time.time() - t0) / 60:.1f} min)")
+    times = {}
+    for name in ("data", "vae", "encode", "dit"):
+        if name in steps:
+            c = Clock()
+            {"data": lambda: stage_data(work, world), "vae": lambda: stage_vae(work),
+             "encode": lambda: stage_encode(work), "dit": lambda: stage_dit(work)}[name]()
+            times[name] = c.summary()
+            log(f"{name}: {json.dumps(times[name])}")
+    if "export" in steps:
+        stage_export(work, a.out, a.world)
+    times["total"] = clock.summary()
+    log(f"total: {json.dumps(times['total'])} ({times['total']['wall_s'] / 60:.1f} min wall)")
+    with open(os.path.join(work, "times.json"), "w") as f:
+        json.dump(times, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 #!/bin/sh
-# Reproduce models/zoe-tiny from nothing on 2 CPU cores (what `make train-tiny` runs).
+# Train models/zoe-tiny again from nothing on 2 CPU cores (what `make train-tiny` runs): the
+# stages of tools/train/train_tiny.py (STAGES) in order, or only stage $STAGE. Each stage starts
+# from the model the stage before wrote to models/zoe-tiny, so each can run on its own.
 # Needs Debian's python3-torch (/usr/bin/python3) and sentencepiece (spm_train); downloads nothing.
-# Extra arguments go to tools/train/train_tiny.py (--stages, --work, --out, --set key=value).
+# Extra arguments go to tools/train/train_tiny.py (--work, --out, --set key=value).
 set -e
 cd "$(dirname "$0")/../.."
 if ! command -v spm_train >/dev/null 2>&1; then
@@ -16,4 +18,9 @@ fi
 export ZOE_THREADS="${ZOE_THREADS:-2}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export PYTHONDONTWRITEBYTECODE=1
-exec /usr/bin/python3 tools/train/train_tiny.py "$@"
+if [ -n "$STAGE" ]; then
+	exec /usr/bin/python3 tools/train/train_tiny.py --stage "$STAGE" "$@"
+fi
+for s in $(/usr/bin/python3 tools/train/train_tiny.py --list-stages); do
+	/usr/bin/python3 tools/train/train_tiny.py --stage "$s" "$@"
+done
