@@ -6,7 +6,7 @@
 --   zoe scripts/hello.lua "a cat walking on grass" 1 Wan2.1-T2V-1.3B width=320 height=192 frames=17 steps=10
 local zoe = require "zoe"
 
-local prompt = arg[1] or "a red circle moving right and a green triangle moving up on a white background"
+local prompt = arg[1] or "a yellow triangle moving left on a navy background"
 local seed = tonumber(arg[2]) or 1
 local model = arg[3] or "zoe-tiny"
 
