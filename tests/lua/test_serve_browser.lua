@@ -87,7 +87,9 @@ end
 
 local session = wd("POST", "/session", {capabilities = {alwaysMatch = {browserName = "chrome", ["goog:chromeOptions"] = {
   binary = "/usr/bin/" .. CHROMIUM,
+  -- a profile in the test's folder, removed with it (chromedriver's own temporary ones were left in /tmp)
   args = {"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1300",
+          "--user-data-dir=" .. root .. "/profile",
           "--autoplay-policy=no-user-gesture-required"}}}}}).sessionId
 local S = "/session/" .. session
 local function js(script, ...) return wd("POST", S .. "/execute/sync", {script = script, args = {...}}) end
