@@ -137,7 +137,9 @@ run: deps all
 # examples/embed.c against the installed library only: installed into a prefix inside the
 # build folder, compiled with what pkg-config says (the header and -lzoe, nothing of the tree)
 STAGE = $(abspath $(BUILD))/stage
-$(STAGE)/lib/pkgconfig/zoe.pc: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/libzoe.so $(LIB)/zoe.so include/zoe.h
+# the stage holds copies of lua/zoe and models/ too: a change to any of them makes it again
+$(STAGE)/lib/pkgconfig/zoe.pc: $(BIN)/zoe $(LIB)/libzoe.a $(LIB)/libzoe.so $(LIB)/zoe.so include/zoe.h \
+  $(shell find lua/zoe models -type f 2>/dev/null)
 	@rm -rf $(STAGE)
 	@$(MAKE) --no-print-directory install PREFIX=$(STAGE) BUILD=$(BUILD) SAN=$(SAN) >/dev/null
 
