@@ -8,14 +8,10 @@
 local zoe = require "zoe"
 local redis = require "zoe.queue.redis"
 local jobfmt = require "zoe.queue.job"
+local now_ms = jobfmt.now_ms
 local submit = require "zoe.queue.submit"
 
 local M = {}
-
-local function now_ms()
-  local s, us = zoe.uv.gettimeofday()
-  return s * 1000 + us // 1000
-end
 
 local function decode(text)
   local ok, v = pcall(zoe.json.decode, text or "")

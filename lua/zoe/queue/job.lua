@@ -69,6 +69,12 @@ function M.decode(text)
   return M.check(job)
 end
 
+-- Wall-clock milliseconds: what every event, heartbeat and status age is stamped with.
+function M.now_ms()
+  local s, us = zoe.uv.gettimeofday()
+  return s * 1000 + us // 1000
+end
+
 -- A run's id: when, where and who, so two submitters never clash.
 function M.new_run_id()
   local sec, usec = zoe.uv.gettimeofday()

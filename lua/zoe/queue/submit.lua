@@ -10,16 +10,12 @@
 local zoe = require "zoe"
 local redis = require "zoe.queue.redis"
 local jobfmt = require "zoe.queue.job"
+local now_ms = jobfmt.now_ms
 local plan = require "zoe.storyboard.plan"
 local files = require "zoe.storyboard.files"
 local cache_mod = require "zoe.storyboard.cache"
 
 local M = {}
-
-local function now_ms()
-  local s, us = zoe.uv.gettimeofday()
-  return s * 1000 + us // 1000
-end
 
 local function progress(t)
   if zoe.progress then zoe.progress(t) end

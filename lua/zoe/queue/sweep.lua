@@ -10,16 +10,12 @@
 local zoe = require "zoe"
 local redis = require "zoe.queue.redis"
 local jobfmt = require "zoe.queue.job"
+local now_ms = jobfmt.now_ms
 local submit = require "zoe.queue.submit"
 local files = require "zoe.storyboard.files"
 local cache_mod = require "zoe.storyboard.cache"
 
 local M = {}
-
-local function now_ms()
-  local s, us = zoe.uv.gettimeofday()
-  return s * 1000 + us // 1000
-end
 
 function M.videos(combos, spec)
   if type(spec.out) ~= "string" then
