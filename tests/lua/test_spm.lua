@@ -10,6 +10,13 @@ local zoe = require "zoe"
 local SHARED = "../shared/fixtures/cogvideox-tiny/tokenizer/"
 local DIR = "tests/fixtures/spm/"
 
+-- the tests on the CogVideoX fixture's spiece.model skip, saying so, where ../shared is absent
+local have_shared = io.open(SHARED .. "spiece.model", "rb")
+if have_shared then have_shared:close() end
+local function shared_test(name, fn)
+  if have_shared then t.test(name, fn) else t.skip(name, SHARED .. "spiece.model is absent") end
+end
+
 local function list(x)
   if x:numel() == 0 then return {} end
   local v = x:totable()
@@ -31,7 +38,7 @@ local function write(s)
   return tmp
 end
 
-t.test("the CogVideoX fixture's 200 cases, exact", function()
+shared_test("the CogVideoX fixture's 200 cases, exact", function()
   local tok = zoe.tokenizer(SHARED .. "spiece.model")
   local cases = zoe.json.decode(read(SHARED .. "ids.json")).cases
   t.eq(#cases, 200)
@@ -44,7 +51,8 @@ end)
 local C = dofile(DIR .. "cases.lua")
 
 for _, name in ipairs {"t5", "bytes", "raw", "suffix"} do
-  t.test(("sentencepiece's ids on %d texts: %s"):format(#C.texts, name), function()
+  local test = name == "t5" and shared_test or t.test
+  test(("sentencepiece's ids on %d texts: %s"):format(#C.texts, name), function()
     local tok = zoe.tokenizer(name == "t5" and SHARED .. "spiece.model" or DIR .. name .. ".model")
     for i, text in ipairs(C.texts) do
       local want = {table.unpack(C.ids[name][i])}
@@ -55,7 +63,7 @@ for _, name in ipairs {"t5", "bytes", "raw", "suffix"} do
   end)
 end
 
-t.test("pads and truncates as the CogVideoX pipeline asks (226, </s> kept)", function()
+shared_test("pads and truncates as the CogVideoX pipeline asks (226, </s> kept)", function()
   local tok = zoe.tokenizer(SHARED .. "spiece.model")
   local ids, mask = tok:encode("a red circle", {length = 226})
   local v, m = list(ids), list(mask)
@@ -71,7 +79,7 @@ t.test("pads and truncates as the CogVideoX pipeline asks (226, </s> kept)", fun
   t.ok(long[225] ~= 1 and long[225] ~= 0)
 end)
 
-t.test("decode: pieces back to text, </s> and <pad> skipped", function()
+shared_test("decode: pieces back to text, </s> and <pad> skipped", function()
   local tok = zoe.tokenizer(SHARED .. "spiece.model")
   local ids = tok:encode("a red circle moves left", {length = 40})
   t.eq(tok:decode(ids), "a red circle moves left")
