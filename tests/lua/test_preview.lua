@@ -11,11 +11,6 @@ local dir = os.tmpname()
 os.remove(dir)
 assert(os.execute(("mkdir -p '%s'"):format(dir)))
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
 
 local function psnr(a, b)
   local mse = ((a - b) * (a - b)):mean():item()
@@ -66,7 +61,7 @@ t.test("preview = false writes no sheet; on_preview still sees the frames", func
   local n = 0
   zoe.pipeline.text2video{model = model, prompt = PROMPT, seed = 9, steps = 4, preview = false,
     out = dir .. "/quiet.mp4", on_preview = function() n = n + 1 end}
-  t.ok(not exists(dir .. "/quiet.preview.png"), "no sheet")
+  t.ok(not t.exists(dir .. "/quiet.preview.png"), "no sheet")
   t.eq(n, 4, "steps // 10 rounds up to every step")
   t.raises(function() zoe.pipeline.text2video{model = model, prompt = PROMPT, preview_every = 0} end,
            "preview_every must be a positive integer")
@@ -131,7 +126,7 @@ t.test("a storyboard previews each shot beside it", function()
   local r = zoe.storyboard.render(board, {out = dir .. "/board"})
   t.eq(r.rendered, 2)
   for _, name in ipairs {"01", "02"} do
-    t.ok(exists(("%s/board/shots/%s.preview.png"):format(dir, name)), "shot " .. name .. " has its preview")
+    t.ok(t.exists(("%s/board/shots/%s.preview.png"):format(dir, name)), "shot " .. name .. " has its preview")
   end
 end)
 

@@ -26,11 +26,6 @@ local function max_abs_diff(a, b)
   return (a:to("f32") - b:to("f32")):abs():max():item()
 end
 
-local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
 
 t.test("state dict of every dtype equals the safetensors copy", function()
   local p = zoe.load(FX .. "state.pth")
@@ -70,7 +65,7 @@ t.test("protocol 4 pickles and nested dicts", function()
 end)
 
 t.test("Wan2.1 umT5 bf16 .pth equals weights.safetensors rounded to bf16", function()
-  if not file_exists(SHARED .. "umt5/weights-bf16.pth") then
+  if not t.exists(SHARED .. "umt5/weights-bf16.pth") then
     return t.skip("umt5 pth", "../shared is absent")
   end
   local p = zoe.load(SHARED .. "umt5/weights-bf16.pth")
@@ -85,7 +80,7 @@ t.test("Wan2.1 umT5 bf16 .pth equals weights.safetensors rounded to bf16", funct
 end)
 
 t.test("Wan2.1 VAE .pth equals weights.safetensors exactly", function()
-  if not file_exists(SHARED .. "vae/weights.pth") then return t.skip("vae pth", "../shared is absent") end
+  if not t.exists(SHARED .. "vae/weights.pth") then return t.skip("vae pth", "../shared is absent") end
   local p = zoe.load(SHARED .. "vae/weights.pth")
   local s = zoe.load(SHARED .. "vae/weights.safetensors")
   t.eq(p:keys(), s:keys(), "names")
@@ -112,7 +107,7 @@ t.test("pickles that would run code are refused and run nothing", function()
     local err = t.raises(function() zoe.load(FX .. name .. ".pth") end, msg)
     t.ok(err:find(name .. ".pth", 1, true), "the message names the file: " .. err)
   end
-  t.ok(not file_exists("zoe-evil-ran"), "a hostile pickle ran a command")
+  t.ok(not t.exists("zoe-evil-ran"), "a hostile pickle ran a command")
 end)
 
 t.test("broken checkpoints give clear errors", function()

@@ -40,11 +40,6 @@ local function raw_file(header, data)
   return p
 end
 
-local function exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
 
 local function dir_entries(dir)
   local out, h = {}, io.popen('ls -a "' .. dir .. '"')
@@ -98,7 +93,7 @@ t.test("the written file follows the format: padded header, back-to-back data", 
 end)
 
 t.test("reads files written by Python (the Wan2.1 fixtures)", function()
-  if not exists(SHARED .. "dit/weights.safetensors") then return t.skip("shared", "../shared is absent") end
+  if not t.exists(SHARED .. "dit/weights.safetensors") then return t.skip("shared", "../shared is absent") end
   local w = zoe.load(SHARED .. "dit/weights.safetensors")
   t.ok(#w > 20)
   local x = w:get("patch_embedding.weight")

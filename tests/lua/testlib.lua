@@ -4,7 +4,7 @@
 --   t.done()
 -- prints "ok - name" / "not ok - name: message" and "# passed N failed M skipped K".
 -- t.skip(name, why) reports a skip: for a whole file (then t.done()), or from inside a test,
--- which then counts as skipped, not passed.
+-- which then counts as skipped, not passed. t.exists(path): a fixture file is there to read.
 local M = {}
 local passed, failed, skipped = 0, 0, 0
 
@@ -15,6 +15,12 @@ local function fmt(v)
     return "{" .. table.concat(parts, ", ") .. "}"
   end
   return tostring(v)
+end
+
+function M.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
 end
 
 function M.test(name, fn)
