@@ -2,6 +2,7 @@
 -- the page and the JSON API (lua/zoe/serve/) on this process's loop until Ctrl-C, which
 -- cancels the running renders (their unfinished files are removed) and stops.
 local zoe = require "zoe"
+local options = require "zoe.cli.options"
 
 local USAGE = [[
 usage: zoe serve [options]
@@ -24,17 +25,7 @@ end
 
 local function parse(args)
   local o = {port = 8188, host = "127.0.0.1", out = "out", max_body = 1 << 20}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local key, value = a:match("^(%-%-[%w-]+)=(.*)$")
-    key = key or a
-    local function arg_value()
-      if value then return value end
-      i = i + 1
-      if args[i] == nil then fail(key .. " needs a value") end
-      return args[i]
-    end
+  for key, arg_value, a in options.each(args, function(key) fail(key .. " needs a value") end) do
     if key == "-h" or key == "--help" then
       print(USAGE)
       return nil
@@ -55,7 +46,6 @@ local function parse(args)
     else
       fail(("unknown argument '%s'"):format(a))
     end
-    i = i + 1
   end
   return o
 end

@@ -4,6 +4,7 @@
 -- are printed as one line (no traceback) and the command exits with status 1; bad
 -- arguments exit with status 2.
 local zoe = require "zoe"
+local options = require "zoe.cli.options"
 
 local USAGE = [[
 usage: zoe storyboard BOARD.lua|BOARD.json [options]
@@ -32,17 +33,8 @@ end
 
 local function parse(args)
   local o = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local key, value = a:match("^(%-%-[%w-]+)=(.*)$")
-    key = key or a
-    local function arg_value()
-      if value then return value end
-      i = i + 1
-      if args[i] == nil then exit(2, ("zoe storyboard: %s needs a value\n%s"):format(key, USAGE)) end
-      return args[i]
-    end
+  local function missing(key) exit(2, ("zoe storyboard: %s needs a value\n%s"):format(key, USAGE)) end
+  for key, arg_value, a in options.each(args, missing) do
     if key == "-h" or key == "--help" then
       io.stdout:write(USAGE)
       o.help = true
@@ -66,7 +58,6 @@ local function parse(args)
     else
       o.path = a
     end
-    i = i + 1
   end
   if not o.path then exit(2, "zoe storyboard: which storyboard?\n" .. USAGE) end
   return o

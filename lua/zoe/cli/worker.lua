@@ -19,17 +19,9 @@ local function exit(code, msg)
 end
 
 return function(args)
-  local o, i = {}, 1
-  while i <= #args do
-    local a = args[i]
-    local key, value = a:match("^(%-%-[%w-]+)=(.*)$")
-    key = key or a
-    local function arg_value()
-      if value then return value end
-      i = i + 1
-      if args[i] == nil then exit(2, ("zoe worker: %s needs a value\n%s"):format(key, USAGE)) end
-      return args[i]
-    end
+  local o = {}
+  local function missing(key) exit(2, ("zoe worker: %s needs a value\n%s"):format(key, USAGE)) end
+  for key, arg_value, a in require("zoe.cli.options").each(args, missing) do
     local function number()
       local n = math.tointeger(tonumber(arg_value()))
       if not n or n < 1 then exit(2, ("zoe worker: %s takes a whole number >= 1"):format(key)) end
@@ -42,7 +34,6 @@ return function(args)
     elseif key == "--max-jobs" then o.max_jobs = number()
     elseif key == "--exit-when-idle" then o.idle_exit_ms = number()
     else exit(2, ("zoe worker: unknown argument '%s'\n%s"):format(a, USAGE)) end
-    i = i + 1
   end
   if not o.queue then exit(2, "zoe worker: which queue? --queue redis://HOST:PORT/NAME\n" .. USAGE) end
   local ok, err = require("zoe.queue.redis").parse(o.queue)
