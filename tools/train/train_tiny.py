@@ -79,10 +79,10 @@ C = dict(
 # Every DiT stage trains the geometry head on block 4 (the A/B runs: it took one-object motion
 # from 62.5% to 80% over the same steps without it) and has a wall-time budget, so that a busy
 # machine trains fewer steps (with the whole LR decay) instead of running past 75 minutes.
-# Every DiT stage also trains the text encoder's word-binding heads (run 6 against run 5, the same
-# 1800 steps and batches: two-object motion 54% -> 63%; run 7, 5936 steps more: 96%). Stages 2 and 3 are the "long" continuations that made
-# the shipped weights (MODEL_CARD.md): 10000 fresh clips, fewer image-to-video samples,
-# two-object clips drawn 2.5x as often.
+# Every DiT stage also trains the text encoder's word-binding heads (run 6 against run 5, the
+# same 1800 steps and batches: two-object motion 54% -> 63%; run 7, 5936 steps more: 96%).
+# Stages 2 and 3 are the "long" continuations that made the shipped weights (MODEL_CARD.md):
+# 10000 fresh clips, fewer image-to-video samples, two-object clips drawn 2.5x as often.
 LATER = dict(n_clips=10000, aux_block=4, bind_weight=0.3, dit_steps=6000, dit_lr=3e-4, dit_warmup=100,
              ema=0.999, i2v_prob=0.25, two_object_weight=2.5, dit_budget_s=3000)
 STAGES = {

@@ -1,5 +1,7 @@
 -- The command `zoe worker --queue redis://HOST:PORT/NAME [--idle-ms N] [--max-jobs N]
 -- [--exit-when-idle MS]`: takes the farm's jobs until stopped (queue/worker.lua).
+local options = require "zoe.cli.options"
+
 local USAGE = [[
 usage: zoe worker --queue redis://HOST:PORT/NAME [options]
   --queue URL            the farm's Redis and queue name
@@ -21,7 +23,7 @@ end
 return function(args)
   local o = {}
   local function missing(key) exit(2, ("zoe worker: %s needs a value\n%s"):format(key, USAGE)) end
-  for key, arg_value, a in require("zoe.cli.options").each(args, missing) do
+  for key, arg_value, a in options.each(args, missing) do
     local function number()
       local n = math.tointeger(tonumber(arg_value()))
       if not n or n < 1 then exit(2, ("zoe worker: %s takes a whole number >= 1"):format(key)) end
