@@ -11,7 +11,6 @@ local dir = os.tmpname()
 os.remove(dir)
 assert(os.execute(("mkdir -p '%s'"):format(dir)))
 
-
 local function psnr(a, b)
   local mse = ((a - b) * (a - b)):mean():item()
   return mse == 0 and math.huge or 10 * math.log(4 / mse, 10)

@@ -26,7 +26,6 @@ local function max_abs_diff(a, b)
   return (a:to("f32") - b:to("f32")):abs():max():item()
 end
 
-
 t.test("state dict of every dtype equals the safetensors copy", function()
   local p = zoe.load(FX .. "state.pth")
   local s = zoe.load(FX .. "state.safetensors")

@@ -40,7 +40,6 @@ local function raw_file(header, data)
   return p
 end
 
-
 local function dir_entries(dir)
   local out, h = {}, io.popen('ls -a "' .. dir .. '"')
   for l in h:lines() do out[#out + 1] = l end

@@ -18,7 +18,9 @@ def token_labels(world, tokenizer, prompts, ids):
     vocab = [p for p, _ in tokenizer.vocab]
     word = [p.lstrip("\u2581") for p in vocab]
     colours, shapes = world.colour_names, world.shape_names
-    stops = {"and", "on"}
+    # an object's words end where the grammar joins the next object or names the background
+    g = world.grammar
+    stops = {g["join"].split()[0], g["scene"].split("{objects}")[1].split()[0]}
     out = np.full((len(prompts), 3, ids.shape[1]), IGNORE, np.int64)
     for n, p in enumerate(prompts):
         spec = world.parse(p)
